@@ -1,0 +1,189 @@
+//! Conversions between C and Rust at the boundary: caller pointers to slices, templates
+//! and mechanisms to Rust values, results back into the caller's structures. Every
+//! `unsafe` block relies on the PKCS#11 calling contract: a non-NULL pointer given with a
+//! length points to that many readable (or, for outputs, writable) bytes for the call.
+
+use crate::error::{Error, Result};
+use crate::library::Attribute;
+use crate::mech::{Mechanism, Param};
+use cryptoki_sys::*;
+use std::borrow::Cow;
+
+/// Upper bound on a single input, a defence against absurd lengths (1 GiB).
+const MAX_INPUT: CK_ULONG = 1 << 30;
+/// Upper bound on attributes in one template.
+const MAX_TEMPLATE: CK_ULONG = 4096;
+
+/// Input bytes `(p, len)`; NULL is allowed only for an empty input.
+pub fn input<'a>(p: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() || len > MAX_INPUT {
+        return Err(Error::ArgumentsBad);
+    }
+    // SAFETY: non-NULL and the caller promises `len` readable bytes (PKCS#11 contract).
+    Ok(unsafe { std::slice::from_raw_parts(p, len as usize) })
+}
+
+/// Input that may share memory with the output buffer (in-place encryption is common):
+/// copied when the two overlap, so that Rust never holds aliasing references.
+pub fn input_beside<'a>(p: *const u8, len: CK_ULONG, out: *const u8, out_len: *const CK_ULONG) -> Result<Cow<'a, [u8]>> {
+    let data = input(p, len)?;
+    if out.is_null() || out_len.is_null() || data.is_empty() {
+        return Ok(Cow::Borrowed(data));
+    }
+    // SAFETY: out_len is non-NULL and points to the caller's CK_ULONG.
+    let olen = unsafe { *out_len } as usize;
+    let (a, b) = (p as usize, out as usize);
+    if a < b + olen && b < a + data.len() {
+        Ok(Cow::Owned(data.to_vec()))
+    } else {
+        Ok(Cow::Borrowed(data))
+    }
+}
+
+/// The output buffer of the two-call convention: None when `p` is NULL (length query).
+pub fn output<'a>(p: *mut u8, len: *mut CK_ULONG) -> Result<Option<&'a mut [u8]>> {
+    if len.is_null() {
+        return Err(Error::ArgumentsBad);
+    }
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: `len` is non-NULL; the caller owns *len writable bytes at `p`.
+    Ok(Some(unsafe { std::slice::from_raw_parts_mut(p, (*len as usize).min(MAX_INPUT as usize * 2)) }))
+}
+
+/// Stores a length (written or needed) where the caller asked for it; a too-small
+/// buffer still reports the needed length.
+pub fn emit(len: *mut CK_ULONG, r: Result<usize>) -> Result<()> {
+    let n = match &r {
+        Ok(n) | Err(Error::BufferTooSmall(n)) => *n,
+        Err(_) => return r.map(|_| ()),
+    };
+    // SAFETY: `output` has already checked that `len` is non-NULL.
+    unsafe { *len = n as CK_ULONG };
+    r.map(|_| ())
+}
+
+/// A writable pointer to one value of the caller's.
+pub fn out_ref<'a, T>(p: *mut T) -> Result<&'a mut T> {
+    if p.is_null() {
+        return Err(Error::ArgumentsBad);
+    }
+    // SAFETY: non-NULL; the caller passes a pointer to its own T for the call.
+    Ok(unsafe { &mut *p })
+}
+
+/// Copies a template in. pValue may be NULL only with length 0.
+pub fn template(p: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Vec<Attribute>> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if p.is_null() || count > MAX_TEMPLATE {
+        return Err(Error::ArgumentsBad);
+    }
+    // SAFETY: the caller passes `count` CK_ATTRIBUTEs at `p`.
+    let attrs = unsafe { std::slice::from_raw_parts(p, count as usize) };
+    attrs
+        .iter()
+        .map(|a| Ok((a.type_, input(a.pValue as *const u8, a.ulValueLen)?.to_vec())))
+        .collect()
+}
+
+/// The caller's template for C_GetAttributeValue, to be filled in place.
+pub fn template_out<'a>(p: *mut CK_ATTRIBUTE, count: CK_ULONG) -> Result<&'a mut [CK_ATTRIBUTE]> {
+    if count == 0 {
+        return Ok(&mut []);
+    }
+    if p.is_null() || count > MAX_TEMPLATE {
+        return Err(Error::ArgumentsBad);
+    }
+    // SAFETY: the caller passes `count` writable CK_ATTRIBUTEs at `p`.
+    Ok(unsafe { std::slice::from_raw_parts_mut(p, count as usize) })
+}
+
+/// Writes one attribute value into the caller's CK_ATTRIBUTE, following the rules of
+/// C_GetAttributeValue.
+pub fn fill_attribute(a: &mut CK_ATTRIBUTE, value: Result<&[u8]>) -> Result<()> {
+    match value {
+        Err(e) => {
+            a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+            Err(e)
+        }
+        Ok(v) if a.pValue.is_null() => {
+            a.ulValueLen = v.len() as CK_ULONG;
+            Ok(())
+        }
+        Ok(v) if (a.ulValueLen as usize) < v.len() => {
+            a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+            Err(Error::BufferTooSmall(v.len()))
+        }
+        Ok(v) => {
+            // SAFETY: pValue is non-NULL with ulValueLen >= v.len() writable bytes.
+            unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), a.pValue as *mut u8, v.len()) };
+            a.ulValueLen = v.len() as CK_ULONG;
+            Ok(())
+        }
+    }
+}
+
+/// Reads a parameter structure of type T, which must be exactly its size.
+fn param_struct<T: Copy>(m: &CK_MECHANISM) -> Result<T> {
+    if m.pParameter.is_null() || m.ulParameterLen as usize != std::mem::size_of::<T>() {
+        return Err(Error::MechanismParamInvalid);
+    }
+    // SAFETY: non-NULL, and the caller says it holds ulParameterLen == size_of::<T>() bytes;
+    // read_unaligned because C callers need not align it for us.
+    Ok(unsafe { std::ptr::read_unaligned(m.pParameter as *const T) })
+}
+
+/// Decodes a CK_MECHANISM and its parameter into Rust.
+pub fn mechanism(p: *const CK_MECHANISM) -> Result<Mechanism> {
+    if p.is_null() {
+        return Err(Error::ArgumentsBad);
+    }
+    // SAFETY: non-NULL pointer to the caller's CK_MECHANISM.
+    let m = unsafe { &*p };
+    let bytes = |m: &CK_MECHANISM| {
+        input(m.pParameter as *const u8, m.ulParameterLen).map_err(|_| Error::MechanismParamInvalid)
+    };
+    let param = match m.mechanism {
+        CKM_AES_GCM => {
+            let g: CK_GCM_PARAMS = param_struct(m)?;
+            let iv = input(g.pIv, g.ulIvLen).map_err(|_| Error::MechanismParamInvalid)?.to_vec();
+            let aad = input(g.pAAD, g.ulAADLen).map_err(|_| Error::MechanismParamInvalid)?.to_vec();
+            Param::Gcm { iv, aad, tag_bits: g.ulTagBits }
+        }
+        CKM_AES_CTR => {
+            let c: CK_AES_CTR_PARAMS = param_struct(m)?;
+            Param::Ctr { counter_bits: c.ulCounterBits, cb: c.cb }
+        }
+        CKM_SHA_1_HMAC_GENERAL | CKM_SHA224_HMAC_GENERAL | CKM_SHA256_HMAC_GENERAL
+        | CKM_SHA384_HMAC_GENERAL | CKM_SHA512_HMAC_GENERAL | CKM_AES_CMAC_GENERAL => {
+            Param::Ulong(param_struct::<CK_ULONG>(m)?)
+        }
+        _ if m.ulParameterLen == 0 => Param::None,
+        _ => Param::Bytes(bytes(m)?.to_vec()),
+    };
+    Ok(Mechanism { ty: m.mechanism, param })
+}
+
+/// Copies `s` into a blank-padded fixed field, cutting at a character boundary.
+pub fn padded<const N: usize>(s: &str) -> [u8; N] {
+    let mut out = [b' '; N];
+    let mut end = s.len().min(N);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    out[..end].copy_from_slice(&s.as_bytes()[..end]);
+    out
+}
+
+/// A label field from the caller (32 bytes, blank padded) as a trimmed string.
+pub fn label(p: *const u8) -> Result<String> {
+    let raw = input(p, 32)?;
+    let s = String::from_utf8_lossy(raw);
+    Ok(s.trim_end_matches([' ', '\0']).to_string())
+}

@@ -1,0 +1,22 @@
+//! kmstoken: a PKCS#11 token whose keys live by the rules of a cloud KMS, on a local
+//! encrypted keystore.
+//!
+//! Layers, outermost first: `abi` (the C shell, the only place with `unsafe`), `library`
+//! (slots, sessions and every PKCS#11 function in Rust types), `kms` (the gate every key
+//! use passes), `token` and `object` (login, objects and their attribute rules), `mech`
+//! (one unit per mechanism) over `crypto` (the only module that names the crypto engine),
+//! and `store` (persistence) with `seal` (encryption at rest).
+
+pub mod abi;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod kms;
+pub mod library;
+pub mod mech;
+pub mod object;
+pub mod seal;
+pub mod session;
+pub mod store;
+pub mod token;
+pub mod vendor;

@@ -1,0 +1,700 @@
+//! The library in Rust terms: slots and tokens found in the keystore, sessions, and every
+//! PKCS#11 function as a typed method. The C ABI shell and the command line both drive it.
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::kms::{self, KeyUse};
+use crate::mech::{Mechanism, Registry, SecretKey, Unit};
+use crate::object::{ck_ulong, Object, Origin};
+use crate::session::{cipher_step, fixed_len_step, update_step, Cipher, Find, Session, Step};
+use crate::store::Role;
+use crate::token::Token;
+use cryptoki_sys::*;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub type Attribute = (CK_ATTRIBUTE_TYPE, Vec<u8>);
+
+/// A slot: a token, or the one empty slot where C_InitToken makes a new token.
+pub enum Slot {
+    Token(Arc<Token>),
+    Empty,
+}
+
+/// The state of a session, as C_GetSessionInfo reports it.
+pub struct SessionView {
+    pub slot_id: u64,
+    pub state: CK_STATE,
+    pub rw: bool,
+}
+
+pub struct Library {
+    pub config: Config,
+    registry: Registry,
+    keystore: PathBuf,
+    tokens: RwLock<BTreeMap<u64, Arc<Token>>>,
+    sessions: RwLock<HashMap<CK_SESSION_HANDLE, Arc<Mutex<Session>>>>,
+    next_session: AtomicU64,
+}
+
+/// Creates the keystore directory, private to its owner.
+fn ensure_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::storage(format!("{}: cannot create keystore: {e}", dir.display())))
+}
+
+fn pin_len_ok(config: &Config, pin: &[u8]) -> bool {
+    (config.pin.min_len..=config.pin.max_len).contains(&pin.len())
+}
+
+impl Library {
+    pub fn new(config: Config) -> Result<Library> {
+        let keystore = config.keystore_dir();
+        ensure_dir(&keystore)?;
+        let lib = Library {
+            registry: Registry::new(config.mechanisms.aes_ecb),
+            config,
+            keystore,
+            tokens: RwLock::new(BTreeMap::new()),
+            sessions: RwLock::new(HashMap::new()),
+            next_session: AtomicU64::new(1),
+        };
+        lib.refresh()?;
+        Ok(lib)
+    }
+
+    pub fn keystore(&self) -> &Path {
+        &self.keystore
+    }
+
+    /// Finds tokens that other processes created or deleted since the last look.
+    pub fn refresh(&self) -> Result<()> {
+        let entries = std::fs::read_dir(&self.keystore)
+            .map_err(|e| Error::storage(format!("{}: {e}", self.keystore.display())))?;
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("token-") && n.ends_with(".sqlite"))
+            })
+            .collect();
+        paths.sort();
+        let mut tokens = self.tokens.write();
+        tokens.retain(|_, t| t.path().exists());
+        for p in paths {
+            if tokens.values().any(|t| t.path() == p) {
+                continue;
+            }
+            match Token::open(&p, &self.config) {
+                Ok(t) if tokens.contains_key(&t.slot_id) => {
+                    log::error!("{}: slot {} is already taken by another token; skipped", p.display(), t.slot_id)
+                }
+                Ok(t) => {
+                    tokens.insert(t.slot_id, Arc::new(t));
+                }
+                Err(e) => log::error!("{}: token cannot be opened, skipped: {e}", p.display()),
+            }
+        }
+        Ok(())
+    }
+
+    /// The id of the empty slot: the smallest id no token holds.
+    pub fn empty_slot_id(&self) -> u64 {
+        let tokens = self.tokens.read();
+        (0..).find(|id| !tokens.contains_key(id)).unwrap_or(0)
+    }
+
+    pub fn slot_list(&self) -> Result<Vec<u64>> {
+        self.refresh()?;
+        let mut ids: Vec<u64> = self.tokens.read().keys().copied().collect();
+        ids.push(self.empty_slot_id());
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    pub fn slot(&self, id: u64) -> Result<Slot> {
+        if let Some(t) = self.tokens.read().get(&id) {
+            return Ok(Slot::Token(t.clone()));
+        }
+        if id == self.empty_slot_id() {
+            return Ok(Slot::Empty);
+        }
+        self.refresh()?;
+        match self.tokens.read().get(&id) {
+            Some(t) => Ok(Slot::Token(t.clone())),
+            None if id == self.empty_slot_id() => Ok(Slot::Empty),
+            None => Err(Error::SlotIdInvalid),
+        }
+    }
+
+    pub fn tokens(&self) -> Vec<Arc<Token>> {
+        self.tokens.read().values().cloned().collect()
+    }
+
+    /// Sessions open on `slot_id`: (all, read/write).
+    pub fn session_counts(&self, slot_id: u64) -> (usize, usize) {
+        let sessions = self.sessions.read();
+        let mut all = 0;
+        let mut rw = 0;
+        for s in sessions.values() {
+            let s = s.lock();
+            if s.slot_id == slot_id {
+                all += 1;
+                rw += s.rw as usize;
+            }
+        }
+        (all, rw)
+    }
+
+    pub fn mechanisms(&self) -> Vec<CK_MECHANISM_TYPE> {
+        self.registry.list()
+    }
+
+    pub fn mechanism(&self, ty: CK_MECHANISM_TYPE) -> Result<&'static dyn Unit> {
+        self.registry.lookup(ty)
+    }
+
+    // ---- tokens and PINs ----
+
+    /// C_InitToken: makes a token on the empty slot, or re-initialises a token after
+    /// checking its SO PIN; the old database goes to the keystore's archive.
+    pub fn init_token(&self, slot_id: u64, so_pin: &[u8], label: &str) -> Result<Arc<Token>> {
+        if !pin_len_ok(&self.config, so_pin) {
+            return Err(Error::PinLenRange);
+        }
+        let _guard = KeystoreLock::take(&self.keystore)?;
+        self.refresh()?;
+        match self.slot(slot_id)? {
+            Slot::Empty => {}
+            Slot::Token(old) => {
+                if self.session_counts(slot_id).0 > 0 {
+                    return Err(Error::SessionExists);
+                }
+                old.verify_pin(Role::So, so_pin)?;
+                self.archive(&old)?;
+                self.tokens.write().remove(&slot_id);
+            }
+        }
+        let token = Arc::new(Token::create(&self.keystore, slot_id, label, so_pin, &self.config)?);
+        self.tokens.write().insert(slot_id, token.clone());
+        log::info!("slot {slot_id}: token {:?} (serial {}) initialised", label, token.serial);
+        Ok(token)
+    }
+
+    /// Moves a token's database aside into `archive/` under the keystore.
+    fn archive(&self, token: &Token) -> Result<()> {
+        let dir = self.keystore.join("archive");
+        ensure_dir(&dir)?;
+        let stamp = crate::token::now_secs();
+        for suffix in ["", "-wal", "-shm"] {
+            let from = PathBuf::from(format!("{}{suffix}", token.path().display()));
+            if from.exists() {
+                let name = from.file_name().and_then(|n| n.to_str()).unwrap_or("token");
+                std::fs::rename(&from, dir.join(format!("{stamp}-{name}")))
+                    .map_err(|e| Error::storage(format!("{}: cannot archive: {e}", from.display())))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a token for good (the command line's delete-token).
+    pub fn delete_token(&self, slot_id: u64) -> Result<()> {
+        let Slot::Token(t) = self.slot(slot_id)? else { return Err(Error::SlotIdInvalid) };
+        self.archive(&t)?;
+        self.tokens.write().remove(&slot_id);
+        Ok(())
+    }
+
+    // ---- sessions ----
+
+    pub fn open_session(&self, slot_id: u64, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
+        if flags & CKF_SERIAL_SESSION == 0 {
+            return Err(Error::SessionParallelNotSupported);
+        }
+        let token = match self.slot(slot_id)? {
+            Slot::Token(t) => t,
+            Slot::Empty => return Err(Error::TokenNotRecognized),
+        };
+        let rw = flags & CKF_RW_SESSION != 0;
+        if !rw && token.logged_in() == Some(Role::So) {
+            return Err(Error::SessionReadWriteSoExists);
+        }
+        let h = self.next_session.fetch_add(1, Ordering::Relaxed);
+        self.sessions.write().insert(h, Arc::new(Mutex::new(Session::new(h, token, rw))));
+        Ok(h)
+    }
+
+    pub fn session(&self, h: CK_SESSION_HANDLE) -> Result<Arc<Mutex<Session>>> {
+        self.sessions.read().get(&h).cloned().ok_or(Error::SessionHandleInvalid)
+    }
+
+    pub fn close_session(&self, h: CK_SESSION_HANDLE) -> Result<()> {
+        let s = self.sessions.write().remove(&h).ok_or(Error::SessionHandleInvalid)?;
+        let s = s.lock();
+        s.token.drop_session_objects(h);
+        // The login belongs to the application: it ends with the token's last session.
+        if self.session_counts(s.slot_id).0 == 0 {
+            let _ = s.token.logout();
+        }
+        Ok(())
+    }
+
+    pub fn close_all_sessions(&self, slot_id: u64) -> Result<()> {
+        if let Slot::Empty = self.slot(slot_id)? {
+            return Ok(());
+        }
+        let handles: Vec<_> = {
+            let sessions = self.sessions.read();
+            sessions.iter().filter(|(_, s)| s.lock().slot_id == slot_id).map(|(h, _)| *h).collect()
+        };
+        for h in handles {
+            let _ = self.close_session(h);
+        }
+        Ok(())
+    }
+
+    pub fn session_info(&self, h: CK_SESSION_HANDLE) -> Result<SessionView> {
+        let s = self.session(h)?;
+        let s = s.lock();
+        let state = match (s.token.logged_in(), s.rw) {
+            (None, false) => CKS_RO_PUBLIC_SESSION,
+            (None, true) => CKS_RW_PUBLIC_SESSION,
+            (Some(Role::User), false) => CKS_RO_USER_FUNCTIONS,
+            (Some(Role::User), true) => CKS_RW_USER_FUNCTIONS,
+            (Some(Role::So), _) => CKS_RW_SO_FUNCTIONS,
+        };
+        Ok(SessionView { slot_id: s.slot_id, state, rw: s.rw })
+    }
+
+    fn token_of(&self, h: CK_SESSION_HANDLE) -> Result<(Arc<Token>, bool)> {
+        let s = self.session(h)?;
+        let s = s.lock();
+        Ok((s.token.clone(), s.rw))
+    }
+
+    pub fn login(&self, h: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
+        let (token, _) = self.token_of(h)?;
+        let role = match user_type {
+            CKU_SO => Role::So,
+            CKU_USER => Role::User,
+            // No operation here asks for re-authentication (CKA_ALWAYS_AUTHENTICATE).
+            CKU_CONTEXT_SPECIFIC => return Err(Error::OperationNotInitialized),
+            _ => return Err(Error::UserTypeInvalid),
+        };
+        if role == Role::So && token.logged_in().is_none() {
+            let (all, rw) = self.session_counts(token.slot_id);
+            if all > rw {
+                return Err(Error::SessionReadOnlyExists);
+            }
+        }
+        if !pin_len_ok(&self.config, pin) && token.logged_in().is_none() {
+            return Err(Error::PinIncorrect);
+        }
+        token.login(role, pin)
+    }
+
+    pub fn logout(&self, h: CK_SESSION_HANDLE) -> Result<()> {
+        let (token, _) = self.token_of(h)?;
+        token.logout()
+    }
+
+    pub fn init_pin(&self, h: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
+        let (token, rw) = self.token_of(h)?;
+        if token.logged_in() != Some(Role::So) {
+            return Err(Error::UserNotLoggedIn);
+        }
+        if !rw {
+            return Err(Error::SessionReadOnly);
+        }
+        if !pin_len_ok(&self.config, pin) {
+            return Err(Error::PinLenRange);
+        }
+        token.init_pin(pin, &self.config)
+    }
+
+    pub fn set_pin(&self, h: CK_SESSION_HANDLE, old: &[u8], new: &[u8]) -> Result<()> {
+        let (token, rw) = self.token_of(h)?;
+        if !rw {
+            return Err(Error::SessionReadOnly);
+        }
+        if !pin_len_ok(&self.config, new) {
+            return Err(Error::PinLenRange);
+        }
+        let role = if token.logged_in() == Some(Role::So) { Role::So } else { Role::User };
+        token.set_pin(role, old, new, &self.config)
+    }
+
+    // ---- objects ----
+
+    /// Checks that a session may create or change `obj`.
+    fn check_writable(token: &Token, rw: bool, obj: &Object) -> Result<()> {
+        if obj.is_token() && !rw {
+            return Err(Error::SessionReadOnly);
+        }
+        if obj.is_private() && token.logged_in() != Some(Role::User) {
+            return Err(Error::UserNotLoggedIn);
+        }
+        Ok(())
+    }
+
+    pub fn create_object(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<u64> {
+        let (token, rw) = self.token_of(h)?;
+        let obj = Object::build(template, Origin::Create, &[], token.logged_in() == Some(Role::So))?;
+        Self::check_writable(&token, rw, &obj)?;
+        token.add_object(obj, h)
+    }
+
+    pub fn copy_object(&self, h: CK_SESSION_HANDLE, from: u64, template: &[Attribute]) -> Result<u64> {
+        let (token, rw) = self.token_of(h)?;
+        let src = token.object(from)?;
+        if !src.bool(CKA_COPYABLE) {
+            return Err(Error::ActionProhibited);
+        }
+        let mut obj = (*src).clone();
+        obj.attrs.remove(&CKA_UNIQUE_ID);
+        obj.apply_changes(template, true, token.logged_in() == Some(Role::So))?;
+        Self::check_writable(&token, rw, &obj)?;
+        token.add_object(obj, h)
+    }
+
+    pub fn destroy_object(&self, h: CK_SESSION_HANDLE, handle: u64) -> Result<()> {
+        let (token, rw) = self.token_of(h)?;
+        let obj = token.object(handle)?;
+        if obj.is_token() && !rw {
+            return Err(Error::SessionReadOnly);
+        }
+        if !obj.bool(CKA_DESTROYABLE) {
+            return Err(Error::ActionProhibited);
+        }
+        token.remove_object(handle)
+    }
+
+    pub fn object(&self, h: CK_SESSION_HANDLE, handle: u64) -> Result<Arc<Object>> {
+        let (token, _) = self.token_of(h)?;
+        token.object(handle)
+    }
+
+    pub fn object_size(&self, h: CK_SESSION_HANDLE, handle: u64) -> Result<usize> {
+        let (token, _) = self.token_of(h)?;
+        let obj = token.object(handle)?;
+        Ok(token.object_size(&obj))
+    }
+
+    pub fn set_attributes(&self, h: CK_SESSION_HANDLE, handle: u64, template: &[Attribute]) -> Result<()> {
+        let (token, rw) = self.token_of(h)?;
+        let obj = token.object(handle)?;
+        if obj.is_token() && !rw {
+            return Err(Error::SessionReadOnly);
+        }
+        if !obj.bool(CKA_MODIFIABLE) {
+            return Err(Error::ActionProhibited);
+        }
+        let mut changed = (*obj).clone();
+        changed.apply_changes(template, false, token.logged_in() == Some(Role::So))?;
+        token.replace_object(handle, changed)
+    }
+
+    pub fn find_init(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<()> {
+        let s = self.session(h)?;
+        let mut s = s.lock();
+        if s.find.is_some() {
+            return Err(Error::OperationActive);
+        }
+        let handles = s.token.find(template)?;
+        s.find = Some(Find { handles, pos: 0 });
+        Ok(())
+    }
+
+    pub fn find_next(&self, h: CK_SESSION_HANDLE, max: usize) -> Result<Vec<u64>> {
+        let s = self.session(h)?;
+        let mut s = s.lock();
+        let f = s.find.as_mut().ok_or(Error::OperationNotInitialized)?;
+        let end = (f.pos + max).min(f.handles.len());
+        let out = f.handles[f.pos..end].to_vec();
+        f.pos = end;
+        Ok(out)
+    }
+
+    pub fn find_final(&self, h: CK_SESSION_HANDLE) -> Result<()> {
+        let s = self.session(h)?;
+        let mut s = s.lock();
+        s.find.take().map(|_| ()).ok_or(Error::OperationNotInitialized)
+    }
+
+    // ---- cryptography ----
+
+    /// Resolves a key for a mechanism and passes the KMS layer; the common start of every
+    /// *Init function.
+    fn key_for(
+        session: &Session,
+        key: u64,
+        what: KeyUse,
+        unit: &dyn Unit,
+    ) -> Result<Arc<Object>> {
+        let obj = session.token.object(key).map_err(|e| match e {
+            Error::ObjectHandleInvalid => Error::KeyHandleInvalid,
+            e => e,
+        })?;
+        kms::authorize(&obj, what, unit)?;
+        Ok(obj)
+    }
+
+    fn secret<'a>(token: &Token, obj: &'a Object) -> Result<SecretKey<'a>> {
+        Ok(SecretKey { key_type: obj.key_type().ok_or(Error::KeyTypeInconsistent)?, value: token.usable_value(obj)? })
+    }
+
+    pub fn cipher_init(&self, h: CK_SESSION_HANDLE, mech: &Mechanism, key: u64, encrypt: bool) -> Result<()> {
+        let s = self.session(h)?;
+        let mut s = s.lock();
+        if (encrypt && s.encrypt.is_some()) || (!encrypt && s.decrypt.is_some()) {
+            return Err(Error::OperationActive);
+        }
+        let unit = self.registry.lookup(mech.ty)?;
+        let what = if encrypt { KeyUse::Encrypt } else { KeyUse::Decrypt };
+        let obj = Self::key_for(&s, key, what, unit)?;
+        let sk = Self::secret(&s.token, &obj)?;
+        let op = if encrypt { unit.encrypt(&sk, &mech.param)? } else { unit.decrypt(&sk, &mech.param)? };
+        let c = Some(Cipher { op, multipart: false });
+        if encrypt {
+            s.encrypt = c;
+        } else {
+            s.decrypt = c;
+        }
+        Ok(())
+    }
+
+    pub fn cipher(&self, h: CK_SESSION_HANDLE, encrypt: bool, step: Step, input: &[u8], out: Option<&mut [u8]>) -> Result<usize> {
+        let s = self.session(h)?;
+        let mut s = s.lock();
+        let slot = if encrypt { &mut s.encrypt } else { &mut s.decrypt };
+        cipher_step(slot, step, input, out)
+    }
+
+    pub fn sign_init(&self, h: CK_SESSION_HANDLE, mech: &Mechanism, key: u64) -> Result<()> {
+        let s = self.session(h)?;
+        let mut s = s.lock();
+        if s.sign.is_some() {
+            return Err(Error::OperationActive);
+        }
+        let unit = self.registry.lookup(mech.ty)?;
+        let obj = Self::key_for(&s, key, KeyUse::Sign, unit)?;
+        let op = unit.sign(&Self::secret(&s.token, &obj)?, &mech.param)?;
+        s.sign = Some(op);
+        Ok(())
+    }
+
+    /// C_Sign (`data` Some: all at once) or C_SignFinal (None).
+    pub fn sign(&self, h: CK_SESSION_HANDLE, data: Option<&[u8]>, out: Option<&mut [u8]>) -> Result<usize> {
+        let s = self.session(h)?;
+        let mut s = s.lock();
+        fixed_len_step(&mut s.sign, |op| op.sig_len(), out, |op| {
+            if let Some(d) = data {
+                op.update(d)?;
+            }
+            op.finish()
+        })
+    }
+
+    pub fn sign_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
+        let s = self.session(h)?;
+        let mut s = s.lock();
+        update_step(&mut s.sign, |op| op.update(data))
+    }
+
+    pub fn verify_init(&self, h: CK_SESSION_HANDLE, mech: &Mechanism, key: u64) -> Result<()> {
+        let s = self.session(h)?;
+        let mut s = s.lock();
+        if s.verify.is_some() {
+            return Err(Error::OperationActive);
+        }
+        let unit = self.registry.lookup(mech.ty)?;
+        let obj = Self::key_for(&s, key, KeyUse::Verify, unit)?;
+        let op = unit.verify(&Self::secret(&s.token, &obj)?, &mech.param)?;
+        s.verify = Some(op);
+        Ok(())
+    }
+
+    /// C_Verify (`data` Some) or C_VerifyFinal (None). Ends the operation.
+    pub fn verify(&self, h: CK_SESSION_HANDLE, data: Option<&[u8]>, signature: &[u8]) -> Result<()> {
+        let s = self.session(h)?;
+        let mut s = s.lock();
+        let mut op = s.verify.take().ok_or(Error::OperationNotInitialized)?;
+        if let Some(d) = data {
+            op.update(d)?;
+        }
+        op.finish(signature)
+    }
+
+    pub fn verify_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
+        let s = self.session(h)?;
+        let mut s = s.lock();
+        update_step(&mut s.verify, |op| op.update(data))
+    }
+
+    pub fn digest_init(&self, h: CK_SESSION_HANDLE, mech: &Mechanism) -> Result<()> {
+        let s = self.session(h)?;
+        let mut s = s.lock();
+        if s.digest.is_some() {
+            return Err(Error::OperationActive);
+        }
+        s.digest = Some(self.registry.lookup(mech.ty)?.digest(&mech.param)?);
+        Ok(())
+    }
+
+    /// C_Digest (`data` Some) or C_DigestFinal (None).
+    pub fn digest(&self, h: CK_SESSION_HANDLE, data: Option<&[u8]>, out: Option<&mut [u8]>) -> Result<usize> {
+        let s = self.session(h)?;
+        let mut s = s.lock();
+        fixed_len_step(&mut s.digest, |op| op.len(), out, |op| {
+            if let Some(d) = data {
+                op.update(d);
+            }
+            Ok(op.finish())
+        })
+    }
+
+    pub fn digest_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
+        let s = self.session(h)?;
+        let mut s = s.lock();
+        update_step(&mut s.digest, |op| {
+            op.update(data);
+            Ok(())
+        })
+    }
+
+    /// C_DigestKey: feeds a secret key's value to the digest in progress.
+    pub fn digest_key(&self, h: CK_SESSION_HANDLE, key: u64) -> Result<()> {
+        let s = self.session(h)?;
+        let mut s = s.lock();
+        if s.digest.is_none() {
+            return Err(Error::OperationNotInitialized);
+        }
+        let obj = s.token.object(key).map_err(|e| match e {
+            Error::ObjectHandleInvalid => Error::KeyHandleInvalid,
+            e => e,
+        })?;
+        if obj.class() != CKO_SECRET_KEY {
+            return Err(Error::KeyIndigestible);
+        }
+        let value = s.token.usable_value(&obj)?.to_vec();
+        update_step(&mut s.digest, |op| {
+            op.update(&value);
+            Ok(())
+        })
+    }
+
+    pub fn generate_key(&self, h: CK_SESSION_HANDLE, mech: &Mechanism, template: &[Attribute]) -> Result<u64> {
+        let (token, rw) = self.token_of(h)?;
+        let unit = self.registry.lookup(mech.ty)?;
+        if mech.param != crate::mech::Param::None {
+            return Err(Error::MechanismParamInvalid);
+        }
+        let len = template
+            .iter()
+            .find(|(t, _)| *t == CKA_VALUE_LEN)
+            .map(|(_, v)| v.as_slice().try_into().map(|b| u64::from_ne_bytes(b) as usize))
+            .transpose()
+            .map_err(|_| Error::AttributeValueInvalid)?;
+        let (key_type, value) = unit.generate_key(len)?;
+        let extra = vec![
+            (CKA_CLASS, ck_ulong(CKO_SECRET_KEY)),
+            (CKA_KEY_TYPE, ck_ulong(key_type)),
+            (CKA_VALUE, value.to_vec()),
+        ];
+        let obj = Object::build(template, Origin::Generate(mech.ty), &extra, token.logged_in() == Some(Role::So))?;
+        Self::check_writable(&token, rw, &obj)?;
+        token.add_object(obj, h)
+    }
+
+    pub fn wrap_key(&self, h: CK_SESSION_HANDLE, mech: &Mechanism, wrapping: u64, key: u64, out: Option<&mut [u8]>) -> Result<usize> {
+        let s = self.session(h)?;
+        let s = s.lock();
+        let unit = self.registry.lookup(mech.ty)?;
+        let wk = Self::key_for(&s, wrapping, KeyUse::Wrap, unit).map_err(|e| match e {
+            Error::KeyHandleInvalid => Error::WrappingKeyHandleInvalid,
+            Error::KeyTypeInconsistent => Error::WrappingKeyTypeInconsistent,
+            e => e,
+        })?;
+        let target = s.token.object(key).map_err(|e| match e {
+            Error::ObjectHandleInvalid => Error::KeyHandleInvalid,
+            e => e,
+        })?;
+        if target.class() != CKO_SECRET_KEY {
+            return Err(Error::KeyNotWrappable);
+        }
+        if !target.bool(CKA_EXTRACTABLE) {
+            return Err(Error::KeyUnextractable);
+        }
+        if target.bool(CKA_WRAP_WITH_TRUSTED) && !wk.bool(CKA_TRUSTED) {
+            return Err(Error::KeyNotWrappable);
+        }
+        let wrapped = unit.wrap(&Self::secret(&s.token, &wk)?, &mech.param, s.token.usable_value(&target)?)?;
+        match out {
+            None => Ok(wrapped.len()),
+            Some(buf) if buf.len() < wrapped.len() => Err(Error::BufferTooSmall(wrapped.len())),
+            Some(buf) => {
+                buf[..wrapped.len()].copy_from_slice(&wrapped);
+                Ok(wrapped.len())
+            }
+        }
+    }
+
+    pub fn unwrap_key(&self, h: CK_SESSION_HANDLE, mech: &Mechanism, unwrapping: u64, wrapped: &[u8], template: &[Attribute]) -> Result<u64> {
+        let (token, rw) = self.token_of(h)?;
+        let unit = self.registry.lookup(mech.ty)?;
+        let value = {
+            let s = self.session(h)?;
+            let s = s.lock();
+            let uk = Self::key_for(&s, unwrapping, KeyUse::Unwrap, unit).map_err(|e| match e {
+                Error::KeyHandleInvalid => Error::UnwrappingKeyHandleInvalid,
+                Error::KeyTypeInconsistent => Error::UnwrappingKeyTypeInconsistent,
+                e => e,
+            })?;
+            unit.unwrap(&Self::secret(&s.token, &uk)?, &mech.param, wrapped)?
+        };
+        if !template.iter().any(|(t, _)| *t == CKA_CLASS) || !template.iter().any(|(t, _)| *t == CKA_KEY_TYPE) {
+            return Err(Error::TemplateIncomplete);
+        }
+        let rest: Vec<Attribute> = template.iter().filter(|(t, _)| *t != CKA_VALUE_LEN).cloned().collect();
+        let obj = Object::build(&rest, Origin::Unwrap, &[(CKA_VALUE, value.to_vec())], token.logged_in() == Some(Role::So))?;
+        Self::check_writable(&token, rw, &obj)?;
+        token.add_object(obj, h)
+    }
+
+    pub fn generate_random(&self, h: CK_SESSION_HANDLE, out: &mut [u8]) -> Result<()> {
+        self.session(h)?;
+        crate::crypto::random(out)
+    }
+}
+
+/// An exclusive lock on the keystore directory while tokens are created or archived, so
+/// that two processes initialising the empty slot at once get two different slots.
+struct KeystoreLock(std::fs::File);
+
+impl KeystoreLock {
+    fn take(dir: &Path) -> Result<KeystoreLock> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(".lock"))
+            .map_err(|e| Error::storage(format!("{}: {e}", dir.display())))?;
+        f.lock().map_err(|e| Error::storage(format!("{}: cannot lock: {e}", dir.display())))?;
+        Ok(KeystoreLock(f))
+    }
+}
+
+impl Drop for KeystoreLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}

@@ -1,0 +1,276 @@
+//! The `kmstoken` command: token administration over the same library code (keystore,
+//! PIN rules, sealing) that the PKCS#11 module uses.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use cryptoki_sys::*;
+use kmstoken::config::Config;
+use kmstoken::error::Error;
+use kmstoken::library::{Library, Slot};
+use kmstoken::token::Token;
+use serde_json::{json, Value};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Exit status of a failed command, as the aws CLI uses for service errors.
+const EXIT_FAILED: u8 = 254;
+/// Exit status of a usage error (unknown command or flag), as the aws CLI.
+const EXIT_USAGE: u8 = 252;
+
+#[derive(Parser)]
+#[command(name = "kmstoken", version, about = "A PKCS#11 token with the key lifecycle of a cloud KMS")]
+struct Cli {
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Initialise a token on the empty slot (--free) or re-initialise one (--slot N).
+    InitToken {
+        /// Use the empty slot.
+        #[arg(long, conflicts_with = "slot")]
+        free: bool,
+        /// The slot to initialise: the empty slot, or an existing token (needs its SO PIN).
+        #[arg(long)]
+        slot: Option<u64>,
+        #[arg(long)]
+        label: String,
+        /// SO PIN (else KMSTOKEN_SO_PIN, else a prompt).
+        #[arg(long)]
+        so_pin: Option<String>,
+        /// Also set the user PIN (else KMSTOKEN_PIN; skipped when neither is given).
+        #[arg(long)]
+        pin: Option<String>,
+    },
+    /// List the slots and their tokens.
+    ShowSlots,
+    /// Delete a token (its database is moved to the keystore's archive).
+    DeleteToken {
+        /// Label of the token (else KMSTOKEN_TOKEN).
+        #[arg(long)]
+        token: Option<String>,
+        #[arg(long)]
+        serial: Option<String>,
+    },
+    /// Set (or reset) the user PIN with the SO PIN.
+    InitPin {
+        #[arg(long)]
+        token: Option<String>,
+        #[arg(long)]
+        so_pin: Option<String>,
+        #[arg(long)]
+        pin: Option<String>,
+    },
+    /// Change the user PIN (or, with --so, the SO PIN).
+    SetPin {
+        #[arg(long)]
+        token: Option<String>,
+        /// Change the SO PIN instead of the user PIN.
+        #[arg(long)]
+        so: bool,
+        /// The current PIN.
+        #[arg(long)]
+        pin: Option<String>,
+        #[arg(long)]
+        new_pin: Option<String>,
+    },
+}
+
+/// A failure, printed on stderr.
+struct Failure(String);
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure(describe(&e))
+    }
+}
+
+/// What an error means to a person at a terminal.
+fn describe(e: &Error) -> String {
+    match e {
+        Error::PinIncorrect => "the PIN is incorrect".into(),
+        Error::PinLocked => "the PIN is locked after too many failed attempts".into(),
+        Error::PinLenRange => "the PIN length is outside the configured bounds".into(),
+        Error::UserPinNotInitialized => "the user PIN has not been set (kmstoken init-pin)".into(),
+        Error::SessionExists => "the token is in use by open sessions".into(),
+        Error::SlotIdInvalid => "no such slot".into(),
+        Error::Storage(m) => format!("keystore: {m}"),
+        other => format!("{other} ({:#x})", other.rv()),
+    }
+}
+
+fn secret(flag: Option<String>, env: &str, prompt: &str) -> Result<String, Failure> {
+    if let Some(v) = flag.or_else(|| std::env::var(env).ok()) {
+        return Ok(v);
+    }
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return rpassword::prompt_password(prompt).map_err(|e| Failure(format!("cannot read the PIN: {e}")));
+    }
+    Err(Failure(format!("no {prompt} given: use the flag or {env}")))
+}
+
+fn open() -> Result<Library, Failure> {
+    let config = Config::load().map_err(|e| Failure(format!("configuration: {e}")))?;
+    Ok(Library::new(config)?)
+}
+
+/// The token named by label or serial (or KMSTOKEN_TOKEN), else the only one there is.
+fn pick(lib: &Library, label: Option<String>, serial: Option<String>) -> Result<Arc<Token>, Failure> {
+    let label = label.or_else(|| std::env::var("KMSTOKEN_TOKEN").ok());
+    let tokens = lib.tokens();
+    let found: Vec<_> = tokens
+        .iter()
+        .filter(|t| label.as_ref().is_none_or(|l| &t.label == l) && serial.as_ref().is_none_or(|s| &t.serial == s))
+        .cloned()
+        .collect();
+    match (found.len(), &label, &serial) {
+        (1, _, _) => Ok(found[0].clone()),
+        (0, None, None) => Err(Failure("there is no initialised token (kmstoken init-token)".into())),
+        (0, _, _) => Err(Failure("no token has that label or serial".into())),
+        (_, None, None) => Err(Failure("several tokens exist: choose one with --token LABEL".into())),
+        _ => Err(Failure("several tokens have that label: choose one with --serial".into())),
+    }
+}
+
+/// Runs `f` in a read/write session on `token` logged in as `user`.
+fn as_user<T>(lib: &Library, token: &Token, user: CK_USER_TYPE, pin: &str, f: impl FnOnce(CK_SESSION_HANDLE) -> Result<T, Error>) -> Result<T, Failure> {
+    let h = lib.open_session(token.slot_id, CKF_SERIAL_SESSION | CKF_RW_SESSION)?;
+    let r = lib.login(h, user, pin.as_bytes()).and_then(|_| f(h));
+    let _ = lib.close_session(h);
+    Ok(r?)
+}
+
+fn uri(t: &Token) -> String {
+    format!("pkcs11:token={};serial={}", t.label.replace(' ', "%20"), t.serial)
+}
+
+fn token_json(lib: &Library, slot: u64) -> Value {
+    match lib.slot(slot) {
+        Ok(Slot::Token(t)) => {
+            let st = t.status().ok();
+            json!({
+                "Slot": slot,
+                "Initialized": true,
+                "Label": t.label,
+                "Serial": t.serial,
+                "UserPinInitialized": st.as_ref().map(|s| s.user_pin_initialized),
+                "UserPinFailedLogins": st.as_ref().map(|s| s.user_failed),
+                "SoPinFailedLogins": st.as_ref().map(|s| s.so_failed),
+                "Uri": uri(&t),
+                "Path": t.path().display().to_string(),
+            })
+        }
+        _ => json!({ "Slot": slot, "Initialized": false }),
+    }
+}
+
+fn run(cli: Cli) -> Result<Value, Failure> {
+    let lib = open()?;
+    match cli.command {
+        Command::InitToken { free, slot, label, so_pin, pin } => {
+            let slot = match (free, slot) {
+                (_, Some(s)) => s,
+                (true, None) => lib.empty_slot_id(),
+                (false, None) => return Err(Failure("say which slot: --free or --slot N".into())),
+            };
+            let so_pin = secret(so_pin, "KMSTOKEN_SO_PIN", "SO PIN: ")?;
+            let pin = pin.or_else(|| std::env::var("KMSTOKEN_PIN").ok());
+            let token = lib.init_token(slot, so_pin.as_bytes(), &label)?;
+            if let Some(pin) = pin {
+                as_user(&lib, &token, CKU_SO, &so_pin, |h| lib.init_pin(h, pin.as_bytes()))?;
+            }
+            Ok(token_json(&lib, token.slot_id))
+        }
+        Command::ShowSlots => {
+            let slots: Vec<Value> = lib.slot_list()?.into_iter().map(|s| token_json(&lib, s)).collect();
+            Ok(json!({ "Keystore": lib.keystore().display().to_string(), "Slots": slots }))
+        }
+        Command::DeleteToken { token, serial } => {
+            if token.is_none() && serial.is_none() && std::env::var("KMSTOKEN_TOKEN").is_err() {
+                return Err(Failure("say which token to delete: --token LABEL or --serial".into()));
+            }
+            let t = pick(&lib, token, serial)?;
+            lib.delete_token(t.slot_id)?;
+            Ok(json!({ "Deleted": { "Slot": t.slot_id, "Label": t.label, "Serial": t.serial } }))
+        }
+        Command::InitPin { token, so_pin, pin } => {
+            let t = pick(&lib, token, None)?;
+            let so_pin = secret(so_pin, "KMSTOKEN_SO_PIN", "SO PIN: ")?;
+            let pin = secret(pin, "KMSTOKEN_PIN", "new user PIN: ")?;
+            as_user(&lib, &t, CKU_SO, &so_pin, |h| lib.init_pin(h, pin.as_bytes()))?;
+            Ok(token_json(&lib, t.slot_id))
+        }
+        Command::SetPin { token, so, pin, new_pin } => {
+            let t = pick(&lib, token, None)?;
+            let (user, env) = if so { (CKU_SO, "KMSTOKEN_SO_PIN") } else { (CKU_USER, "KMSTOKEN_PIN") };
+            let old = secret(pin, env, "current PIN: ")?;
+            let new = secret(new_pin, "KMSTOKEN_NEW_PIN", "new PIN: ")?;
+            as_user(&lib, &t, user, &old, |h| lib.set_pin(h, old.as_bytes(), new.as_bytes()))?;
+            Ok(token_json(&lib, t.slot_id))
+        }
+    }
+}
+
+/// Text output: one `key: value` line per field, slots as a table.
+fn print_text(v: &Value) {
+    if let Some(slots) = v.get("Slots").and_then(Value::as_array) {
+        if let Some(k) = v.get("Keystore").and_then(Value::as_str) {
+            println!("Keystore: {k}");
+        }
+        for s in slots {
+            match s.get("Label").and_then(Value::as_str) {
+                Some(l) => println!(
+                    "Slot {}\n    Token label: {l}\n    Serial:      {}\n    User PIN:    {}\n    URI:         {}",
+                    s["Slot"],
+                    s["Serial"].as_str().unwrap_or(""),
+                    if s["UserPinInitialized"] == json!(true) { "initialised" } else { "not initialised" },
+                    s["Uri"].as_str().unwrap_or(""),
+                ),
+                None => println!("Slot {}\n    Token:       not initialised (use kmstoken init-token --free)", s["Slot"]),
+            }
+        }
+        return;
+    }
+    if let Some(o) = v.as_object() {
+        for (k, val) in o {
+            match val {
+                Value::String(s) => println!("{k}: {s}"),
+                other => println!("{k}: {other}"),
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let output = cli.output;
+    match run(cli) {
+        Ok(v) => {
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default()),
+                Output::Text => print_text(&v),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(Failure(m)) => {
+            eprintln!("kmstoken: error: {m}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The mechanism registry. Each mechanism is one small unit (its parameters, the keys it
+//! accepts, the operation); sessions reach them only through `lookup`.
+
+use crate::error::{Error, Result};
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+pub mod aes;
+pub mod digest;
+pub mod hmac;
+
+/// A mechanism's parameter, already decoded from its C structure by the ABI shell.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Param {
+    #[default]
+    None,
+    /// A plain byte string: an IV for CBC, the initial value for key wrap.
+    Bytes(Vec<u8>),
+    /// CK_ULONG parameter (the output length of *_HMAC_GENERAL).
+    Ulong(u64),
+    /// CK_GCM_PARAMS.
+    Gcm { iv: Vec<u8>, aad: Vec<u8>, tag_bits: u64 },
+    /// CK_AES_CTR_PARAMS.
+    Ctr { counter_bits: u64, cb: [u8; 16] },
+}
+
+/// A mechanism as the caller asked for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mechanism {
+    pub ty: CK_MECHANISM_TYPE,
+    pub param: Param,
+}
+
+/// A secret key's value and type, as the mechanisms see it. The value is zeroised on drop.
+pub struct SecretKey<'a> {
+    pub key_type: CK_KEY_TYPE,
+    pub value: &'a [u8],
+}
+
+/// What C_GetMechanismInfo reports.
+#[derive(Clone, Copy, Debug)]
+pub struct Info {
+    pub min_key: u64,
+    pub max_key: u64,
+    pub flags: CK_FLAGS,
+}
+
+/// Encryption or decryption in progress (single- or multi-part).
+pub trait CipherOp: Send {
+    /// Feeds `input`, returning the output it releases now.
+    fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
+    /// Ends the operation, returning the last output.
+    fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>>;
+    /// Length that `update(input_len bytes)` releases at most.
+    fn update_len(&self, input_len: usize) -> usize;
+    /// Length that `finish` releases at most.
+    fn finish_len(&self) -> usize;
+    /// A copy of the state, so that an exact output length can be learnt without losing
+    /// the operation when the caller's buffer turns out too small.
+    fn boxed_clone(&self) -> Box<dyn CipherOp>;
+    /// The single-part form C_Encrypt / C_Decrypt; modes that must see all input at once
+    /// (GCM decryption, key wrap) override it.
+    fn one_shot(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let mut out = self.update(input)?;
+        out.extend_from_slice(&self.finish()?);
+        Ok(out)
+    }
+    fn one_shot_len(&self, input_len: usize) -> usize {
+        self.update_len(input_len) + self.finish_len()
+    }
+}
+
+/// MAC generation (or, later, a signature) in progress.
+pub trait SignOp: Send {
+    fn update(&mut self, data: &[u8]) -> Result<()>;
+    fn finish(&mut self) -> Result<Vec<u8>>;
+    /// Exact length of the result.
+    fn sig_len(&self) -> usize;
+}
+
+/// MAC (or signature) verification in progress.
+pub trait VerifyOp: Send {
+    fn update(&mut self, data: &[u8]) -> Result<()>;
+    /// Checks `signature` in constant time: CKR_SIGNATURE_LEN_RANGE for a wrong length,
+    /// CKR_SIGNATURE_INVALID for a wrong value.
+    fn finish(&mut self, signature: &[u8]) -> Result<()>;
+}
+
+/// A digest in progress.
+pub trait DigestOp: Send {
+    fn update(&mut self, data: &[u8]);
+    fn finish(&mut self) -> Vec<u8>;
+    fn len(&self) -> usize;
+}
+
+/// One mechanism: what it is and what it can start. Capabilities it lacks answer
+/// CKR_MECHANISM_INVALID, as the specification asks of a mechanism used for the wrong
+/// function.
+pub trait Unit: Sync {
+    fn ty(&self) -> CK_MECHANISM_TYPE;
+    fn info(&self) -> Info;
+    /// Key types this mechanism accepts.
+    fn key_types(&self) -> &'static [CK_KEY_TYPE] {
+        &[]
+    }
+    fn encrypt(&self, _key: &SecretKey, _p: &Param) -> Result<Box<dyn CipherOp>> {
+        Err(Error::MechanismInvalid)
+    }
+    fn decrypt(&self, _key: &SecretKey, _p: &Param) -> Result<Box<dyn CipherOp>> {
+        Err(Error::MechanismInvalid)
+    }
+    fn sign(&self, _key: &SecretKey, _p: &Param) -> Result<Box<dyn SignOp>> {
+        Err(Error::MechanismInvalid)
+    }
+    fn verify(&self, _key: &SecretKey, _p: &Param) -> Result<Box<dyn VerifyOp>> {
+        Err(Error::MechanismInvalid)
+    }
+    fn digest(&self, _p: &Param) -> Result<Box<dyn DigestOp>> {
+        Err(Error::MechanismInvalid)
+    }
+    /// Key generation: the key type it makes and the value for a key of `len` bytes
+    /// (`len` from CKA_VALUE_LEN, None when the template has none).
+    fn generate_key(&self, _len: Option<usize>) -> Result<(CK_KEY_TYPE, Zeroizing<Vec<u8>>)> {
+        Err(Error::MechanismInvalid)
+    }
+    /// Wraps `key_value` (the value of a secret key) under `wrapping`.
+    fn wrap(&self, _wrapping: &SecretKey, _p: &Param, _key_value: &[u8]) -> Result<Vec<u8>> {
+        Err(Error::MechanismInvalid)
+    }
+    /// Unwraps a secret key value.
+    fn unwrap(&self, _unwrapping: &SecretKey, _p: &Param, _wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        Err(Error::MechanismInvalid)
+    }
+}
+
+/// Every mechanism the module knows, in the order C_GetMechanismList reports them.
+fn all() -> Vec<&'static dyn Unit> {
+    let mut v: Vec<&'static dyn Unit> = Vec::new();
+    v.extend_from_slice(aes::UNITS);
+    v.extend_from_slice(hmac::UNITS);
+    v.extend_from_slice(digest::UNITS);
+    v
+}
+
+/// The registry, filtered by the configuration (CKM_AES_ECB is off unless enabled).
+pub struct Registry {
+    units: Vec<&'static dyn Unit>,
+}
+
+impl Registry {
+    pub fn new(enable_ecb: bool) -> Self {
+        let units = all()
+            .into_iter()
+            .filter(|u| enable_ecb || u.ty() != CKM_AES_ECB)
+            .collect();
+        Registry { units }
+    }
+
+    pub fn lookup(&self, ty: CK_MECHANISM_TYPE) -> Result<&'static dyn Unit> {
+        self.units
+            .iter()
+            .copied()
+            .find(|u| u.ty() == ty)
+            .ok_or(Error::MechanismInvalid)
+    }
+
+    pub fn list(&self) -> Vec<CK_MECHANISM_TYPE> {
+        self.units.iter().map(|u| u.ty()).collect()
+    }
+}

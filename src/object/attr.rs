@@ -1,0 +1,189 @@
+//! The attribute rules of the specification, held as data: which attributes each object
+//! class has, how their values are encoded, and when they may be given or changed.
+
+use crate::vendor::*;
+use cryptoki_sys::*;
+
+/// How an attribute's value is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Bool,
+    Ulong,
+    Bytes,
+    /// CK_DATE (8 ASCII digits) or empty.
+    Date,
+    /// An array of CK_MECHANISM_TYPE.
+    UlongArray,
+}
+
+/// Rules (the footnotes of the specification's attribute tables).
+pub mod rule {
+    /// Must be in the template of C_CreateObject.
+    pub const REQUIRED_ON_CREATE: u32 = 1;
+    /// May be given only when the object is made (create, generate, unwrap, copy).
+    pub const CREATE_ONLY: u32 = 1 << 1;
+    /// Set by the token only; never in a template.
+    pub const READ_ONLY: u32 = 1 << 2;
+    /// Hidden when the key is sensitive or unextractable.
+    pub const SENSITIVE: u32 = 1 << 3;
+    /// May change only from FALSE to TRUE.
+    pub const ONLY_TO_TRUE: u32 = 1 << 4;
+    /// May change only from TRUE to FALSE.
+    pub const ONLY_TO_FALSE: u32 = 1 << 5;
+    /// Must not be in the template of C_CreateObject.
+    pub const NOT_ON_CREATE: u32 = 1 << 6;
+    /// May be given on C_CopyObject even though it is CREATE_ONLY.
+    pub const CHANGE_ON_COPY: u32 = 1 << 7;
+    /// May be set to TRUE only by the security officer.
+    pub const SO_ONLY_TRUE: u32 = 1 << 8;
+    /// Kept sealed in the keystore whatever the object's CKA_PRIVATE.
+    pub const SECRET: u32 = 1 << 9;
+}
+
+use rule::*;
+
+/// Object classes an attribute belongs to.
+#[derive(Clone, Copy)]
+pub enum Scope {
+    /// Every object.
+    Any,
+    /// Keys of every class.
+    Key,
+    Secret,
+    Data,
+}
+
+pub struct Rule {
+    pub ty: CK_ATTRIBUTE_TYPE,
+    pub kind: Kind,
+    pub scope: Scope,
+    pub flags: u32,
+}
+
+const fn r(ty: CK_ATTRIBUTE_TYPE, kind: Kind, scope: Scope, flags: u32) -> Rule {
+    Rule { ty, kind, scope, flags }
+}
+
+/// The table. Defaults are applied in `object::defaults`.
+pub static RULES: &[Rule] = &[
+    r(CKA_CLASS, Kind::Ulong, Scope::Any, REQUIRED_ON_CREATE | CREATE_ONLY),
+    r(CKA_TOKEN, Kind::Bool, Scope::Any, CREATE_ONLY | CHANGE_ON_COPY),
+    r(CKA_PRIVATE, Kind::Bool, Scope::Any, CREATE_ONLY | CHANGE_ON_COPY),
+    r(CKA_MODIFIABLE, Kind::Bool, Scope::Any, CREATE_ONLY | CHANGE_ON_COPY),
+    r(CKA_COPYABLE, Kind::Bool, Scope::Any, ONLY_TO_FALSE),
+    r(CKA_DESTROYABLE, Kind::Bool, Scope::Any, ONLY_TO_FALSE | CHANGE_ON_COPY),
+    r(CKA_LABEL, Kind::Bytes, Scope::Any, 0),
+    r(CKA_UNIQUE_ID, Kind::Bytes, Scope::Any, READ_ONLY),
+    // Data objects.
+    r(CKA_APPLICATION, Kind::Bytes, Scope::Data, 0),
+    r(CKA_OBJECT_ID, Kind::Bytes, Scope::Data, 0),
+    r(CKA_VALUE, Kind::Bytes, Scope::Data, 0),
+    // Every key.
+    r(CKA_KEY_TYPE, Kind::Ulong, Scope::Key, REQUIRED_ON_CREATE | CREATE_ONLY),
+    r(CKA_ID, Kind::Bytes, Scope::Key, 0),
+    r(CKA_START_DATE, Kind::Date, Scope::Key, 0),
+    r(CKA_END_DATE, Kind::Date, Scope::Key, 0),
+    r(CKA_DERIVE, Kind::Bool, Scope::Key, 0),
+    r(CKA_LOCAL, Kind::Bool, Scope::Key, READ_ONLY),
+    r(CKA_KEY_GEN_MECHANISM, Kind::Ulong, Scope::Key, READ_ONLY),
+    r(CKA_ALLOWED_MECHANISMS, Kind::UlongArray, Scope::Key, 0),
+    // Secret keys.
+    r(CKA_ENCRYPT, Kind::Bool, Scope::Secret, 0),
+    r(CKA_DECRYPT, Kind::Bool, Scope::Secret, 0),
+    r(CKA_SIGN, Kind::Bool, Scope::Secret, 0),
+    r(CKA_VERIFY, Kind::Bool, Scope::Secret, 0),
+    r(CKA_WRAP, Kind::Bool, Scope::Secret, 0),
+    r(CKA_UNWRAP, Kind::Bool, Scope::Secret, 0),
+    r(CKA_SENSITIVE, Kind::Bool, Scope::Secret, ONLY_TO_TRUE),
+    r(CKA_EXTRACTABLE, Kind::Bool, Scope::Secret, ONLY_TO_FALSE),
+    r(CKA_ALWAYS_SENSITIVE, Kind::Bool, Scope::Secret, READ_ONLY),
+    r(CKA_NEVER_EXTRACTABLE, Kind::Bool, Scope::Secret, READ_ONLY),
+    r(CKA_WRAP_WITH_TRUSTED, Kind::Bool, Scope::Secret, ONLY_TO_TRUE),
+    r(CKA_TRUSTED, Kind::Bool, Scope::Secret, SO_ONLY_TRUE),
+    r(CKA_ALWAYS_AUTHENTICATE, Kind::Bool, Scope::Secret, 0),
+    r(CKA_CHECK_VALUE, Kind::Bytes, Scope::Secret, READ_ONLY),
+    r(CKA_VALUE_LEN, Kind::Ulong, Scope::Secret, NOT_ON_CREATE | CREATE_ONLY),
+    // (CKA_VALUE of a secret key: see `secret_value_rule`.)
+    // KMS metadata of token keys.
+    r(CKA_KMSTOKEN_KEY_ID, Kind::Bytes, Scope::Key, READ_ONLY),
+    r(CKA_KMSTOKEN_KEY_STATE, Kind::Ulong, Scope::Key, READ_ONLY),
+    r(CKA_KMSTOKEN_KEY_VERSION, Kind::Ulong, Scope::Key, READ_ONLY),
+];
+
+/// CKA_VALUE means different things for data objects and secret keys.
+static SECRET_VALUE: Rule =
+    r(CKA_VALUE, Kind::Bytes, Scope::Secret, REQUIRED_ON_CREATE | CREATE_ONLY | SENSITIVE | SECRET);
+
+fn in_scope(scope: Scope, class: CK_OBJECT_CLASS) -> bool {
+    match scope {
+        Scope::Any => true,
+        Scope::Key => matches!(class, CKO_SECRET_KEY | CKO_PUBLIC_KEY | CKO_PRIVATE_KEY),
+        Scope::Secret => class == CKO_SECRET_KEY,
+        Scope::Data => class == CKO_DATA,
+    }
+}
+
+/// The rule for attribute `ty` on an object of `class`; None when the class has no such
+/// attribute (CKR_ATTRIBUTE_TYPE_INVALID).
+pub fn rule(class: CK_OBJECT_CLASS, ty: CK_ATTRIBUTE_TYPE) -> Option<&'static Rule> {
+    if ty == CKA_VALUE && class == CKO_SECRET_KEY {
+        return Some(&SECRET_VALUE);
+    }
+    RULES.iter().find(|r| r.ty == ty && in_scope(r.scope, class))
+}
+
+/// Classes this token stores.
+pub fn class_supported(class: CK_OBJECT_CLASS) -> bool {
+    matches!(class, CKO_DATA | CKO_SECRET_KEY)
+}
+
+/// Checks that `value` is a valid encoding for `kind`.
+pub fn well_formed(kind: Kind, value: &[u8]) -> bool {
+    const UL: usize = std::mem::size_of::<CK_ULONG>();
+    match kind {
+        Kind::Bool => value.len() == 1 && value[0] <= 1,
+        Kind::Ulong => value.len() == UL,
+        Kind::Bytes => true,
+        Kind::Date => value.is_empty() || (value.len() == 8 && value.iter().all(u8::is_ascii_digit)),
+        Kind::UlongArray => value.len() % UL == 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_attribute_is_listed_twice_for_one_class() {
+        for class in [CKO_DATA, CKO_SECRET_KEY] {
+            for (i, a) in RULES.iter().enumerate() {
+                for b in &RULES[i + 1..] {
+                    assert!(
+                        !(a.ty == b.ty && in_scope(a.scope, class) && in_scope(b.scope, class)),
+                        "attribute {:#x} twice for class {class}",
+                        a.ty
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn encodings() {
+        assert!(well_formed(Kind::Bool, &[1]));
+        assert!(!well_formed(Kind::Bool, &[2]));
+        assert!(!well_formed(Kind::Bool, &[1, 0]));
+        assert!(well_formed(Kind::Ulong, &5u64.to_ne_bytes()));
+        assert!(!well_formed(Kind::Ulong, &[5]));
+        assert!(well_formed(Kind::Date, b"20261124"));
+        assert!(!well_formed(Kind::Date, b"2026112"));
+        assert!(well_formed(Kind::Date, b""));
+    }
+
+    #[test]
+    fn secret_key_value_is_sensitive_and_data_value_is_not() {
+        assert!(rule(CKO_SECRET_KEY, CKA_VALUE).unwrap().flags & SENSITIVE != 0);
+        assert_eq!(rule(CKO_DATA, CKA_VALUE).unwrap().flags & SENSITIVE, 0);
+        assert!(rule(CKO_DATA, CKA_ENCRYPT).is_none());
+    }
+}

@@ -1,0 +1,77 @@
+//! Persistence of tokens. The token layer seals secrets before they reach a store, so a
+//! store only ever sees ciphertext for them; `sqlite` is the embedded implementation.
+
+pub mod codec;
+pub mod sqlite;
+
+use crate::error::Result;
+
+/// Which PIN a counter or wrap belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    So,
+    User,
+}
+
+/// The token-wide record.
+#[derive(Clone, Debug)]
+pub struct TokenRecord {
+    pub serial: String,
+    pub label: String,
+    pub slot_id: u64,
+    /// The master key wrapped under the SO PIN (format of `seal::PinWrap`).
+    pub so_wrap: Vec<u8>,
+    /// The master key wrapped under the user PIN, once C_InitPIN has run.
+    pub user_wrap: Option<Vec<u8>>,
+    pub so_failed: u32,
+    pub user_failed: u32,
+    /// Seconds since the epoch.
+    pub created: i64,
+}
+
+/// One attribute as stored: in clear, or sealed under the token master key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredAttr {
+    pub ty: u64,
+    pub sealed: bool,
+    pub value: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredObject {
+    /// Row id, which is also the object's handle; 0 before insertion.
+    pub id: u64,
+    /// CKA_UNIQUE_ID; also binds the object's sealed attributes.
+    pub uid: String,
+    pub class: u64,
+    pub private: bool,
+    pub attrs: Vec<StoredAttr>,
+}
+
+/// A search key: attribute type and a hash of its value (see `seal::index_hash`).
+pub type IndexEntry = (u64, Vec<u8>);
+
+/// What a token needs from its persistence. Every method that changes something returns
+/// only after the change is durable.
+pub trait Store: Send + Sync {
+    fn record(&self) -> Result<TokenRecord>;
+    fn set_user_wrap(&self, wrap: &[u8]) -> Result<()>;
+    fn set_so_wrap(&self, wrap: &[u8]) -> Result<()>;
+    /// Counts one failed login of `role` and returns the new count.
+    fn login_failed(&self, role: Role) -> Result<u32>;
+    fn login_succeeded(&self, role: Role) -> Result<()>;
+
+    /// Inserts an object with its search keys; returns its id.
+    fn insert(&self, obj: &StoredObject, index: &[IndexEntry]) -> Result<u64>;
+    /// Replaces an object (same id) and its search keys.
+    fn update(&self, obj: &StoredObject, index: &[IndexEntry]) -> Result<()>;
+    /// Removes an object; false if it was not there.
+    fn delete(&self, id: u64) -> Result<bool>;
+    fn load(&self, id: u64) -> Result<Option<StoredObject>>;
+    /// Ids of objects that match every `(attr, any of hashes)` condition, public only
+    /// unless `private` is set. With no conditions, every visible object.
+    fn find(&self, conditions: &[(u64, Vec<Vec<u8>>)], private: bool) -> Result<Vec<u64>>;
+    /// A number that changes whenever any process commits a change to the token, and the
+    /// ids changed since `since` (None: too many to tell, drop everything cached).
+    fn changes_since(&self, since: u64) -> Result<(u64, Option<Vec<u64>>)>;
+}

@@ -1,0 +1,413 @@
+//! A token in this process: its store, who is logged in, the master key while someone is,
+//! a cache of unsealed objects kept coherent with other processes through the store's
+//! change counter, and the session objects of this process.
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::object::Object;
+use crate::seal::{index_hash, role_aad, KdfParams, MasterKey};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Role, Store, StoredAttr, StoredObject, TokenRecord};
+use cryptoki_sys::*;
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// Handles of session objects start here; token objects use their row id, far below.
+pub const SESSION_OBJECT_BASE: u64 = 1 << 40;
+
+/// Attributes the store indexes for C_FindObjects.
+const INDEXED: [CK_ATTRIBUTE_TYPE; 4] = [CKA_CLASS, CKA_ID, CKA_LABEL, CKA_KEY_TYPE];
+
+#[derive(Default)]
+struct Login {
+    role: Option<Role>,
+    mk: Option<MasterKey>,
+    index_key: Option<Zeroizing<Vec<u8>>>,
+}
+
+#[derive(Default)]
+struct Cache {
+    generation: u64,
+    objects: HashMap<u64, Arc<Object>>,
+}
+
+struct SessionObject {
+    owner: CK_SESSION_HANDLE,
+    obj: Arc<Object>,
+}
+
+pub struct Token {
+    pub slot_id: u64,
+    pub serial: String,
+    pub label: String,
+    path: PathBuf,
+    store: Box<dyn Store>,
+    login: RwLock<Login>,
+    cache: Mutex<Cache>,
+    session_objects: RwLock<HashMap<u64, SessionObject>>,
+    next_session_object: AtomicU64,
+    max_failed: u32,
+}
+
+/// What C_GetTokenInfo needs beyond the label and serial.
+pub struct TokenStatus {
+    pub user_pin_initialized: bool,
+    pub so_failed: u32,
+    pub user_failed: u32,
+    pub max_failed: u32,
+}
+
+fn kdf(config: &Config) -> KdfParams {
+    KdfParams {
+        memory_kib: config.argon2.memory_kib,
+        iterations: config.argon2.iterations,
+        parallelism: config.argon2.parallelism,
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::So => "so",
+        Role::User => "user",
+    }
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Token {
+    /// Creates a token database in `dir` for `slot_id` (C_InitToken, `kmstoken init-token`).
+    pub fn create(dir: &Path, slot_id: u64, label: &str, so_pin: &[u8], config: &Config) -> Result<Token> {
+        let mut serial_bytes = [0u8; 8];
+        crate::crypto::random(&mut serial_bytes)?;
+        let serial: String = serial_bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let mk = MasterKey::generate()?;
+        let rec = TokenRecord {
+            serial: serial.clone(),
+            label: label.to_string(),
+            slot_id,
+            so_wrap: mk.wrap(so_pin, kdf(config), &role_aad(&serial, "so"))?,
+            user_wrap: None,
+            so_failed: 0,
+            user_failed: 0,
+            created: now_secs(),
+        };
+        let path = dir.join(format!("token-{serial}.sqlite"));
+        let store = SqliteStore::create(&path, &rec)?;
+        Ok(Self::with_store(path, Box::new(store), rec, config))
+    }
+
+    pub fn open(path: &Path, config: &Config) -> Result<Token> {
+        let store = SqliteStore::open(path)?;
+        let rec = store.record()?;
+        Ok(Self::with_store(path.to_path_buf(), Box::new(store), rec, config))
+    }
+
+    fn with_store(path: PathBuf, store: Box<dyn Store>, rec: TokenRecord, config: &Config) -> Token {
+        Token {
+            slot_id: rec.slot_id,
+            serial: rec.serial,
+            label: rec.label,
+            path,
+            store,
+            login: RwLock::new(Login::default()),
+            cache: Mutex::new(Cache::default()),
+            session_objects: RwLock::new(HashMap::new()),
+            next_session_object: AtomicU64::new(SESSION_OBJECT_BASE),
+            max_failed: config.pin.max_failed_logins,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn status(&self) -> Result<TokenStatus> {
+        let r = self.store.record()?;
+        Ok(TokenStatus {
+            user_pin_initialized: r.user_wrap.is_some(),
+            so_failed: r.so_failed,
+            user_failed: r.user_failed,
+            max_failed: self.max_failed,
+        })
+    }
+
+    pub fn logged_in(&self) -> Option<Role> {
+        self.login.read().role
+    }
+
+    fn user_logged_in(&self) -> bool {
+        self.logged_in() == Some(Role::User)
+    }
+
+    /// Checks `pin` for `role` against the stored wrap, counting failures on disk.
+    pub fn verify_pin(&self, role: Role, pin: &[u8]) -> Result<MasterKey> {
+        let rec = self.store.record()?;
+        let (wrap, failed) = match role {
+            Role::So => (Some(rec.so_wrap), rec.so_failed),
+            Role::User => (rec.user_wrap, rec.user_failed),
+        };
+        let wrap = wrap.ok_or(Error::UserPinNotInitialized)?;
+        if failed >= self.max_failed {
+            return Err(Error::PinLocked);
+        }
+        match MasterKey::unwrap(&wrap, pin, &role_aad(&self.serial, role_name(role))) {
+            Ok(mk) => {
+                self.store.login_succeeded(role)?;
+                Ok(mk)
+            }
+            Err(Error::PinIncorrect) => {
+                let n = self.store.login_failed(role)?;
+                log::warn!("token {}: wrong {} PIN ({n} of {} tries used)", self.serial, role_name(role), self.max_failed);
+                Err(Error::PinIncorrect)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn login(&self, role: Role, pin: &[u8]) -> Result<()> {
+        if let Some(have) = self.logged_in() {
+            return Err(if have == role { Error::UserAlreadyLoggedIn } else { Error::UserAnotherAlreadyLoggedIn });
+        }
+        let mk = self.verify_pin(role, pin)?;
+        let mut l = self.login.write();
+        l.index_key = Some(mk.index_key());
+        l.mk = Some(mk);
+        l.role = Some(role);
+        drop(l);
+        self.cache.lock().objects.clear();
+        Ok(())
+    }
+
+    pub fn logout(&self) -> Result<()> {
+        let mut l = self.login.write();
+        if l.role.is_none() {
+            return Err(Error::UserNotLoggedIn);
+        }
+        *l = Login::default();
+        drop(l);
+        // Unsealed private objects must not outlive the login.
+        self.cache.lock().objects.clear();
+        Ok(())
+    }
+
+    /// C_InitPIN: the SO sets the user PIN.
+    pub fn init_pin(&self, pin: &[u8], config: &Config) -> Result<()> {
+        let l = self.login.read();
+        if l.role != Some(Role::So) {
+            return Err(Error::UserNotLoggedIn);
+        }
+        let mk = l.mk.as_ref().ok_or(Error::UserNotLoggedIn)?;
+        let wrap = mk.wrap(pin, kdf(config), &role_aad(&self.serial, "user"))?;
+        self.store.set_user_wrap(&wrap)
+    }
+
+    /// C_SetPIN: `role` changes its own PIN, proving the old one.
+    pub fn set_pin(&self, role: Role, old: &[u8], new: &[u8], config: &Config) -> Result<()> {
+        let mk = self.verify_pin(role, old)?;
+        let wrap = mk.wrap(new, kdf(config), &role_aad(&self.serial, role_name(role)))?;
+        match role {
+            Role::So => self.store.set_so_wrap(&wrap),
+            Role::User => self.store.set_user_wrap(&wrap),
+        }
+    }
+
+    // ---- objects ----
+
+    /// Drops cached objects that another process (or this one) changed since last time.
+    fn sync(&self, cache: &mut Cache) -> Result<()> {
+        let (generation, changed) = self.store.changes_since(cache.generation)?;
+        if generation != cache.generation {
+            match changed {
+                Some(ids) => ids.iter().for_each(|id| {
+                    cache.objects.remove(id);
+                }),
+                None => cache.objects.clear(),
+            }
+            cache.generation = generation;
+        }
+        Ok(())
+    }
+
+    fn unseal(&self, so: StoredObject) -> Result<Object> {
+        let l = self.login.read();
+        let mut obj = Object::default();
+        for a in so.attrs {
+            let v = if a.sealed {
+                match &l.mk {
+                    Some(mk) => mk.open(&self.serial, &so.uid, a.ty, &a.value)?,
+                    // Without the master key a sealed secret stays unknown; an object that
+                    // needs it is unusable until login (see `usable_value`).
+                    None => continue,
+                }
+            } else {
+                Zeroizing::new(a.value)
+            };
+            obj.attrs.insert(a.ty, v);
+        }
+        Ok(obj)
+    }
+
+    /// The object behind `handle`, as the current login may see it.
+    pub fn object(&self, handle: u64) -> Result<Arc<Object>> {
+        let obj = if handle >= SESSION_OBJECT_BASE {
+            self.session_objects.read().get(&handle).map(|s| s.obj.clone())
+        } else {
+            self.token_object(handle)?
+        };
+        let obj = obj.ok_or(Error::ObjectHandleInvalid)?;
+        if obj.is_private() && !self.user_logged_in() {
+            return Err(Error::ObjectHandleInvalid);
+        }
+        Ok(obj)
+    }
+
+    fn token_object(&self, id: u64) -> Result<Option<Arc<Object>>> {
+        let mut cache = self.cache.lock();
+        self.sync(&mut cache)?;
+        if let Some(o) = cache.objects.get(&id) {
+            return Ok(Some(o.clone()));
+        }
+        let Some(stored) = self.store.load(id)? else { return Ok(None) };
+        if stored.private && !self.user_logged_in() {
+            return Ok(None);
+        }
+        let obj = Arc::new(self.unseal(stored)?);
+        cache.objects.insert(id, obj.clone());
+        Ok(Some(obj))
+    }
+
+    fn to_stored(&self, obj: &Object, id: u64) -> Result<(StoredObject, Vec<(u64, Vec<u8>)>)> {
+        let l = self.login.read();
+        let uid = String::from_utf8_lossy(obj.get_raw(CKA_UNIQUE_ID).unwrap_or_default()).into_owned();
+        let mut attrs = Vec::with_capacity(obj.attrs.len());
+        for (ty, v) in &obj.attrs {
+            let sealed = obj.must_seal(*ty);
+            let value = if sealed {
+                let mk = l.mk.as_ref().ok_or(Error::UserNotLoggedIn)?;
+                mk.seal(&self.serial, &uid, *ty, v)?
+            } else {
+                v.to_vec()
+            };
+            attrs.push(StoredAttr { ty: *ty, sealed, value });
+        }
+        let key = if obj.is_private() {
+            Some(l.index_key.as_ref().ok_or(Error::UserNotLoggedIn)?.as_slice())
+        } else {
+            None
+        };
+        let index = INDEXED
+            .iter()
+            .filter_map(|ty| obj.get_raw(*ty).map(|v| (*ty, index_hash(key, *ty, v))))
+            .collect();
+        Ok((StoredObject { id, uid, class: obj.class(), private: obj.is_private(), attrs }, index))
+    }
+
+    /// Stores a new object; returns its handle. Token objects are durable on return.
+    pub fn add_object(&self, mut obj: Object, owner: CK_SESSION_HANDLE) -> Result<u64> {
+        if obj.is_private() && !self.user_logged_in() {
+            return Err(Error::UserNotLoggedIn);
+        }
+        obj.set(CKA_UNIQUE_ID, uuid::Uuid::new_v4().to_string().into_bytes());
+        if !obj.is_token() {
+            let h = self.next_session_object.fetch_add(1, Ordering::Relaxed);
+            self.session_objects.write().insert(h, SessionObject { owner, obj: Arc::new(obj) });
+            return Ok(h);
+        }
+        let (stored, index) = self.to_stored(&obj, 0)?;
+        let id = self.store.insert(&stored, &index)?;
+        self.cache.lock().objects.insert(id, Arc::new(obj));
+        Ok(id)
+    }
+
+    /// Replaces the object behind `handle` (C_SetAttributeValue).
+    pub fn replace_object(&self, handle: u64, obj: Object) -> Result<()> {
+        if handle >= SESSION_OBJECT_BASE {
+            let mut so = self.session_objects.write();
+            let s = so.get_mut(&handle).ok_or(Error::ObjectHandleInvalid)?;
+            s.obj = Arc::new(obj);
+            return Ok(());
+        }
+        let (stored, index) = self.to_stored(&obj, handle)?;
+        self.store.update(&stored, &index)?;
+        self.cache.lock().objects.insert(handle, Arc::new(obj));
+        Ok(())
+    }
+
+    pub fn remove_object(&self, handle: u64) -> Result<()> {
+        if handle >= SESSION_OBJECT_BASE {
+            return self.session_objects.write().remove(&handle).map(|_| ()).ok_or(Error::ObjectHandleInvalid);
+        }
+        self.cache.lock().objects.remove(&handle);
+        if !self.store.delete(handle)? {
+            return Err(Error::ObjectHandleInvalid);
+        }
+        Ok(())
+    }
+
+    /// Session objects die with their session.
+    pub fn drop_session_objects(&self, owner: CK_SESSION_HANDLE) {
+        self.session_objects.write().retain(|_, s| s.owner != owner);
+    }
+
+    /// Handles of the objects matching `template`, token objects through the index.
+    pub fn find(&self, template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> Result<Vec<u64>> {
+        let user = self.user_logged_in();
+        let key = self.login.read().index_key.clone();
+        let conditions: Vec<(u64, Vec<Vec<u8>>)> = template
+            .iter()
+            .filter(|(ty, _)| INDEXED.contains(ty))
+            .map(|(ty, v)| {
+                let mut hashes = vec![index_hash(None, *ty, v)];
+                if let (true, Some(k)) = (user, key.as_ref()) {
+                    hashes.push(index_hash(Some(k), *ty, v));
+                }
+                (*ty, hashes)
+            })
+            .collect();
+        let wants_token = template
+            .iter()
+            .find(|(ty, _)| *ty == CKA_TOKEN)
+            .map(|(_, v)| v.first() == Some(&1));
+        let mut out = Vec::new();
+        if wants_token != Some(false) {
+            for id in self.store.find(&conditions, user)? {
+                if let Some(o) = self.token_object(id)? {
+                    if o.matches(template) {
+                        out.push(id);
+                    }
+                }
+            }
+        }
+        if wants_token != Some(true) {
+            let so = self.session_objects.read();
+            let mut hs: Vec<u64> = so
+                .iter()
+                .filter(|(_, s)| (user || !s.obj.is_private()) && s.obj.matches(template))
+                .map(|(h, _)| *h)
+                .collect();
+            hs.sort_unstable();
+            out.extend(hs);
+        }
+        Ok(out)
+    }
+
+    /// A key's value for a mechanism. A public object whose value is sealed cannot be
+    /// used before login.
+    pub fn usable_value<'a>(&self, obj: &'a Object) -> Result<&'a [u8]> {
+        obj.get_raw(CKA_VALUE).ok_or(Error::UserNotLoggedIn)
+    }
+
+    /// Size of an object as stored, for C_GetObjectSize.
+    pub fn object_size(&self, obj: &Object) -> usize {
+        obj.attrs.values().map(|v| v.len() + 13).sum()
+    }
+}
