@@ -71,10 +71,18 @@ impl BlockKey {
         let unbound = || cipher::UnboundCipherKey::new(alg, key).map_err(|_| Error::KeySizeRange);
         let bad = |_| Error::general("AES key setup failed");
         let keyed = match (dir, cbc) {
-            (Direction::Encrypt, false) => Keyed::Enc(cipher::EncryptingKey::ecb(unbound()?).map_err(bad)?),
-            (Direction::Encrypt, true) => Keyed::Enc(cipher::EncryptingKey::cbc(unbound()?).map_err(bad)?),
-            (Direction::Decrypt, false) => Keyed::Dec(cipher::DecryptingKey::ecb(unbound()?).map_err(bad)?),
-            (Direction::Decrypt, true) => Keyed::Dec(cipher::DecryptingKey::cbc(unbound()?).map_err(bad)?),
+            (Direction::Encrypt, false) => {
+                Keyed::Enc(cipher::EncryptingKey::ecb(unbound()?).map_err(bad)?)
+            }
+            (Direction::Encrypt, true) => {
+                Keyed::Enc(cipher::EncryptingKey::cbc(unbound()?).map_err(bad)?)
+            }
+            (Direction::Decrypt, false) => {
+                Keyed::Dec(cipher::DecryptingKey::ecb(unbound()?).map_err(bad)?)
+            }
+            (Direction::Decrypt, true) => {
+                Keyed::Dec(cipher::DecryptingKey::cbc(unbound()?).map_err(bad)?)
+            }
         };
         Ok(BlockKey(Arc::new(keyed)))
     }
@@ -170,12 +178,21 @@ fn gcm_key(key: &[u8]) -> Result<aead::LessSafeKey> {
 }
 
 /// AES-GCM encryption in one shot: returns ciphertext || 16-byte tag.
-pub fn gcm_seal(key: &[u8], nonce: &[u8; GCM_NONCE_LEN], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+pub fn gcm_seal(
+    key: &[u8],
+    nonce: &[u8; GCM_NONCE_LEN],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
     let key = gcm_key(key)?;
     let mut out = Vec::with_capacity(plaintext.len() + GCM_TAG_LEN);
     out.extend_from_slice(plaintext);
-    key.seal_in_place_append_tag(aead::Nonce::assume_unique_for_key(*nonce), aead::Aad::from(aad), &mut out)
-        .map_err(|_| Error::DataLenRange)?;
+    key.seal_in_place_append_tag(
+        aead::Nonce::assume_unique_for_key(*nonce),
+        aead::Aad::from(aad),
+        &mut out,
+    )
+    .map_err(|_| Error::DataLenRange)?;
     Ok(out)
 }
 
@@ -194,7 +211,11 @@ pub fn gcm_open(
     }
     let mut buf = Zeroizing::new(sealed.to_vec());
     let plain_len = key
-        .open_in_place(aead::Nonce::assume_unique_for_key(*nonce), aead::Aad::from(aad), &mut buf)
+        .open_in_place(
+            aead::Nonce::assume_unique_for_key(*nonce),
+            aead::Aad::from(aad),
+            &mut buf,
+        )
         .map_err(|_| Error::EncryptedDataInvalid)?
         .len();
     buf.truncate(plain_len);
@@ -220,7 +241,10 @@ fn kek(key: &[u8]) -> Result<key_wrap::AesKek> {
 pub fn kw_wrap(key: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     use key_wrap::KeyWrap;
     let mut out = vec![0u8; plaintext.len() + 8];
-    let len = kek(key)?.wrap(plaintext, &mut out).map_err(|_| Error::DataLenRange)?.len();
+    let len = kek(key)?
+        .wrap(plaintext, &mut out)
+        .map_err(|_| Error::DataLenRange)?
+        .len();
     out.truncate(len);
     Ok(out)
 }
@@ -230,7 +254,10 @@ pub fn kw_wrap(key: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
 pub fn kw_unwrap(key: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     use key_wrap::KeyWrap;
     let mut out = Zeroizing::new(vec![0u8; wrapped.len()]);
-    let len = kek(key)?.unwrap(wrapped, &mut out).map_err(|_| Error::EncryptedDataInvalid)?.len();
+    let len = kek(key)?
+        .unwrap(wrapped, &mut out)
+        .map_err(|_| Error::EncryptedDataInvalid)?
+        .len();
     out.truncate(len);
     Ok(out)
 }
@@ -277,7 +304,9 @@ impl Cmac {
     }
 
     pub fn update(&mut self, data: &[u8]) -> Result<()> {
-        self.0.update(data).map_err(|_| Error::general("CMAC update failed"))
+        self.0
+            .update(data)
+            .map_err(|_| Error::general("CMAC update failed"))
     }
 
     pub fn finish(self) -> Result<[u8; CMAC_LEN]> {
@@ -348,7 +377,10 @@ pub struct Hmac(hmac::Context);
 impl Hmac {
     /// Any key length is accepted (keys longer than the hash block are hashed first).
     pub fn new(hash: Hash, key: &[u8]) -> Self {
-        Hmac(hmac::Context::with_key(&hmac::Key::new(hash.hmac_alg(), key)))
+        Hmac(hmac::Context::with_key(&hmac::Key::new(
+            hash.hmac_alg(),
+            key,
+        )))
     }
 
     pub fn update(&mut self, data: &[u8]) {
@@ -389,25 +421,38 @@ mod tests {
 
     #[test]
     fn ecb_sp800_38a() {
-        let ct = h("3ad77bb40d7a3660a89ecaf32466ef97 f5d3d58503b9699de785895a96fdbaaf \
-                    43b1cd7f598ece23881b00e3ed030688 7b0c785e27e8ad3f8223207104725dd4");
+        let ct = h(
+            "3ad77bb40d7a3660a89ecaf32466ef97 f5d3d58503b9699de785895a96fdbaaf \
+                    43b1cd7f598ece23881b00e3ed030688 7b0c785e27e8ad3f8223207104725dd4",
+        );
         let mut buf = h(PT);
-        AesEcb::new(&h(K128), Direction::Encrypt).unwrap().apply(&mut buf).unwrap();
+        AesEcb::new(&h(K128), Direction::Encrypt)
+            .unwrap()
+            .apply(&mut buf)
+            .unwrap();
         assert_eq!(buf, ct);
-        AesEcb::new(&h(K128), Direction::Decrypt).unwrap().apply(&mut buf).unwrap();
+        AesEcb::new(&h(K128), Direction::Decrypt)
+            .unwrap()
+            .apply(&mut buf)
+            .unwrap();
         assert_eq!(buf, h(PT));
 
         let k256 = h("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4");
         let mut block = h("6bc1bee22e409f96e93d7e117393172a");
-        AesEcb::new(&k256, Direction::Encrypt).unwrap().apply(&mut block).unwrap();
+        AesEcb::new(&k256, Direction::Encrypt)
+            .unwrap()
+            .apply(&mut block)
+            .unwrap();
         assert_eq!(block, h("f3eed1bdb5d2a03c064b5a7e3db181f8"));
     }
 
     #[test]
     fn cbc_sp800_38a_in_one_and_several_calls() {
         let iv0: [u8; 16] = h("000102030405060708090a0b0c0d0e0f").try_into().unwrap();
-        let ct = h("7649abac8119b246cee98e9b12e9197d 5086cb9b507219ee95db113a917678b2 \
-                    73bed6b8e3c1743b7116e69e22229516 3ff1caa1681fac09120eca307586e1a7");
+        let ct = h(
+            "7649abac8119b246cee98e9b12e9197d 5086cb9b507219ee95db113a917678b2 \
+                    73bed6b8e3c1743b7116e69e22229516 3ff1caa1681fac09120eca307586e1a7",
+        );
         let enc = AesCbc::new(&h(K128), Direction::Encrypt).unwrap();
         let mut iv = iv0;
         let mut buf = h(PT);
@@ -435,21 +480,36 @@ mod tests {
     fn bad_key_lengths_are_key_size_range() {
         for len in [0, 15, 20, 33] {
             let k = vec![1u8; len];
-            assert_eq!(AesEcb::new(&k, Direction::Encrypt).err(), Some(Error::KeySizeRange));
-            assert_eq!(AesCbc::new(&k, Direction::Decrypt).err(), Some(Error::KeySizeRange));
+            assert_eq!(
+                AesEcb::new(&k, Direction::Encrypt).err(),
+                Some(Error::KeySizeRange)
+            );
+            assert_eq!(
+                AesCbc::new(&k, Direction::Decrypt).err(),
+                Some(Error::KeySizeRange)
+            );
             assert_eq!(Cmac::new(&k).err(), Some(Error::KeySizeRange));
-            assert_eq!(gcm_seal(&k, &[0; 12], b"", b"").err(), Some(Error::KeySizeRange));
+            assert_eq!(
+                gcm_seal(&k, &[0; 12], b"", b"").err(),
+                Some(Error::KeySizeRange)
+            );
             assert_eq!(kw_wrap(&k, &[0; 16]).err(), Some(Error::KeySizeRange));
         }
         // No AES-192 key-encryption key in aws-lc.
-        assert_eq!(kwp_wrap(&[1; 24], &[0; 16]).err(), Some(Error::KeySizeRange));
+        assert_eq!(
+            kwp_wrap(&[1; 24], &[0; 16]).err(),
+            Some(Error::KeySizeRange)
+        );
     }
 
     #[test]
     fn gcm_test_cases() {
         // Test cases 1 and 2: zero key and IV.
         let k = [0u8; 16];
-        assert_eq!(gcm_seal(&k, &[0; 12], b"", b"").unwrap(), h("58e2fccefa7e3061367f1d57a4e7455a"));
+        assert_eq!(
+            gcm_seal(&k, &[0; 12], b"", b"").unwrap(),
+            h("58e2fccefa7e3061367f1d57a4e7455a")
+        );
         assert_eq!(
             gcm_seal(&k, &[0; 12], b"", &[0; 16]).unwrap(),
             h("0388dace60b6a392f328c2b971b2fe78 ab6e47d42cec13bdf53a67b21257bddf")
@@ -457,20 +517,33 @@ mod tests {
         // Test case 4: with additional data and a partial last block.
         let k = h("feffe9928665731c6d6a8f9467308308");
         let iv: [u8; 12] = h("cafebabefacedbaddecaf888").try_into().unwrap();
-        let p = h("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72\
-                   1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39");
+        let p = h(
+            "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72\
+                   1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+        );
         let a = h("feedfacedeadbeeffeedfacedeadbeefabaddad2");
-        let c = h("42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e\
+        let c = h(
+            "42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e\
                    21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091\
-                   5bc94fbc3221a5db94fae95ae7121a47");
+                   5bc94fbc3221a5db94fae95ae7121a47",
+        );
         assert_eq!(gcm_seal(&k, &iv, &a, &p).unwrap(), c);
         assert_eq!(*gcm_open(&k, &iv, &a, &c).unwrap(), p);
 
         let mut bad = c.clone();
         bad[0] ^= 1;
-        assert_eq!(gcm_open(&k, &iv, &a, &bad).err(), Some(Error::EncryptedDataInvalid));
-        assert_eq!(gcm_open(&k, &iv, b"", &c).err(), Some(Error::EncryptedDataInvalid));
-        assert_eq!(gcm_open(&k, &iv, &a, &c[..15]).err(), Some(Error::EncryptedDataLenRange));
+        assert_eq!(
+            gcm_open(&k, &iv, &a, &bad).err(),
+            Some(Error::EncryptedDataInvalid)
+        );
+        assert_eq!(
+            gcm_open(&k, &iv, b"", &c).err(),
+            Some(Error::EncryptedDataInvalid)
+        );
+        assert_eq!(
+            gcm_open(&k, &iv, &a, &c[..15]).err(),
+            Some(Error::EncryptedDataLenRange)
+        );
     }
 
     #[test]
@@ -500,7 +573,10 @@ mod tests {
             assert_eq!(*kw_unwrap(kek, &h(wrapped)).unwrap(), h(key));
             let mut bad = h(wrapped);
             bad[5] ^= 0x40;
-            assert_eq!(kw_unwrap(kek, &bad).err(), Some(Error::EncryptedDataInvalid));
+            assert_eq!(
+                kw_unwrap(kek, &bad).err(),
+                Some(Error::EncryptedDataInvalid)
+            );
         }
     }
 
@@ -514,7 +590,10 @@ mod tests {
             assert_eq!(*kwp_unwrap(&kek, &w).unwrap(), key);
             let mut bad = w.clone();
             bad[w.len() - 1] ^= 1;
-            assert_eq!(kwp_unwrap(&kek, &bad).err(), Some(Error::EncryptedDataInvalid));
+            assert_eq!(
+                kwp_unwrap(&kek, &bad).err(),
+                Some(Error::EncryptedDataInvalid)
+            );
         }
     }
 
@@ -547,8 +626,14 @@ mod tests {
         let key = [0x0b; 20];
         let cases = [
             (Hash::Sha1, "b617318655057264e28bc0b6fb378c8ef146be00"),
-            (Hash::Sha224, "896fb1128abbdf196832107cd49df33f47b4b1169912ba4f53684b22"),
-            (Hash::Sha256, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+            (
+                Hash::Sha224,
+                "896fb1128abbdf196832107cd49df33f47b4b1169912ba4f53684b22",
+            ),
+            (
+                Hash::Sha256,
+                "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
+            ),
             (
                 Hash::Sha384,
                 "afd03944d84895626b0825f4ab46907f15f9dadbe4101ec682aa034c7cebc59c\
@@ -576,14 +661,26 @@ mod tests {
     fn digests_fips180() {
         let cases = [
             (Hash::Sha1, "", "da39a3ee5e6b4b0d3255bfef95601890afd80709"),
-            (Hash::Sha1, "abc", "a9993e364706816aba3e25717850c26c9cd0d89d"),
+            (
+                Hash::Sha1,
+                "abc",
+                "a9993e364706816aba3e25717850c26c9cd0d89d",
+            ),
             (
                 Hash::Sha1,
                 "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
                 "84983e441c3bd26ebaae4aa1f95129e5e54670f1",
             ),
-            (Hash::Sha224, "abc", "23097d223405d8228642a477bda255b32aadbce4bda0b3f7e36c9da7"),
-            (Hash::Sha256, "abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+            (
+                Hash::Sha224,
+                "abc",
+                "23097d223405d8228642a477bda255b32aadbce4bda0b3f7e36c9da7",
+            ),
+            (
+                Hash::Sha256,
+                "abc",
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            ),
             (
                 Hash::Sha384,
                 "abc",

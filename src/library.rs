@@ -682,7 +682,9 @@ struct KeystoreLock(std::fs::File);
 
 impl KeystoreLock {
     fn take(dir: &Path) -> Result<KeystoreLock> {
+        use std::os::unix::fs::OpenOptionsExt;
         let f = std::fs::OpenOptions::new()
+            .mode(0o600)
             .create(true)
             .truncate(false)
             .write(true)

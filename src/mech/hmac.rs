@@ -50,11 +50,18 @@ pub(super) struct MacSign<M> {
 
 impl<M: Mac> MacSign<M> {
     pub(super) fn new(mac: M, len: usize) -> Self {
-        MacSign { mac: Some(mac), len }
+        MacSign {
+            mac: Some(mac),
+            len,
+        }
     }
 
     fn compute(&mut self) -> Result<Vec<u8>> {
-        let mut full = self.mac.take().ok_or(Error::OperationNotInitialized)?.finish()?;
+        let mut full = self
+            .mac
+            .take()
+            .ok_or(Error::OperationNotInitialized)?
+            .finish()?;
         if full.len() < self.len {
             return Err(Error::general("MAC shorter than requested"));
         }
@@ -65,7 +72,10 @@ impl<M: Mac> MacSign<M> {
 
 impl<M: Mac> SignOp for MacSign<M> {
     fn update(&mut self, data: &[u8]) -> Result<()> {
-        self.mac.as_mut().ok_or(Error::OperationNotInitialized)?.update(data)
+        self.mac
+            .as_mut()
+            .ok_or(Error::OperationNotInitialized)?
+            .update(data)
     }
     fn finish(&mut self) -> Result<Vec<u8>> {
         self.compute()
@@ -177,14 +187,57 @@ macro_rules! hmac_pair {
     };
 }
 
-hmac_pair!(SHA_1, SHA_1_GEN, CKM_SHA_1_HMAC, CKM_SHA_1_HMAC_GENERAL, Hash::Sha1, CKK_SHA_1_HMAC);
-hmac_pair!(SHA224, SHA224_GEN, CKM_SHA224_HMAC, CKM_SHA224_HMAC_GENERAL, Hash::Sha224, CKK_SHA224_HMAC);
-hmac_pair!(SHA256, SHA256_GEN, CKM_SHA256_HMAC, CKM_SHA256_HMAC_GENERAL, Hash::Sha256, CKK_SHA256_HMAC);
-hmac_pair!(SHA384, SHA384_GEN, CKM_SHA384_HMAC, CKM_SHA384_HMAC_GENERAL, Hash::Sha384, CKK_SHA384_HMAC);
-hmac_pair!(SHA512, SHA512_GEN, CKM_SHA512_HMAC, CKM_SHA512_HMAC_GENERAL, Hash::Sha512, CKK_SHA512_HMAC);
+hmac_pair!(
+    SHA_1,
+    SHA_1_GEN,
+    CKM_SHA_1_HMAC,
+    CKM_SHA_1_HMAC_GENERAL,
+    Hash::Sha1,
+    CKK_SHA_1_HMAC
+);
+hmac_pair!(
+    SHA224,
+    SHA224_GEN,
+    CKM_SHA224_HMAC,
+    CKM_SHA224_HMAC_GENERAL,
+    Hash::Sha224,
+    CKK_SHA224_HMAC
+);
+hmac_pair!(
+    SHA256,
+    SHA256_GEN,
+    CKM_SHA256_HMAC,
+    CKM_SHA256_HMAC_GENERAL,
+    Hash::Sha256,
+    CKK_SHA256_HMAC
+);
+hmac_pair!(
+    SHA384,
+    SHA384_GEN,
+    CKM_SHA384_HMAC,
+    CKM_SHA384_HMAC_GENERAL,
+    Hash::Sha384,
+    CKK_SHA384_HMAC
+);
+hmac_pair!(
+    SHA512,
+    SHA512_GEN,
+    CKM_SHA512_HMAC,
+    CKM_SHA512_HMAC_GENERAL,
+    Hash::Sha512,
+    CKK_SHA512_HMAC
+);
 
 pub static UNITS: &[&dyn Unit] = &[
-    &SHA_1, &SHA_1_GEN, &SHA224, &SHA224_GEN, &SHA256, &SHA256_GEN, &SHA384, &SHA384_GEN, &SHA512,
+    &SHA_1,
+    &SHA_1_GEN,
+    &SHA224,
+    &SHA224_GEN,
+    &SHA256,
+    &SHA256_GEN,
+    &SHA384,
+    &SHA384_GEN,
+    &SHA512,
     &SHA512_GEN,
 ];
 
@@ -193,7 +246,6 @@ mod tests {
     //! HMAC-SHA-2 against the RustCrypto `hmac` crate; HMAC-SHA-1 against RFC 2202 (no
     //! independent SHA-1 implementation is at hand), plus every parameter and key error.
     use super::*;
-    use ::hmac::Mac as _;
 
     fn h(s: &str) -> Vec<u8> {
         hex::decode(s).expect("test vector")
@@ -207,6 +259,17 @@ mod tests {
 
     fn key(key_type: CK_KEY_TYPE, value: &[u8]) -> SecretKey<'_> {
         SecretKey { key_type, value }
+    }
+
+    fn is_general(ty: CK_MECHANISM_TYPE) -> bool {
+        [
+            CKM_SHA_1_HMAC_GENERAL,
+            CKM_SHA224_HMAC_GENERAL,
+            CKM_SHA256_HMAC_GENERAL,
+            CKM_SHA384_HMAC_GENERAL,
+            CKM_SHA512_HMAC_GENERAL,
+        ]
+        .contains(&ty)
     }
 
     fn unit(ty: CK_MECHANISM_TYPE) -> &'static dyn Unit {
@@ -246,10 +309,30 @@ mod tests {
     }
 
     const SHA2: [(CK_MECHANISM_TYPE, CK_MECHANISM_TYPE, Hash, CK_KEY_TYPE); 4] = [
-        (CKM_SHA224_HMAC, CKM_SHA224_HMAC_GENERAL, Hash::Sha224, CKK_SHA224_HMAC),
-        (CKM_SHA256_HMAC, CKM_SHA256_HMAC_GENERAL, Hash::Sha256, CKK_SHA256_HMAC),
-        (CKM_SHA384_HMAC, CKM_SHA384_HMAC_GENERAL, Hash::Sha384, CKK_SHA384_HMAC),
-        (CKM_SHA512_HMAC, CKM_SHA512_HMAC_GENERAL, Hash::Sha512, CKK_SHA512_HMAC),
+        (
+            CKM_SHA224_HMAC,
+            CKM_SHA224_HMAC_GENERAL,
+            Hash::Sha224,
+            CKK_SHA224_HMAC,
+        ),
+        (
+            CKM_SHA256_HMAC,
+            CKM_SHA256_HMAC_GENERAL,
+            Hash::Sha256,
+            CKK_SHA256_HMAC,
+        ),
+        (
+            CKM_SHA384_HMAC,
+            CKM_SHA384_HMAC_GENERAL,
+            Hash::Sha384,
+            CKK_SHA384_HMAC,
+        ),
+        (
+            CKM_SHA512_HMAC,
+            CKM_SHA512_HMAC_GENERAL,
+            Hash::Sha512,
+            CKK_SHA512_HMAC,
+        ),
     ];
 
     #[test]
@@ -263,13 +346,25 @@ mod tests {
                     let data = rand(dlen);
                     let expect = oracle(hash, &value, &data);
                     for k in [key(CKK_GENERIC_SECRET, &value), key(ckk, &value)] {
-                        assert_eq!(sign(unit(full), &k, &Param::None, &data, 7).unwrap(), expect);
-                        assert_eq!(sign(unit(full), &k, &Param::None, &data, 1000).unwrap(), expect);
+                        assert_eq!(
+                            sign(unit(full), &k, &Param::None, &data, 7).unwrap(),
+                            expect
+                        );
+                        assert_eq!(
+                            sign(unit(full), &k, &Param::None, &data, 1000).unwrap(),
+                            expect
+                        );
                         assert_eq!(verify(unit(full), &k, &Param::None, &data, &expect), Ok(()));
                         for len in [1, n / 2, n] {
                             let p = Param::Ulong(len as u64);
-                            assert_eq!(sign(unit(general), &k, &p, &data, 13).unwrap(), expect[..len]);
-                            assert_eq!(verify(unit(general), &k, &p, &data, &expect[..len]), Ok(()));
+                            assert_eq!(
+                                sign(unit(general), &k, &p, &data, 13).unwrap(),
+                                expect[..len]
+                            );
+                            assert_eq!(
+                                verify(unit(general), &k, &p, &data, &expect[..len]),
+                                Ok(())
+                            );
                         }
                     }
                 }
@@ -280,19 +375,44 @@ mod tests {
     #[test]
     fn sha1_rfc2202() {
         let cases = [
-            (vec![0x0b; 20], b"Hi There".to_vec(), "b617318655057264e28bc0b6fb378c8ef146be00"),
-            (b"Jefe".to_vec(), b"what do ya want for nothing?".to_vec(), "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"),
-            (vec![0xaa; 20], vec![0xdd; 50], "125d7342b9ac11cd91a39af48aa17b4f63f175d3"),
+            (
+                vec![0x0b; 20],
+                b"Hi There".to_vec(),
+                "b617318655057264e28bc0b6fb378c8ef146be00",
+            ),
+            (
+                b"Jefe".to_vec(),
+                b"what do ya want for nothing?".to_vec(),
+                "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79",
+            ),
+            (
+                vec![0xaa; 20],
+                vec![0xdd; 50],
+                "125d7342b9ac11cd91a39af48aa17b4f63f175d3",
+            ),
             // A key longer than the block.
-            (vec![0xaa; 80], b"Test Using Larger Than Block-Size Key - Hash Key First".to_vec(), "aa4ae5e15272d00e95705637ce8a3b55ed402112"),
+            (
+                vec![0xaa; 80],
+                b"Test Using Larger Than Block-Size Key - Hash Key First".to_vec(),
+                "aa4ae5e15272d00e95705637ce8a3b55ed402112",
+            ),
         ];
         for (value, data, mac) in cases {
             for ckk in [CKK_GENERIC_SECRET, CKK_SHA_1_HMAC] {
                 let k = key(ckk, &value);
-                assert_eq!(sign(unit(CKM_SHA_1_HMAC), &k, &Param::None, &data, 3).unwrap(), h(mac));
+                assert_eq!(
+                    sign(unit(CKM_SHA_1_HMAC), &k, &Param::None, &data, 3).unwrap(),
+                    h(mac)
+                );
                 let p = Param::Ulong(10);
-                assert_eq!(sign(unit(CKM_SHA_1_HMAC_GENERAL), &k, &p, &data, 5).unwrap(), h(mac)[..10]);
-                assert_eq!(verify(unit(CKM_SHA_1_HMAC), &k, &Param::None, &data, &h(mac)), Ok(()));
+                assert_eq!(
+                    sign(unit(CKM_SHA_1_HMAC_GENERAL), &k, &p, &data, 5).unwrap(),
+                    h(mac)[..10]
+                );
+                assert_eq!(
+                    verify(unit(CKM_SHA_1_HMAC), &k, &Param::None, &data, &h(mac)),
+                    Ok(())
+                );
             }
         }
     }
@@ -303,18 +423,33 @@ mod tests {
         let k = key(CKK_GENERIC_SECRET, &value);
         let data = rand(100);
         for u in UNITS {
-            let general = u.ty() & 1 == 1 || u.ty() == CKM_SHA224_HMAC_GENERAL;
-            let p = if general { Param::Ulong(12) } else { Param::None };
+            let p = if is_general(u.ty()) {
+                Param::Ulong(12)
+            } else {
+                Param::None
+            };
             let sig = sign(*u, &k, &p, &data, 9).unwrap();
             assert_eq!(verify(*u, &k, &p, &data, &sig), Ok(()));
-            assert_eq!(verify(*u, &k, &p, &data, &sig[1..]), Err(Error::SignatureLenRange));
-            assert_eq!(verify(*u, &k, &p, &data, &[sig.as_slice(), &[0]].concat()), Err(Error::SignatureLenRange));
+            assert_eq!(
+                verify(*u, &k, &p, &data, &sig[1..]),
+                Err(Error::SignatureLenRange)
+            );
+            assert_eq!(
+                verify(*u, &k, &p, &data, &[sig.as_slice(), &[0]].concat()),
+                Err(Error::SignatureLenRange)
+            );
             for i in [0, sig.len() - 1] {
                 let mut bad = sig.clone();
                 bad[i] ^= 0x10;
-                assert_eq!(verify(*u, &k, &p, &data, &bad), Err(Error::SignatureInvalid));
+                assert_eq!(
+                    verify(*u, &k, &p, &data, &bad),
+                    Err(Error::SignatureInvalid)
+                );
             }
-            assert_eq!(verify(*u, &k, &p, &data[1..], &sig), Err(Error::SignatureInvalid));
+            assert_eq!(
+                verify(*u, &k, &p, &data[1..], &sig),
+                Err(Error::SignatureInvalid)
+            );
         }
     }
 
@@ -323,14 +458,7 @@ mod tests {
         let value = rand(32);
         let k = key(CKK_GENERIC_SECRET, &value);
         for u in UNITS {
-            let general = [
-                CKM_SHA_1_HMAC_GENERAL,
-                CKM_SHA224_HMAC_GENERAL,
-                CKM_SHA256_HMAC_GENERAL,
-                CKM_SHA384_HMAC_GENERAL,
-                CKM_SHA512_HMAC_GENERAL,
-            ]
-            .contains(&u.ty());
+            let general = is_general(u.ty());
             let full = u.sign(&k, &Param::None).map(|op| op.sig_len());
             if general {
                 assert_eq!(full.err(), Some(Error::MechanismParamInvalid));
@@ -344,13 +472,21 @@ mod tests {
                     }
                 }
                 assert!([20, 28, 32, 48, 64].contains(&max));
-                for bad in [Param::Ulong(0), Param::Ulong(max + 1), Param::Ulong(u64::MAX), Param::Bytes(vec![4])] {
+                for bad in [
+                    Param::Ulong(0),
+                    Param::Ulong(max + 1),
+                    Param::Ulong(u64::MAX),
+                    Param::Bytes(vec![4]),
+                ] {
                     assert_eq!(u.sign(&k, &bad).err(), Some(Error::MechanismParamInvalid));
                     assert_eq!(u.verify(&k, &bad).err(), Some(Error::MechanismParamInvalid));
                 }
             } else {
                 assert!([20, 28, 32, 48, 64].contains(&full.unwrap()));
-                assert_eq!(u.sign(&k, &Param::Ulong(8)).err(), Some(Error::MechanismParamInvalid));
+                assert_eq!(
+                    u.sign(&k, &Param::Ulong(8)).err(),
+                    Some(Error::MechanismParamInvalid)
+                );
             }
         }
     }
@@ -360,18 +496,34 @@ mod tests {
         let value = rand(32);
         let s256 = unit(CKM_SHA256_HMAC);
         for wrong in [CKK_AES, CKK_SHA384_HMAC, CKK_SHA_1_HMAC] {
-            assert_eq!(s256.sign(&key(wrong, &value), &Param::None).err(), Some(Error::KeyTypeInconsistent));
-            assert_eq!(s256.verify(&key(wrong, &value), &Param::None).err(), Some(Error::KeyTypeInconsistent));
+            assert_eq!(
+                s256.sign(&key(wrong, &value), &Param::None).err(),
+                Some(Error::KeyTypeInconsistent)
+            );
+            assert_eq!(
+                s256.verify(&key(wrong, &value), &Param::None).err(),
+                Some(Error::KeyTypeInconsistent)
+            );
         }
         assert_eq!(s256.key_types(), &[CKK_GENERIC_SECRET, CKK_SHA256_HMAC]);
         for len in [0, 513] {
             let v = vec![1u8; len];
-            assert_eq!(s256.sign(&key(CKK_GENERIC_SECRET, &v), &Param::None).err(), Some(Error::KeySizeRange));
+            assert_eq!(
+                s256.sign(&key(CKK_GENERIC_SECRET, &v), &Param::None).err(),
+                Some(Error::KeySizeRange)
+            );
         }
         for u in UNITS {
             let info = u.info();
-            assert_eq!((info.min_key, info.max_key, info.flags), (1, 512, CKF_SIGN | CKF_VERIFY));
-            assert_eq!(u.encrypt(&key(CKK_GENERIC_SECRET, &value), &Param::None).err(), Some(Error::MechanismInvalid));
+            assert_eq!(
+                (info.min_key, info.max_key, info.flags),
+                (1, 512, CKF_SIGN | CKF_VERIFY)
+            );
+            assert_eq!(
+                u.encrypt(&key(CKK_GENERIC_SECRET, &value), &Param::None)
+                    .err(),
+                Some(Error::MechanismInvalid)
+            );
         }
     }
 

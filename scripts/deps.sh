@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs, through apt-get, the programs the build and the tests drive and that are
+# missing: OpenSC's pkcs11-tool, openssl, SoftHSM2 (the reference token), the OpenSSL
+# pkcs11 engine, and gcc for the crypto engine's C code. Does nothing when all are there.
+set -euo pipefail
+
+need=()
+command -v pkcs11-tool >/dev/null || need+=(opensc)
+command -v openssl >/dev/null || need+=(openssl)
+command -v softhsm2-util >/dev/null || need+=(softhsm2)
+command -v gcc >/dev/null || need+=(gcc)
+command -v make >/dev/null || need+=(make)
+dpkg -s libengine-pkcs11-openssl >/dev/null 2>&1 || need+=(libengine-pkcs11-openssl)
+
+if [ ${#need[@]} -eq 0 ]; then
+    exit 0
+fi
+echo "installing: ${need[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "need root or sudo to install: ${need[*]}" >&2; exit 1; }
+    sudo="sudo"
+fi
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends ca-certificates "${need[@]}"
