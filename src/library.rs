@@ -31,12 +31,20 @@ pub struct SessionView {
     pub rw: bool,
 }
 
+/// A session and what others need to know of it without waiting for its lock (which a
+/// long cryptographic operation may hold).
+struct SessionEntry {
+    slot_id: u64,
+    rw: bool,
+    session: Arc<Mutex<Session>>,
+}
+
 pub struct Library {
     pub config: Config,
     registry: Registry,
     keystore: PathBuf,
     tokens: RwLock<BTreeMap<u64, Arc<Token>>>,
-    sessions: RwLock<HashMap<CK_SESSION_HANDLE, Arc<Mutex<Session>>>>,
+    sessions: RwLock<HashMap<CK_SESSION_HANDLE, SessionEntry>>,
     next_session: AtomicU64,
 }
 
@@ -146,7 +154,6 @@ impl Library {
         let mut all = 0;
         let mut rw = 0;
         for s in sessions.values() {
-            let s = s.lock();
             if s.slot_id == slot_id {
                 all += 1;
                 rw += s.rw as usize;
@@ -229,17 +236,18 @@ impl Library {
             return Err(Error::SessionReadWriteSoExists);
         }
         let h = self.next_session.fetch_add(1, Ordering::Relaxed);
-        self.sessions.write().insert(h, Arc::new(Mutex::new(Session::new(h, token, rw))));
+        let session = Arc::new(Mutex::new(Session::new(h, token, rw)));
+        self.sessions.write().insert(h, SessionEntry { slot_id, rw, session });
         Ok(h)
     }
 
     pub fn session(&self, h: CK_SESSION_HANDLE) -> Result<Arc<Mutex<Session>>> {
-        self.sessions.read().get(&h).cloned().ok_or(Error::SessionHandleInvalid)
+        self.sessions.read().get(&h).map(|e| e.session.clone()).ok_or(Error::SessionHandleInvalid)
     }
 
     pub fn close_session(&self, h: CK_SESSION_HANDLE) -> Result<()> {
-        let s = self.sessions.write().remove(&h).ok_or(Error::SessionHandleInvalid)?;
-        let s = s.lock();
+        let entry = self.sessions.write().remove(&h).ok_or(Error::SessionHandleInvalid)?;
+        let s = entry.session.lock();
         s.token.drop_session_objects(h);
         // The login belongs to the application: it ends with the token's last session.
         if self.session_counts(s.slot_id).0 == 0 {
@@ -254,7 +262,7 @@ impl Library {
         }
         let handles: Vec<_> = {
             let sessions = self.sessions.read();
-            sessions.iter().filter(|(_, s)| s.lock().slot_id == slot_id).map(|(h, _)| *h).collect()
+            sessions.iter().filter(|(_, s)| s.slot_id == slot_id).map(|(h, _)| *h).collect()
         };
         for h in handles {
             let _ = self.close_session(h);

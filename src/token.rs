@@ -273,6 +273,11 @@ impl Token {
     fn token_object(&self, id: u64) -> Result<Option<Arc<Object>>> {
         let mut cache = self.cache.lock();
         self.sync(&mut cache)?;
+        self.cached_object(&mut cache, id)
+    }
+
+    /// The object `id` from an already synchronised cache, loading it if needed.
+    fn cached_object(&self, cache: &mut Cache, id: u64) -> Result<Option<Arc<Object>>> {
         if let Some(o) = cache.objects.get(&id) {
             return Ok(Some(o.clone()));
         }
@@ -379,9 +384,16 @@ impl Token {
             .map(|(_, v)| v.first() == Some(&1));
         let mut out = Vec::new();
         if wants_token != Some(false) {
-            for id in self.store.find(&conditions, user)? {
-                if let Some(o) = self.token_object(id)? {
-                    if o.matches(template) {
+            let ids = self.store.find(&conditions, user)?;
+            // When the index decides every condition, the objects need not be loaded (and
+            // unsealed) at all: a search stays proportional to what it finds.
+            if template.iter().all(|(ty, _)| INDEXED.contains(ty) || *ty == CKA_TOKEN) {
+                out = ids;
+            } else {
+                let mut cache = self.cache.lock();
+                self.sync(&mut cache)?;
+                for id in ids {
+                    if self.cached_object(&mut cache, id)?.is_some_and(|o| o.matches(template)) {
                         out.push(id);
                     }
                 }
