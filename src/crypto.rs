@@ -91,7 +91,7 @@ impl BlockKey {
 /// Rejects input that is not whole blocks; the callers check this first, so reaching it
 /// is an internal error rather than a caller's length error.
 fn whole_blocks(data: &[u8]) -> Result<()> {
-    if data.len() % AES_BLOCK == 0 {
+    if data.len().is_multiple_of(AES_BLOCK) {
         Ok(())
     } else {
         Err(Error::general("AES block operation on a partial block"))

@@ -92,7 +92,9 @@ impl Library {
         let mut paths: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
-                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("token-") && n.ends_with(".sqlite"))
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("token-") && n.ends_with(".sqlite"))
             })
             .collect();
         paths.sort();
@@ -104,7 +106,11 @@ impl Library {
             }
             match Token::open(&p, &self.config) {
                 Ok(t) if tokens.contains_key(&t.slot_id) => {
-                    log::error!("{}: slot {} is already taken by another token; skipped", p.display(), t.slot_id)
+                    log::error!(
+                        "{}: slot {} is already taken by another token; skipped",
+                        p.display(),
+                        t.slot_id
+                    )
                 }
                 Ok(t) => {
                     tokens.insert(t.slot_id, Arc::new(t));
@@ -191,9 +197,19 @@ impl Library {
                 self.tokens.write().remove(&slot_id);
             }
         }
-        let token = Arc::new(Token::create(&self.keystore, slot_id, label, so_pin, &self.config)?);
+        let token = Arc::new(Token::create(
+            &self.keystore,
+            slot_id,
+            label,
+            so_pin,
+            &self.config,
+        )?);
         self.tokens.write().insert(slot_id, token.clone());
-        log::info!("slot {slot_id}: token {:?} (serial {}) initialised", label, token.serial);
+        log::info!(
+            "slot {slot_id}: token {:?} (serial {}) initialised",
+            label,
+            token.serial
+        );
         Ok(token)
     }
 
@@ -206,8 +222,9 @@ impl Library {
             let from = PathBuf::from(format!("{}{suffix}", token.path().display()));
             if from.exists() {
                 let name = from.file_name().and_then(|n| n.to_str()).unwrap_or("token");
-                std::fs::rename(&from, dir.join(format!("{stamp}-{name}")))
-                    .map_err(|e| Error::storage(format!("{}: cannot archive: {e}", from.display())))?;
+                std::fs::rename(&from, dir.join(format!("{stamp}-{name}"))).map_err(|e| {
+                    Error::storage(format!("{}: cannot archive: {e}", from.display()))
+                })?;
             }
         }
         Ok(())
@@ -215,7 +232,9 @@ impl Library {
 
     /// Deletes a token for good (the command line's delete-token).
     pub fn delete_token(&self, slot_id: u64) -> Result<()> {
-        let Slot::Token(t) = self.slot(slot_id)? else { return Err(Error::SlotIdInvalid) };
+        let Slot::Token(t) = self.slot(slot_id)? else {
+            return Err(Error::SlotIdInvalid);
+        };
         self.archive(&t)?;
         self.tokens.write().remove(&slot_id);
         Ok(())
@@ -237,16 +256,31 @@ impl Library {
         }
         let h = self.next_session.fetch_add(1, Ordering::Relaxed);
         let session = Arc::new(Mutex::new(Session::new(h, token, rw)));
-        self.sessions.write().insert(h, SessionEntry { slot_id, rw, session });
+        self.sessions.write().insert(
+            h,
+            SessionEntry {
+                slot_id,
+                rw,
+                session,
+            },
+        );
         Ok(h)
     }
 
     pub fn session(&self, h: CK_SESSION_HANDLE) -> Result<Arc<Mutex<Session>>> {
-        self.sessions.read().get(&h).map(|e| e.session.clone()).ok_or(Error::SessionHandleInvalid)
+        self.sessions
+            .read()
+            .get(&h)
+            .map(|e| e.session.clone())
+            .ok_or(Error::SessionHandleInvalid)
     }
 
     pub fn close_session(&self, h: CK_SESSION_HANDLE) -> Result<()> {
-        let entry = self.sessions.write().remove(&h).ok_or(Error::SessionHandleInvalid)?;
+        let entry = self
+            .sessions
+            .write()
+            .remove(&h)
+            .ok_or(Error::SessionHandleInvalid)?;
         let s = entry.session.lock();
         s.token.drop_session_objects(h);
         // The login belongs to the application: it ends with the token's last session.
@@ -262,7 +296,11 @@ impl Library {
         }
         let handles: Vec<_> = {
             let sessions = self.sessions.read();
-            sessions.iter().filter(|(_, s)| s.slot_id == slot_id).map(|(h, _)| *h).collect()
+            sessions
+                .iter()
+                .filter(|(_, s)| s.slot_id == slot_id)
+                .map(|(h, _)| *h)
+                .collect()
         };
         for h in handles {
             let _ = self.close_session(h);
@@ -280,7 +318,11 @@ impl Library {
             (Some(Role::User), true) => CKS_RW_USER_FUNCTIONS,
             (Some(Role::So), _) => CKS_RW_SO_FUNCTIONS,
         };
-        Ok(SessionView { slot_id: s.slot_id, state, rw: s.rw })
+        Ok(SessionView {
+            slot_id: s.slot_id,
+            state,
+            rw: s.rw,
+        })
     }
 
     fn token_of(&self, h: CK_SESSION_HANDLE) -> Result<(Arc<Token>, bool)> {
@@ -337,7 +379,11 @@ impl Library {
         if !pin_len_ok(&self.config, new) {
             return Err(Error::PinLenRange);
         }
-        let role = if token.logged_in() == Some(Role::So) { Role::So } else { Role::User };
+        let role = if token.logged_in() == Some(Role::So) {
+            Role::So
+        } else {
+            Role::User
+        };
         token.set_pin(role, old, new, &self.config)
     }
 
@@ -356,12 +402,22 @@ impl Library {
 
     pub fn create_object(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<u64> {
         let (token, rw) = self.token_of(h)?;
-        let obj = Object::build(template, Origin::Create, &[], token.logged_in() == Some(Role::So))?;
+        let obj = Object::build(
+            template,
+            Origin::Create,
+            &[],
+            token.logged_in() == Some(Role::So),
+        )?;
         Self::check_writable(&token, rw, &obj)?;
         token.add_object(obj, h)
     }
 
-    pub fn copy_object(&self, h: CK_SESSION_HANDLE, from: u64, template: &[Attribute]) -> Result<u64> {
+    pub fn copy_object(
+        &self,
+        h: CK_SESSION_HANDLE,
+        from: u64,
+        template: &[Attribute],
+    ) -> Result<u64> {
         let (token, rw) = self.token_of(h)?;
         let src = token.object(from)?;
         if !src.bool(CKA_COPYABLE) {
@@ -397,7 +453,12 @@ impl Library {
         Ok(token.object_size(&obj))
     }
 
-    pub fn set_attributes(&self, h: CK_SESSION_HANDLE, handle: u64, template: &[Attribute]) -> Result<()> {
+    pub fn set_attributes(
+        &self,
+        h: CK_SESSION_HANDLE,
+        handle: u64,
+        template: &[Attribute],
+    ) -> Result<()> {
         let (token, rw) = self.token_of(h)?;
         let obj = token.object(handle)?;
         if obj.is_token() && !rw {
@@ -435,19 +496,17 @@ impl Library {
     pub fn find_final(&self, h: CK_SESSION_HANDLE) -> Result<()> {
         let s = self.session(h)?;
         let mut s = s.lock();
-        s.find.take().map(|_| ()).ok_or(Error::OperationNotInitialized)
+        s.find
+            .take()
+            .map(|_| ())
+            .ok_or(Error::OperationNotInitialized)
     }
 
     // ---- cryptography ----
 
     /// Resolves a key for a mechanism and passes the KMS layer; the common start of every
     /// *Init function.
-    fn key_for(
-        session: &Session,
-        key: u64,
-        what: KeyUse,
-        unit: &dyn Unit,
-    ) -> Result<Arc<Object>> {
+    fn key_for(session: &Session, key: u64, what: KeyUse, unit: &dyn Unit) -> Result<Arc<Object>> {
         let obj = session.token.object(key).map_err(|e| match e {
             Error::ObjectHandleInvalid => Error::KeyHandleInvalid,
             e => e,
@@ -457,21 +516,41 @@ impl Library {
     }
 
     fn secret<'a>(token: &Token, obj: &'a Object) -> Result<SecretKey<'a>> {
-        Ok(SecretKey { key_type: obj.key_type().ok_or(Error::KeyTypeInconsistent)?, value: token.usable_value(obj)? })
+        Ok(SecretKey {
+            key_type: obj.key_type().ok_or(Error::KeyTypeInconsistent)?,
+            value: token.usable_value(obj)?,
+        })
     }
 
-    pub fn cipher_init(&self, h: CK_SESSION_HANDLE, mech: &Mechanism, key: u64, encrypt: bool) -> Result<()> {
+    pub fn cipher_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: &Mechanism,
+        key: u64,
+        encrypt: bool,
+    ) -> Result<()> {
         let s = self.session(h)?;
         let mut s = s.lock();
         if (encrypt && s.encrypt.is_some()) || (!encrypt && s.decrypt.is_some()) {
             return Err(Error::OperationActive);
         }
         let unit = self.registry.lookup(mech.ty)?;
-        let what = if encrypt { KeyUse::Encrypt } else { KeyUse::Decrypt };
+        let what = if encrypt {
+            KeyUse::Encrypt
+        } else {
+            KeyUse::Decrypt
+        };
         let obj = Self::key_for(&s, key, what, unit)?;
         let sk = Self::secret(&s.token, &obj)?;
-        let op = if encrypt { unit.encrypt(&sk, &mech.param)? } else { unit.decrypt(&sk, &mech.param)? };
-        let c = Some(Cipher { op, multipart: false });
+        let op = if encrypt {
+            unit.encrypt(&sk, &mech.param)?
+        } else {
+            unit.decrypt(&sk, &mech.param)?
+        };
+        let c = Some(Cipher {
+            op,
+            multipart: false,
+        });
         if encrypt {
             s.encrypt = c;
         } else {
@@ -480,10 +559,21 @@ impl Library {
         Ok(())
     }
 
-    pub fn cipher(&self, h: CK_SESSION_HANDLE, encrypt: bool, step: Step, input: &[u8], out: Option<&mut [u8]>) -> Result<usize> {
+    pub fn cipher(
+        &self,
+        h: CK_SESSION_HANDLE,
+        encrypt: bool,
+        step: Step,
+        input: &[u8],
+        out: Option<&mut [u8]>,
+    ) -> Result<usize> {
         let s = self.session(h)?;
         let mut s = s.lock();
-        let slot = if encrypt { &mut s.encrypt } else { &mut s.decrypt };
+        let slot = if encrypt {
+            &mut s.encrypt
+        } else {
+            &mut s.decrypt
+        };
         cipher_step(slot, step, input, out)
     }
 
@@ -501,15 +591,25 @@ impl Library {
     }
 
     /// C_Sign (`data` Some: all at once) or C_SignFinal (None).
-    pub fn sign(&self, h: CK_SESSION_HANDLE, data: Option<&[u8]>, out: Option<&mut [u8]>) -> Result<usize> {
+    pub fn sign(
+        &self,
+        h: CK_SESSION_HANDLE,
+        data: Option<&[u8]>,
+        out: Option<&mut [u8]>,
+    ) -> Result<usize> {
         let s = self.session(h)?;
         let mut s = s.lock();
-        fixed_len_step(&mut s.sign, |op| op.sig_len(), out, |op| {
-            if let Some(d) = data {
-                op.update(d)?;
-            }
-            op.finish()
-        })
+        fixed_len_step(
+            &mut s.sign,
+            |op| op.sig_len(),
+            out,
+            |op| {
+                if let Some(d) = data {
+                    op.update(d)?;
+                }
+                op.finish()
+            },
+        )
     }
 
     pub fn sign_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
@@ -532,7 +632,12 @@ impl Library {
     }
 
     /// C_Verify (`data` Some) or C_VerifyFinal (None). Ends the operation.
-    pub fn verify(&self, h: CK_SESSION_HANDLE, data: Option<&[u8]>, signature: &[u8]) -> Result<()> {
+    pub fn verify(
+        &self,
+        h: CK_SESSION_HANDLE,
+        data: Option<&[u8]>,
+        signature: &[u8],
+    ) -> Result<()> {
         let s = self.session(h)?;
         let mut s = s.lock();
         let mut op = s.verify.take().ok_or(Error::OperationNotInitialized)?;
@@ -559,15 +664,25 @@ impl Library {
     }
 
     /// C_Digest (`data` Some) or C_DigestFinal (None).
-    pub fn digest(&self, h: CK_SESSION_HANDLE, data: Option<&[u8]>, out: Option<&mut [u8]>) -> Result<usize> {
+    pub fn digest(
+        &self,
+        h: CK_SESSION_HANDLE,
+        data: Option<&[u8]>,
+        out: Option<&mut [u8]>,
+    ) -> Result<usize> {
         let s = self.session(h)?;
         let mut s = s.lock();
-        fixed_len_step(&mut s.digest, |op| op.len(), out, |op| {
-            if let Some(d) = data {
-                op.update(d);
-            }
-            Ok(op.finish())
-        })
+        fixed_len_step(
+            &mut s.digest,
+            |op| op.output_len(),
+            out,
+            |op| {
+                if let Some(d) = data {
+                    op.update(d);
+                }
+                Ok(op.finish())
+            },
+        )
     }
 
     pub fn digest_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
@@ -600,7 +715,12 @@ impl Library {
         })
     }
 
-    pub fn generate_key(&self, h: CK_SESSION_HANDLE, mech: &Mechanism, template: &[Attribute]) -> Result<u64> {
+    pub fn generate_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: &Mechanism,
+        template: &[Attribute],
+    ) -> Result<u64> {
         let (token, rw) = self.token_of(h)?;
         let unit = self.registry.lookup(mech.ty)?;
         if mech.param != crate::mech::Param::None {
@@ -609,7 +729,11 @@ impl Library {
         let len = template
             .iter()
             .find(|(t, _)| *t == CKA_VALUE_LEN)
-            .map(|(_, v)| v.as_slice().try_into().map(|b| u64::from_ne_bytes(b) as usize))
+            .map(|(_, v)| {
+                v.as_slice()
+                    .try_into()
+                    .map(|b| u64::from_ne_bytes(b) as usize)
+            })
             .transpose()
             .map_err(|_| Error::AttributeValueInvalid)?;
         let (key_type, value) = unit.generate_key(len)?;
@@ -618,12 +742,24 @@ impl Library {
             (CKA_KEY_TYPE, ck_ulong(key_type)),
             (CKA_VALUE, value.to_vec()),
         ];
-        let obj = Object::build(template, Origin::Generate(mech.ty), &extra, token.logged_in() == Some(Role::So))?;
+        let obj = Object::build(
+            template,
+            Origin::Generate(mech.ty),
+            &extra,
+            token.logged_in() == Some(Role::So),
+        )?;
         Self::check_writable(&token, rw, &obj)?;
         token.add_object(obj, h)
     }
 
-    pub fn wrap_key(&self, h: CK_SESSION_HANDLE, mech: &Mechanism, wrapping: u64, key: u64, out: Option<&mut [u8]>) -> Result<usize> {
+    pub fn wrap_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: &Mechanism,
+        wrapping: u64,
+        key: u64,
+        out: Option<&mut [u8]>,
+    ) -> Result<usize> {
         let s = self.session(h)?;
         let s = s.lock();
         let unit = self.registry.lookup(mech.ty)?;
@@ -645,7 +781,11 @@ impl Library {
         if target.bool(CKA_WRAP_WITH_TRUSTED) && !wk.bool(CKA_TRUSTED) {
             return Err(Error::KeyNotWrappable);
         }
-        let wrapped = unit.wrap(&Self::secret(&s.token, &wk)?, &mech.param, s.token.usable_value(&target)?)?;
+        let wrapped = unit.wrap(
+            &Self::secret(&s.token, &wk)?,
+            &mech.param,
+            s.token.usable_value(&target)?,
+        )?;
         match out {
             None => Ok(wrapped.len()),
             Some(buf) if buf.len() < wrapped.len() => Err(Error::BufferTooSmall(wrapped.len())),
@@ -656,7 +796,14 @@ impl Library {
         }
     }
 
-    pub fn unwrap_key(&self, h: CK_SESSION_HANDLE, mech: &Mechanism, unwrapping: u64, wrapped: &[u8], template: &[Attribute]) -> Result<u64> {
+    pub fn unwrap_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: &Mechanism,
+        unwrapping: u64,
+        wrapped: &[u8],
+        template: &[Attribute],
+    ) -> Result<u64> {
         let (token, rw) = self.token_of(h)?;
         let unit = self.registry.lookup(mech.ty)?;
         let value = {
@@ -669,11 +816,22 @@ impl Library {
             })?;
             unit.unwrap(&Self::secret(&s.token, &uk)?, &mech.param, wrapped)?
         };
-        if !template.iter().any(|(t, _)| *t == CKA_CLASS) || !template.iter().any(|(t, _)| *t == CKA_KEY_TYPE) {
+        if !template.iter().any(|(t, _)| *t == CKA_CLASS)
+            || !template.iter().any(|(t, _)| *t == CKA_KEY_TYPE)
+        {
             return Err(Error::TemplateIncomplete);
         }
-        let rest: Vec<Attribute> = template.iter().filter(|(t, _)| *t != CKA_VALUE_LEN).cloned().collect();
-        let obj = Object::build(&rest, Origin::Unwrap, &[(CKA_VALUE, value.to_vec())], token.logged_in() == Some(Role::So))?;
+        let rest: Vec<Attribute> = template
+            .iter()
+            .filter(|(t, _)| *t != CKA_VALUE_LEN)
+            .cloned()
+            .collect();
+        let obj = Object::build(
+            &rest,
+            Origin::Unwrap,
+            &[(CKA_VALUE, value.to_vec())],
+            token.logged_in() == Some(Role::So),
+        )?;
         Self::check_writable(&token, rw, &obj)?;
         token.add_object(obj, h)
     }
@@ -698,7 +856,8 @@ impl KeystoreLock {
             .write(true)
             .open(dir.join(".lock"))
             .map_err(|e| Error::storage(format!("{}: {e}", dir.display())))?;
-        f.lock().map_err(|e| Error::storage(format!("{}: cannot lock: {e}", dir.display())))?;
+        f.lock()
+            .map_err(|e| Error::storage(format!("{}: cannot lock: {e}", dir.display())))?;
         Ok(KeystoreLock(f))
     }
 }

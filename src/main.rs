@@ -17,7 +17,11 @@ const EXIT_FAILED: u8 = 254;
 const EXIT_USAGE: u8 = 252;
 
 #[derive(Parser)]
-#[command(name = "kmstoken", version, about = "A PKCS#11 token with the key lifecycle of a cloud KMS")]
+#[command(
+    name = "kmstoken",
+    version,
+    about = "A PKCS#11 token with the key lifecycle of a cloud KMS"
+)]
 struct Cli {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
@@ -113,7 +117,8 @@ fn secret(flag: Option<String>, env: &str, prompt: &str) -> Result<String, Failu
         return Ok(v);
     }
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        return rpassword::prompt_password(prompt).map_err(|e| Failure(format!("cannot read the PIN: {e}")));
+        return rpassword::prompt_password(prompt)
+            .map_err(|e| Failure(format!("cannot read the PIN: {e}")));
     }
     Err(Failure(format!("no {prompt} given: use the flag or {env}")))
 }
@@ -124,25 +129,44 @@ fn open() -> Result<Library, Failure> {
 }
 
 /// The token named by label or serial (or KMSTOKEN_TOKEN), else the only one there is.
-fn pick(lib: &Library, label: Option<String>, serial: Option<String>) -> Result<Arc<Token>, Failure> {
+fn pick(
+    lib: &Library,
+    label: Option<String>,
+    serial: Option<String>,
+) -> Result<Arc<Token>, Failure> {
     let label = label.or_else(|| std::env::var("KMSTOKEN_TOKEN").ok());
     let tokens = lib.tokens();
     let found: Vec<_> = tokens
         .iter()
-        .filter(|t| label.as_ref().is_none_or(|l| &t.label == l) && serial.as_ref().is_none_or(|s| &t.serial == s))
+        .filter(|t| {
+            label.as_ref().is_none_or(|l| &t.label == l)
+                && serial.as_ref().is_none_or(|s| &t.serial == s)
+        })
         .cloned()
         .collect();
     match (found.len(), &label, &serial) {
         (1, _, _) => Ok(found[0].clone()),
-        (0, None, None) => Err(Failure("there is no initialised token (kmstoken init-token)".into())),
+        (0, None, None) => Err(Failure(
+            "there is no initialised token (kmstoken init-token)".into(),
+        )),
         (0, _, _) => Err(Failure("no token has that label or serial".into())),
-        (_, None, None) => Err(Failure("several tokens exist: choose one with --token LABEL".into())),
-        _ => Err(Failure("several tokens have that label: choose one with --serial".into())),
+        (_, None, None) => Err(Failure(
+            "several tokens exist: choose one with --token LABEL".into(),
+        )),
+        _ => Err(Failure(
+            "several tokens have that label: choose one with --serial".into(),
+        )),
     }
 }
 
 /// Runs `f` in a read/write session on `token` logged in as `user`.
-fn as_user<T>(lib: &Library, token: &Token, user: CK_USER_TYPE, pin: &str, f: impl FnOnce(CK_SESSION_HANDLE) -> Result<T, Error>) -> Result<T, Failure> {
+fn as_user<T>(
+    lib: &Library,
+    token: &Token,
+    user: CK_USER_TYPE,
+    pin: &str,
+    f: impl FnOnce(CK_SESSION_HANDLE) -> Result<T, Error>,
+) -> Result<T, Failure> {
     let h = lib.open_session(token.slot_id, CKF_SERIAL_SESSION | CKF_RW_SESSION)?;
     let r = lib.login(h, user, pin.as_bytes()).and_then(|_| f(h));
     let _ = lib.close_session(h);
@@ -150,7 +174,11 @@ fn as_user<T>(lib: &Library, token: &Token, user: CK_USER_TYPE, pin: &str, f: im
 }
 
 fn uri(t: &Token) -> String {
-    format!("pkcs11:token={};serial={}", t.label.replace(' ', "%20"), t.serial)
+    format!(
+        "pkcs11:token={};serial={}",
+        t.label.replace(' ', "%20"),
+        t.serial
+    )
 }
 
 fn token_json(lib: &Library, slot: u64) -> Value {
@@ -176,7 +204,13 @@ fn token_json(lib: &Library, slot: u64) -> Value {
 fn run(cli: Cli) -> Result<Value, Failure> {
     let lib = open()?;
     match cli.command {
-        Command::InitToken { free, slot, label, so_pin, pin } => {
+        Command::InitToken {
+            free,
+            slot,
+            label,
+            so_pin,
+            pin,
+        } => {
             let slot = match (free, slot) {
                 (_, Some(s)) => s,
                 (true, None) => lib.empty_slot_id(),
@@ -186,17 +220,25 @@ fn run(cli: Cli) -> Result<Value, Failure> {
             let pin = pin.or_else(|| std::env::var("KMSTOKEN_PIN").ok());
             let token = lib.init_token(slot, so_pin.as_bytes(), &label)?;
             if let Some(pin) = pin {
-                as_user(&lib, &token, CKU_SO, &so_pin, |h| lib.init_pin(h, pin.as_bytes()))?;
+                as_user(&lib, &token, CKU_SO, &so_pin, |h| {
+                    lib.init_pin(h, pin.as_bytes())
+                })?;
             }
             Ok(token_json(&lib, token.slot_id))
         }
         Command::ShowSlots => {
-            let slots: Vec<Value> = lib.slot_list()?.into_iter().map(|s| token_json(&lib, s)).collect();
+            let slots: Vec<Value> = lib
+                .slot_list()?
+                .into_iter()
+                .map(|s| token_json(&lib, s))
+                .collect();
             Ok(json!({ "Keystore": lib.keystore().display().to_string(), "Slots": slots }))
         }
         Command::DeleteToken { token, serial } => {
             if token.is_none() && serial.is_none() && std::env::var("KMSTOKEN_TOKEN").is_err() {
-                return Err(Failure("say which token to delete: --token LABEL or --serial".into()));
+                return Err(Failure(
+                    "say which token to delete: --token LABEL or --serial".into(),
+                ));
             }
             let t = pick(&lib, token, serial)?;
             lib.delete_token(t.slot_id)?;
@@ -206,15 +248,28 @@ fn run(cli: Cli) -> Result<Value, Failure> {
             let t = pick(&lib, token, None)?;
             let so_pin = secret(so_pin, "KMSTOKEN_SO_PIN", "SO PIN: ")?;
             let pin = secret(pin, "KMSTOKEN_PIN", "new user PIN: ")?;
-            as_user(&lib, &t, CKU_SO, &so_pin, |h| lib.init_pin(h, pin.as_bytes()))?;
+            as_user(&lib, &t, CKU_SO, &so_pin, |h| {
+                lib.init_pin(h, pin.as_bytes())
+            })?;
             Ok(token_json(&lib, t.slot_id))
         }
-        Command::SetPin { token, so, pin, new_pin } => {
+        Command::SetPin {
+            token,
+            so,
+            pin,
+            new_pin,
+        } => {
             let t = pick(&lib, token, None)?;
-            let (user, env) = if so { (CKU_SO, "KMSTOKEN_SO_PIN") } else { (CKU_USER, "KMSTOKEN_PIN") };
+            let (user, env) = if so {
+                (CKU_SO, "KMSTOKEN_SO_PIN")
+            } else {
+                (CKU_USER, "KMSTOKEN_PIN")
+            };
             let old = secret(pin, env, "current PIN: ")?;
             let new = secret(new_pin, "KMSTOKEN_NEW_PIN", "new PIN: ")?;
-            as_user(&lib, &t, user, &old, |h| lib.set_pin(h, old.as_bytes(), new.as_bytes()))?;
+            as_user(&lib, &t, user, &old, |h| {
+                lib.set_pin(h, old.as_bytes(), new.as_bytes())
+            })?;
             Ok(token_json(&lib, t.slot_id))
         }
     }
@@ -263,7 +318,9 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(v) => {
             match output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default()),
+                Output::Json => {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())
+                }
                 Output::Text => print_text(&v),
             }
             ExitCode::SUCCESS

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::object::Object;
 use crate::seal::{index_hash, role_aad, KdfParams, MasterKey};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Role, Store, StoredAttr, StoredObject, TokenRecord};
+use crate::store::{IndexEntry, Role, Store, StoredAttr, StoredObject, TokenRecord};
 use cryptoki_sys::*;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
@@ -85,7 +85,13 @@ pub fn now_secs() -> i64 {
 
 impl Token {
     /// Creates a token database in `dir` for `slot_id` (C_InitToken, `kmstoken init-token`).
-    pub fn create(dir: &Path, slot_id: u64, label: &str, so_pin: &[u8], config: &Config) -> Result<Token> {
+    pub fn create(
+        dir: &Path,
+        slot_id: u64,
+        label: &str,
+        so_pin: &[u8],
+        config: &Config,
+    ) -> Result<Token> {
         let mut serial_bytes = [0u8; 8];
         crate::crypto::random(&mut serial_bytes)?;
         let serial: String = serial_bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -108,10 +114,20 @@ impl Token {
     pub fn open(path: &Path, config: &Config) -> Result<Token> {
         let store = SqliteStore::open(path)?;
         let rec = store.record()?;
-        Ok(Self::with_store(path.to_path_buf(), Box::new(store), rec, config))
+        Ok(Self::with_store(
+            path.to_path_buf(),
+            Box::new(store),
+            rec,
+            config,
+        ))
     }
 
-    fn with_store(path: PathBuf, store: Box<dyn Store>, rec: TokenRecord, config: &Config) -> Token {
+    fn with_store(
+        path: PathBuf,
+        store: Box<dyn Store>,
+        rec: TokenRecord,
+        config: &Config,
+    ) -> Token {
         Token {
             slot_id: rec.slot_id,
             serial: rec.serial,
@@ -166,7 +182,12 @@ impl Token {
             }
             Err(Error::PinIncorrect) => {
                 let n = self.store.login_failed(role)?;
-                log::warn!("token {}: wrong {} PIN ({n} of {} tries used)", self.serial, role_name(role), self.max_failed);
+                log::warn!(
+                    "token {}: wrong {} PIN ({n} of {} tries used)",
+                    self.serial,
+                    role_name(role),
+                    self.max_failed
+                );
                 Err(Error::PinIncorrect)
             }
             Err(e) => Err(e),
@@ -175,7 +196,11 @@ impl Token {
 
     pub fn login(&self, role: Role, pin: &[u8]) -> Result<()> {
         if let Some(have) = self.logged_in() {
-            return Err(if have == role { Error::UserAlreadyLoggedIn } else { Error::UserAnotherAlreadyLoggedIn });
+            return Err(if have == role {
+                Error::UserAlreadyLoggedIn
+            } else {
+                Error::UserAnotherAlreadyLoggedIn
+            });
         }
         let mk = self.verify_pin(role, pin)?;
         let mut l = self.login.write();
@@ -259,7 +284,10 @@ impl Token {
     /// The object behind `handle`, as the current login may see it.
     pub fn object(&self, handle: u64) -> Result<Arc<Object>> {
         let obj = if handle >= SESSION_OBJECT_BASE {
-            self.session_objects.read().get(&handle).map(|s| s.obj.clone())
+            self.session_objects
+                .read()
+                .get(&handle)
+                .map(|s| s.obj.clone())
         } else {
             self.token_object(handle)?
         };
@@ -281,7 +309,9 @@ impl Token {
         if let Some(o) = cache.objects.get(&id) {
             return Ok(Some(o.clone()));
         }
-        let Some(stored) = self.store.load(id)? else { return Ok(None) };
+        let Some(stored) = self.store.load(id)? else {
+            return Ok(None);
+        };
         if stored.private && !self.user_logged_in() {
             return Ok(None);
         }
@@ -290,9 +320,10 @@ impl Token {
         Ok(Some(obj))
     }
 
-    fn to_stored(&self, obj: &Object, id: u64) -> Result<(StoredObject, Vec<(u64, Vec<u8>)>)> {
+    fn to_stored(&self, obj: &Object, id: u64) -> Result<(StoredObject, Vec<IndexEntry>)> {
         let l = self.login.read();
-        let uid = String::from_utf8_lossy(obj.get_raw(CKA_UNIQUE_ID).unwrap_or_default()).into_owned();
+        let uid =
+            String::from_utf8_lossy(obj.get_raw(CKA_UNIQUE_ID).unwrap_or_default()).into_owned();
         let mut attrs = Vec::with_capacity(obj.attrs.len());
         for (ty, v) in &obj.attrs {
             let sealed = obj.must_seal(*ty);
@@ -302,10 +333,19 @@ impl Token {
             } else {
                 v.to_vec()
             };
-            attrs.push(StoredAttr { ty: *ty, sealed, value });
+            attrs.push(StoredAttr {
+                ty: *ty,
+                sealed,
+                value,
+            });
         }
         let key = if obj.is_private() {
-            Some(l.index_key.as_ref().ok_or(Error::UserNotLoggedIn)?.as_slice())
+            Some(
+                l.index_key
+                    .as_ref()
+                    .ok_or(Error::UserNotLoggedIn)?
+                    .as_slice(),
+            )
         } else {
             None
         };
@@ -313,7 +353,16 @@ impl Token {
             .iter()
             .filter_map(|ty| obj.get_raw(*ty).map(|v| (*ty, index_hash(key, *ty, v))))
             .collect();
-        Ok((StoredObject { id, uid, class: obj.class(), private: obj.is_private(), attrs }, index))
+        Ok((
+            StoredObject {
+                id,
+                uid,
+                class: obj.class(),
+                private: obj.is_private(),
+                attrs,
+            },
+            index,
+        ))
     }
 
     /// Stores a new object; returns its handle. Token objects are durable on return.
@@ -324,7 +373,13 @@ impl Token {
         obj.set(CKA_UNIQUE_ID, uuid::Uuid::new_v4().to_string().into_bytes());
         if !obj.is_token() {
             let h = self.next_session_object.fetch_add(1, Ordering::Relaxed);
-            self.session_objects.write().insert(h, SessionObject { owner, obj: Arc::new(obj) });
+            self.session_objects.write().insert(
+                h,
+                SessionObject {
+                    owner,
+                    obj: Arc::new(obj),
+                },
+            );
             return Ok(h);
         }
         let (stored, index) = self.to_stored(&obj, 0)?;
@@ -349,7 +404,12 @@ impl Token {
 
     pub fn remove_object(&self, handle: u64) -> Result<()> {
         if handle >= SESSION_OBJECT_BASE {
-            return self.session_objects.write().remove(&handle).map(|_| ()).ok_or(Error::ObjectHandleInvalid);
+            return self
+                .session_objects
+                .write()
+                .remove(&handle)
+                .map(|_| ())
+                .ok_or(Error::ObjectHandleInvalid);
         }
         self.cache.lock().objects.remove(&handle);
         if !self.store.delete(handle)? {
@@ -387,13 +447,19 @@ impl Token {
             let ids = self.store.find(&conditions, user)?;
             // When the index decides every condition, the objects need not be loaded (and
             // unsealed) at all: a search stays proportional to what it finds.
-            if template.iter().all(|(ty, _)| INDEXED.contains(ty) || *ty == CKA_TOKEN) {
+            if template
+                .iter()
+                .all(|(ty, _)| INDEXED.contains(ty) || *ty == CKA_TOKEN)
+            {
                 out = ids;
             } else {
                 let mut cache = self.cache.lock();
                 self.sync(&mut cache)?;
                 for id in ids {
-                    if self.cached_object(&mut cache, id)?.is_some_and(|o| o.matches(template)) {
+                    if self
+                        .cached_object(&mut cache, id)?
+                        .is_some_and(|o| o.matches(template))
+                    {
                         out.push(id);
                     }
                 }

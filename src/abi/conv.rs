@@ -28,7 +28,12 @@ pub fn input<'a>(p: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
 
 /// Input that may share memory with the output buffer (in-place encryption is common):
 /// copied when the two overlap, so that Rust never holds aliasing references.
-pub fn input_beside<'a>(p: *const u8, len: CK_ULONG, out: *const u8, out_len: *const CK_ULONG) -> Result<Cow<'a, [u8]>> {
+pub fn input_beside<'a>(
+    p: *const u8,
+    len: CK_ULONG,
+    out: *const u8,
+    out_len: *const CK_ULONG,
+) -> Result<Cow<'a, [u8]>> {
     let data = input(p, len)?;
     if out.is_null() || out_len.is_null() || data.is_empty() {
         return Ok(Cow::Borrowed(data));
@@ -52,7 +57,9 @@ pub fn output<'a>(p: *mut u8, len: *mut CK_ULONG) -> Result<Option<&'a mut [u8]>
         return Ok(None);
     }
     // SAFETY: `len` is non-NULL; the caller owns *len writable bytes at `p`.
-    Ok(Some(unsafe { std::slice::from_raw_parts_mut(p, (*len as usize).min(MAX_INPUT as usize * 2)) }))
+    Ok(Some(unsafe {
+        std::slice::from_raw_parts_mut(p, (*len as usize).min(MAX_INPUT as usize * 2))
+    }))
 }
 
 /// Stores a length (written or needed) where the caller asked for it; a too-small
@@ -88,7 +95,12 @@ pub fn template(p: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Vec<Attribute
     let attrs = unsafe { std::slice::from_raw_parts(p, count as usize) };
     attrs
         .iter()
-        .map(|a| Ok((a.type_, input(a.pValue as *const u8, a.ulValueLen)?.to_vec())))
+        .map(|a| {
+            Ok((
+                a.type_,
+                input(a.pValue as *const u8, a.ulValueLen)?.to_vec(),
+            ))
+        })
         .collect()
 }
 
@@ -152,22 +164,38 @@ pub fn mechanism(p: *const CK_MECHANISM) -> Result<Mechanism> {
     let param = match m.mechanism {
         CKM_AES_GCM => {
             let g: CK_GCM_PARAMS = param_struct(m)?;
-            let iv = input(g.pIv, g.ulIvLen).map_err(|_| Error::MechanismParamInvalid)?.to_vec();
-            let aad = input(g.pAAD, g.ulAADLen).map_err(|_| Error::MechanismParamInvalid)?.to_vec();
-            Param::Gcm { iv, aad, tag_bits: g.ulTagBits }
+            let iv = input(g.pIv, g.ulIvLen)
+                .map_err(|_| Error::MechanismParamInvalid)?
+                .to_vec();
+            let aad = input(g.pAAD, g.ulAADLen)
+                .map_err(|_| Error::MechanismParamInvalid)?
+                .to_vec();
+            Param::Gcm {
+                iv,
+                aad,
+                tag_bits: g.ulTagBits,
+            }
         }
         CKM_AES_CTR => {
             let c: CK_AES_CTR_PARAMS = param_struct(m)?;
-            Param::Ctr { counter_bits: c.ulCounterBits, cb: c.cb }
+            Param::Ctr {
+                counter_bits: c.ulCounterBits,
+                cb: c.cb,
+            }
         }
-        CKM_SHA_1_HMAC_GENERAL | CKM_SHA224_HMAC_GENERAL | CKM_SHA256_HMAC_GENERAL
-        | CKM_SHA384_HMAC_GENERAL | CKM_SHA512_HMAC_GENERAL | CKM_AES_CMAC_GENERAL => {
-            Param::Ulong(param_struct::<CK_ULONG>(m)?)
-        }
+        CKM_SHA_1_HMAC_GENERAL
+        | CKM_SHA224_HMAC_GENERAL
+        | CKM_SHA256_HMAC_GENERAL
+        | CKM_SHA384_HMAC_GENERAL
+        | CKM_SHA512_HMAC_GENERAL
+        | CKM_AES_CMAC_GENERAL => Param::Ulong(param_struct::<CK_ULONG>(m)?),
         _ if m.ulParameterLen == 0 => Param::None,
         _ => Param::Bytes(bytes(m)?.to_vec()),
     };
-    Ok(Mechanism { ty: m.mechanism, param })
+    Ok(Mechanism {
+        ty: m.mechanism,
+        param,
+    })
 }
 
 /// Copies `s` into a blank-padded fixed field, cutting at a character boundary.

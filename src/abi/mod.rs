@@ -33,7 +33,9 @@ fn guard(name: &str, body: impl FnOnce() -> Result<()>) -> CK_RV {
         Ok(Ok(())) => CKR_OK,
         Ok(Err(e)) => {
             match &e {
-                Error::Storage(_) | Error::General(_) | Error::DeviceMemory => log::error!("{name}: {e}"),
+                Error::Storage(_) | Error::General(_) | Error::DeviceMemory => {
+                    log::error!("{name}: {e}")
+                }
                 _ => log::debug!("{name}: {e}"),
             }
             e.rv()
@@ -60,7 +62,12 @@ fn initialize(args: *mut c_void) -> Result<()> {
         if !a.pReserved.is_null() {
             return Err(Error::ArgumentsBad);
         }
-        let given = [a.CreateMutex.is_some(), a.DestroyMutex.is_some(), a.LockMutex.is_some(), a.UnlockMutex.is_some()];
+        let given = [
+            a.CreateMutex.is_some(),
+            a.DestroyMutex.is_some(),
+            a.LockMutex.is_some(),
+            a.UnlockMutex.is_some(),
+        ];
         if given.iter().any(|g| *g) && !given.iter().all(|g| *g) {
             return Err(Error::ArgumentsBad);
         }
@@ -93,16 +100,38 @@ fn initialize(args: *mut c_void) -> Result<()> {
 fn token_info(slot: CK_SLOT_ID, out: &mut CK_TOKEN_INFO) -> Result<()> {
     let lib = lib()?;
     let (label, serial, flags, counts) = match lib.slot(slot)? {
-        Slot::Empty => (String::new(), String::new(), CKF_RNG | CKF_LOGIN_REQUIRED, (0, 0)),
+        Slot::Empty => (
+            String::new(),
+            String::new(),
+            CKF_RNG | CKF_LOGIN_REQUIRED,
+            (0, 0),
+        ),
         Slot::Token(t) => {
             let st = t.status()?;
             let mut f = CKF_RNG | CKF_LOGIN_REQUIRED | CKF_TOKEN_INITIALIZED;
             if st.user_pin_initialized {
                 f |= CKF_USER_PIN_INITIALIZED;
             }
-            f |= pin_flags(st.user_failed, st.max_failed, CKF_USER_PIN_COUNT_LOW, CKF_USER_PIN_FINAL_TRY, CKF_USER_PIN_LOCKED);
-            f |= pin_flags(st.so_failed, st.max_failed, CKF_SO_PIN_COUNT_LOW, CKF_SO_PIN_FINAL_TRY, CKF_SO_PIN_LOCKED);
-            (t.label.clone(), t.serial.clone(), f, lib.session_counts(slot))
+            f |= pin_flags(
+                st.user_failed,
+                st.max_failed,
+                CKF_USER_PIN_COUNT_LOW,
+                CKF_USER_PIN_FINAL_TRY,
+                CKF_USER_PIN_LOCKED,
+            );
+            f |= pin_flags(
+                st.so_failed,
+                st.max_failed,
+                CKF_SO_PIN_COUNT_LOW,
+                CKF_SO_PIN_FINAL_TRY,
+                CKF_SO_PIN_LOCKED,
+            );
+            (
+                t.label.clone(),
+                t.serial.clone(),
+                f,
+                lib.session_counts(slot),
+            )
         }
     };
     *out = CK_TOKEN_INFO {
@@ -140,7 +169,12 @@ fn pin_flags(failed: u32, max: u32, low: CK_FLAGS, last: CK_FLAGS, locked: CK_FL
     }
 }
 
-fn get_attributes(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE, p: *mut CK_ATTRIBUTE, n: CK_ULONG) -> Result<()> {
+fn get_attributes(
+    h: CK_SESSION_HANDLE,
+    obj: CK_OBJECT_HANDLE,
+    p: *mut CK_ATTRIBUTE,
+    n: CK_ULONG,
+) -> Result<()> {
     let lib = lib()?;
     let object = lib.object(h, obj)?;
     let template = template_out(p, n)?;
@@ -148,7 +182,11 @@ fn get_attributes(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE, p: *mut CK_ATTRIB
     let mut rv = Ok(());
     for a in template.iter_mut() {
         if let Err(e) = fill_attribute(a, object.read(a.type_)) {
-            let e = if let Error::BufferTooSmall(_) = e { Error::BufferTooSmall(0) } else { e };
+            let e = if let Error::BufferTooSmall(_) = e {
+                Error::BufferTooSmall(0)
+            } else {
+                e
+            };
             if rv.is_ok() || e != Error::BufferTooSmall(0) {
                 rv = Err(e);
             }
@@ -157,7 +195,15 @@ fn get_attributes(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE, p: *mut CK_ATTRIB
     rv
 }
 
-fn cipher(h: CK_SESSION_HANDLE, enc: bool, step: Step, inp: *const u8, inlen: CK_ULONG, out: *mut u8, outlen: *mut CK_ULONG) -> Result<()> {
+fn cipher(
+    h: CK_SESSION_HANDLE,
+    enc: bool,
+    step: Step,
+    inp: *const u8,
+    inlen: CK_ULONG,
+    out: *mut u8,
+    outlen: *mut CK_ULONG,
+) -> Result<()> {
     let lib = lib()?;
     let data = input_beside(inp, inlen, out, outlen)?;
     let buf = output(out, outlen)?;
@@ -185,7 +231,10 @@ static INTERFACES: Interfaces = Interfaces([
 ]);
 
 fn interface_version(i: &CK_INTERFACE) -> CK_VERSION {
-    if std::ptr::eq(i.pFunctionList as *const CK_FUNCTION_LIST_3_0, &FUNCTION_LIST_3_0) {
+    if std::ptr::eq(
+        i.pFunctionList as *const CK_FUNCTION_LIST_3_0,
+        &FUNCTION_LIST_3_0,
+    ) {
         FUNCTION_LIST_3_0.version
     } else {
         FUNCTION_LIST.version

@@ -282,7 +282,7 @@ impl CipherOp for BlockOp {
     fn one_shot(&mut self, input: &[u8]) -> Result<Secret> {
         // A single-part call reports a bad length before doing any work.
         let total = self.pending.len().saturating_add(input.len());
-        let whole = total % AES_BLOCK == 0;
+        let whole = total.is_multiple_of(AES_BLOCK);
         let valid = match (self.pad, self.dir) {
             (false, _) => whole,
             (true, Direction::Encrypt) => true,
@@ -300,7 +300,7 @@ impl CipherOp for BlockOp {
         let total = self.pending.len().saturating_add(input_len);
         match (self.pad, self.dir) {
             (false, _) => total / AES_BLOCK * AES_BLOCK,
-            (true, Direction::Encrypt) => (total / AES_BLOCK + 1) * AES_BLOCK,
+            (true, Direction::Encrypt) => (total / AES_BLOCK + 1).saturating_mul(AES_BLOCK),
             (true, Direction::Decrypt) => total.saturating_sub(1),
         }
     }
@@ -339,9 +339,9 @@ impl Unit for BlockUnit {
         self.ty
     }
     fn info(&self) -> Info {
-        // Only the padded form can wrap keys of any length; the others would need the
-        // key to be whole blocks and lose nothing to padding, and are left to
-        // encryption as most tokens do.
+        // Of the block modes only CBC_PAD wraps keys: it takes a key of any length and
+        // gives back exactly that key. Unpadded CBC fits only keys of whole blocks, and
+        // ECB shows equal blocks of a key as equal blocks of ciphertext.
         aes_info(if self.pad { CIPHER_WRAP } else { CIPHER })
     }
     fn key_types(&self) -> &'static [CK_KEY_TYPE] {
@@ -379,7 +379,7 @@ struct CtrOp {
     ecb: AesEcb,
     /// The next counter block, as a big-endian integer.
     block: u128,
-    /// Counter values not yet used (saturates at u128::MAX for a fresh 128-bit counter).
+    /// Counter values not yet used (2^128 for a 128-bit counter from zero saturates).
     blocks_left: u128,
     /// Keystream of the last block, of which `used` bytes are consumed.
     keystream: Zeroizing<[u8; AES_BLOCK]>,
@@ -647,16 +647,20 @@ impl CipherOp for KwOp {
         let n = input.len();
         match (self.padded, self.dir) {
             // KW wraps whole 64-bit semiblocks, at least two of them.
-            (false, Direction::Encrypt) if n % 8 != 0 || n < 16 => Err(Error::DataLenRange),
+            (false, Direction::Encrypt) if !n.is_multiple_of(8) || n < 16 => {
+                Err(Error::DataLenRange)
+            }
             (false, Direction::Encrypt) => crypto::kw_wrap(&self.key, input).map(Zeroizing::new),
-            (false, Direction::Decrypt) if n % 8 != 0 || n < 24 => {
+            (false, Direction::Decrypt) if !n.is_multiple_of(8) || n < 24 => {
                 Err(Error::EncryptedDataLenRange)
             }
             (false, Direction::Decrypt) => crypto::kw_unwrap(&self.key, input),
             // KWP wraps any non-empty input; its output is at least two semiblocks.
             (true, Direction::Encrypt) if n == 0 => Err(Error::DataLenRange),
             (true, Direction::Encrypt) => crypto::kwp_wrap(&self.key, input).map(Zeroizing::new),
-            (true, Direction::Decrypt) if n % 8 != 0 || n < 16 => Err(Error::EncryptedDataLenRange),
+            (true, Direction::Decrypt) if !n.is_multiple_of(8) || n < 16 => {
+                Err(Error::EncryptedDataLenRange)
+            }
             (true, Direction::Decrypt) => crypto::kwp_unwrap(&self.key, input),
         }
     }

@@ -48,7 +48,7 @@ impl DigestOp for Digesting {
         // stays well-defined (the session ends it anyway).
         std::mem::replace(&mut self.state, crypto::Digest::new(self.hash)).finish()
     }
-    fn len(&self) -> usize {
+    fn output_len(&self) -> usize {
         self.hash.output_len()
     }
 }
@@ -98,7 +98,7 @@ mod tests {
             op.update(chunk);
         }
         let out = op.finish();
-        assert_eq!(out.len(), op.len());
+        assert_eq!(out.len(), op.output_len());
         out
     }
 
@@ -167,7 +167,7 @@ mod tests {
         }
         let lens: Vec<usize> = UNITS
             .iter()
-            .map(|u| u.digest(&Param::None).unwrap().len())
+            .map(|u| u.digest(&Param::None).unwrap().output_len())
             .collect();
         assert_eq!(lens, [20, 28, 32, 48, 64]);
     }

@@ -19,7 +19,11 @@ pub enum Param {
     /// CK_ULONG parameter (the output length of *_HMAC_GENERAL).
     Ulong(u64),
     /// CK_GCM_PARAMS.
-    Gcm { iv: Vec<u8>, aad: Vec<u8>, tag_bits: u64 },
+    Gcm {
+        iv: Vec<u8>,
+        aad: Vec<u8>,
+        tag_bits: u64,
+    },
     /// CK_AES_CTR_PARAMS.
     Ctr { counter_bits: u64, cb: [u8; 16] },
 }
@@ -61,8 +65,12 @@ pub trait CipherOp: Send {
     /// The single-part form C_Encrypt / C_Decrypt; modes that must see all input at once
     /// (GCM decryption, key wrap) override it.
     fn one_shot(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let mut out = self.update(input)?;
-        out.extend_from_slice(&self.finish()?);
+        let first = self.update(input)?;
+        let last = self.finish()?;
+        // Sized once, so no partial copy of the output is left behind by a reallocation.
+        let mut out = Zeroizing::new(Vec::with_capacity(first.len() + last.len()));
+        out.extend_from_slice(&first);
+        out.extend_from_slice(&last);
         Ok(out)
     }
     fn one_shot_len(&self, input_len: usize) -> usize {
@@ -90,7 +98,7 @@ pub trait VerifyOp: Send {
 pub trait DigestOp: Send {
     fn update(&mut self, data: &[u8]);
     fn finish(&mut self) -> Vec<u8>;
-    fn len(&self) -> usize;
+    fn output_len(&self) -> usize;
 }
 
 /// One mechanism: what it is and what it can start. Capabilities it lacks answer
@@ -128,7 +136,12 @@ pub trait Unit: Sync {
         Err(Error::MechanismInvalid)
     }
     /// Unwraps a secret key value.
-    fn unwrap(&self, _unwrapping: &SecretKey, _p: &Param, _wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    fn unwrap(
+        &self,
+        _unwrapping: &SecretKey,
+        _p: &Param,
+        _wrapped: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
         Err(Error::MechanismInvalid)
     }
 }

@@ -61,17 +61,47 @@ pub struct Rule {
 }
 
 const fn r(ty: CK_ATTRIBUTE_TYPE, kind: Kind, scope: Scope, flags: u32) -> Rule {
-    Rule { ty, kind, scope, flags }
+    Rule {
+        ty,
+        kind,
+        scope,
+        flags,
+    }
 }
 
 /// The table. Defaults are applied in `object::defaults`.
 pub static RULES: &[Rule] = &[
-    r(CKA_CLASS, Kind::Ulong, Scope::Any, REQUIRED_ON_CREATE | CREATE_ONLY),
-    r(CKA_TOKEN, Kind::Bool, Scope::Any, CREATE_ONLY | CHANGE_ON_COPY),
-    r(CKA_PRIVATE, Kind::Bool, Scope::Any, CREATE_ONLY | CHANGE_ON_COPY),
-    r(CKA_MODIFIABLE, Kind::Bool, Scope::Any, CREATE_ONLY | CHANGE_ON_COPY),
+    r(
+        CKA_CLASS,
+        Kind::Ulong,
+        Scope::Any,
+        REQUIRED_ON_CREATE | CREATE_ONLY,
+    ),
+    r(
+        CKA_TOKEN,
+        Kind::Bool,
+        Scope::Any,
+        CREATE_ONLY | CHANGE_ON_COPY,
+    ),
+    r(
+        CKA_PRIVATE,
+        Kind::Bool,
+        Scope::Any,
+        CREATE_ONLY | CHANGE_ON_COPY,
+    ),
+    r(
+        CKA_MODIFIABLE,
+        Kind::Bool,
+        Scope::Any,
+        CREATE_ONLY | CHANGE_ON_COPY,
+    ),
     r(CKA_COPYABLE, Kind::Bool, Scope::Any, ONLY_TO_FALSE),
-    r(CKA_DESTROYABLE, Kind::Bool, Scope::Any, ONLY_TO_FALSE | CHANGE_ON_COPY),
+    r(
+        CKA_DESTROYABLE,
+        Kind::Bool,
+        Scope::Any,
+        ONLY_TO_FALSE | CHANGE_ON_COPY,
+    ),
     r(CKA_LABEL, Kind::Bytes, Scope::Any, 0),
     r(CKA_UNIQUE_ID, Kind::Bytes, Scope::Any, READ_ONLY),
     // Data objects.
@@ -79,7 +109,12 @@ pub static RULES: &[Rule] = &[
     r(CKA_OBJECT_ID, Kind::Bytes, Scope::Data, 0),
     r(CKA_VALUE, Kind::Bytes, Scope::Data, 0),
     // Every key.
-    r(CKA_KEY_TYPE, Kind::Ulong, Scope::Key, REQUIRED_ON_CREATE | CREATE_ONLY),
+    r(
+        CKA_KEY_TYPE,
+        Kind::Ulong,
+        Scope::Key,
+        REQUIRED_ON_CREATE | CREATE_ONLY,
+    ),
     r(CKA_ID, Kind::Bytes, Scope::Key, 0),
     r(CKA_START_DATE, Kind::Date, Scope::Key, 0),
     r(CKA_END_DATE, Kind::Date, Scope::Key, 0),
@@ -98,11 +133,21 @@ pub static RULES: &[Rule] = &[
     r(CKA_EXTRACTABLE, Kind::Bool, Scope::Secret, ONLY_TO_FALSE),
     r(CKA_ALWAYS_SENSITIVE, Kind::Bool, Scope::Secret, READ_ONLY),
     r(CKA_NEVER_EXTRACTABLE, Kind::Bool, Scope::Secret, READ_ONLY),
-    r(CKA_WRAP_WITH_TRUSTED, Kind::Bool, Scope::Secret, ONLY_TO_TRUE),
+    r(
+        CKA_WRAP_WITH_TRUSTED,
+        Kind::Bool,
+        Scope::Secret,
+        ONLY_TO_TRUE,
+    ),
     r(CKA_TRUSTED, Kind::Bool, Scope::Secret, SO_ONLY_TRUE),
     r(CKA_ALWAYS_AUTHENTICATE, Kind::Bool, Scope::Secret, 0),
     r(CKA_CHECK_VALUE, Kind::Bytes, Scope::Secret, READ_ONLY),
-    r(CKA_VALUE_LEN, Kind::Ulong, Scope::Secret, NOT_ON_CREATE | CREATE_ONLY),
+    r(
+        CKA_VALUE_LEN,
+        Kind::Ulong,
+        Scope::Secret,
+        NOT_ON_CREATE | CREATE_ONLY,
+    ),
     // (CKA_VALUE of a secret key: see `secret_value_rule`.)
     // KMS metadata of token keys.
     r(CKA_KMSTOKEN_KEY_ID, Kind::Bytes, Scope::Key, READ_ONLY),
@@ -111,8 +156,12 @@ pub static RULES: &[Rule] = &[
 ];
 
 /// CKA_VALUE means different things for data objects and secret keys.
-static SECRET_VALUE: Rule =
-    r(CKA_VALUE, Kind::Bytes, Scope::Secret, REQUIRED_ON_CREATE | CREATE_ONLY | SENSITIVE | SECRET);
+static SECRET_VALUE: Rule = r(
+    CKA_VALUE,
+    Kind::Bytes,
+    Scope::Secret,
+    REQUIRED_ON_CREATE | CREATE_ONLY | SENSITIVE | SECRET,
+);
 
 fn in_scope(scope: Scope, class: CK_OBJECT_CLASS) -> bool {
     match scope {
@@ -129,7 +178,9 @@ pub fn rule(class: CK_OBJECT_CLASS, ty: CK_ATTRIBUTE_TYPE) -> Option<&'static Ru
     if ty == CKA_VALUE && class == CKO_SECRET_KEY {
         return Some(&SECRET_VALUE);
     }
-    RULES.iter().find(|r| r.ty == ty && in_scope(r.scope, class))
+    RULES
+        .iter()
+        .find(|r| r.ty == ty && in_scope(r.scope, class))
 }
 
 /// Classes this token stores.
@@ -144,8 +195,10 @@ pub fn well_formed(kind: Kind, value: &[u8]) -> bool {
         Kind::Bool => value.len() == 1 && value[0] <= 1,
         Kind::Ulong => value.len() == UL,
         Kind::Bytes => true,
-        Kind::Date => value.is_empty() || (value.len() == 8 && value.iter().all(u8::is_ascii_digit)),
-        Kind::UlongArray => value.len() % UL == 0,
+        Kind::Date => {
+            value.is_empty() || (value.len() == 8 && value.iter().all(u8::is_ascii_digit))
+        }
+        Kind::UlongArray => value.len().is_multiple_of(UL),
     }
 }
 

@@ -47,8 +47,13 @@ fn configure(conn: &Connection) -> Result<()> {
 
 fn migrate(conn: &mut Connection) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)", [])?;
-    let have: Option<i64> = tx.query_row("SELECT version FROM schema_version", [], |r| r.get(0)).optional()?;
+    tx.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)",
+        [],
+    )?;
+    let have: Option<i64> = tx
+        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+        .optional()?;
     let have = have.unwrap_or(0) as usize;
     if have > MIGRATIONS.len() {
         return Err(Error::storage(format!(
@@ -60,7 +65,10 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         tx.execute_batch(m)?;
     }
     tx.execute("DELETE FROM schema_version", [])?;
-    tx.execute("INSERT INTO schema_version(version) VALUES (?1)", [MIGRATIONS.len() as i64])?;
+    tx.execute(
+        "INSERT INTO schema_version(version) VALUES (?1)",
+        [MIGRATIONS.len() as i64],
+    )?;
     tx.commit()?;
     Ok(())
 }
@@ -89,9 +97,19 @@ impl SqliteStore {
             conn.execute(
                 "INSERT INTO token(id, serial, label, slot_id, so_wrap, user_wrap, created)
                  VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)",
-                params![rec.serial, rec.label, rec.slot_id as i64, rec.so_wrap, rec.user_wrap, rec.created],
+                params![
+                    rec.serial,
+                    rec.label,
+                    rec.slot_id as i64,
+                    rec.so_wrap,
+                    rec.user_wrap,
+                    rec.created
+                ],
             )?;
-            Ok(SqliteStore { path: path.to_path_buf(), conn: Mutex::new(conn) })
+            Ok(SqliteStore {
+                path: path.to_path_buf(),
+                conn: Mutex::new(conn),
+            })
         })();
         if made.is_err() {
             let _ = std::fs::remove_file(path);
@@ -106,7 +124,10 @@ impl SqliteStore {
             .map_err(|e| Error::storage(format!("{}: {e}", path.display())))?;
         configure(&conn).map_err(|e| Error::storage(format!("{}: {e}", path.display())))?;
         migrate(&mut conn).map_err(|e| Error::storage(format!("{}: {e}", path.display())))?;
-        let store = SqliteStore { path: path.to_path_buf(), conn: Mutex::new(conn) };
+        let store = SqliteStore {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        };
         store.record()?;
         Ok(store)
     }
@@ -126,7 +147,10 @@ impl SqliteStore {
     }
 
     fn note_change(tx: &rusqlite::Transaction, obj: u64) -> Result<()> {
-        tx.execute("UPDATE token SET generation = generation + 1 WHERE id = 1", [])?;
+        tx.execute(
+            "UPDATE token SET generation = generation + 1 WHERE id = 1",
+            [],
+        )?;
         tx.execute("INSERT INTO changes(obj) VALUES (?1)", [obj as i64])?;
         let seq = tx.last_insert_rowid();
         if seq % 256 == 0 {
@@ -136,7 +160,8 @@ impl SqliteStore {
     }
 
     fn put_index(tx: &rusqlite::Transaction, id: u64, index: &[IndexEntry]) -> Result<()> {
-        let mut st = tx.prepare_cached("INSERT OR IGNORE INTO idx(attr, h, obj) VALUES (?1, ?2, ?3)")?;
+        let mut st =
+            tx.prepare_cached("INSERT OR IGNORE INTO idx(attr, h, obj) VALUES (?1, ?2, ?3)")?;
         for (attr, h) in index {
             st.execute(params![*attr as i64, h, id as i64])?;
         }
@@ -172,14 +197,20 @@ impl Store for SqliteStore {
 
     fn set_user_wrap(&self, wrap: &[u8]) -> Result<()> {
         self.write(|tx| {
-            tx.execute("UPDATE token SET user_wrap = ?1, user_failed = 0 WHERE id = 1", [wrap])?;
+            tx.execute(
+                "UPDATE token SET user_wrap = ?1, user_failed = 0 WHERE id = 1",
+                [wrap],
+            )?;
             Ok(())
         })
     }
 
     fn set_so_wrap(&self, wrap: &[u8]) -> Result<()> {
         self.write(|tx| {
-            tx.execute("UPDATE token SET so_wrap = ?1, so_failed = 0 WHERE id = 1", [wrap])?;
+            tx.execute(
+                "UPDATE token SET so_wrap = ?1, so_failed = 0 WHERE id = 1",
+                [wrap],
+            )?;
             Ok(())
         })
     }
@@ -190,8 +221,14 @@ impl Store for SqliteStore {
             Role::User => "user_failed",
         };
         self.write(|tx| {
-            tx.execute(&format!("UPDATE token SET {col} = {col} + 1 WHERE id = 1"), [])?;
-            let n: i64 = tx.query_row(&format!("SELECT {col} FROM token WHERE id = 1"), [], |r| r.get(0))?;
+            tx.execute(
+                &format!("UPDATE token SET {col} = {col} + 1 WHERE id = 1"),
+                [],
+            )?;
+            let n: i64 =
+                tx.query_row(&format!("SELECT {col} FROM token WHERE id = 1"), [], |r| {
+                    r.get(0)
+                })?;
             Ok(n as u32)
         })
     }
@@ -202,7 +239,10 @@ impl Store for SqliteStore {
             Role::User => "user_failed",
         };
         self.write(|tx| {
-            tx.execute(&format!("UPDATE token SET {col} = 0 WHERE id = 1 AND {col} != 0"), [])?;
+            tx.execute(
+                &format!("UPDATE token SET {col} = 0 WHERE id = 1 AND {col} != 0"),
+                [],
+            )?;
             Ok(())
         })
     }
@@ -210,8 +250,10 @@ impl Store for SqliteStore {
     fn insert(&self, obj: &StoredObject, index: &[IndexEntry]) -> Result<u64> {
         let blob = codec::encode(&obj.attrs);
         self.write(|tx| {
-            tx.prepare_cached("INSERT INTO objects(uid, class, private, attrs) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![obj.uid, obj.class as i64, obj.private, blob])?;
+            tx.prepare_cached(
+                "INSERT INTO objects(uid, class, private, attrs) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![obj.uid, obj.class as i64, obj.private, blob])?;
             let id = tx.last_insert_rowid() as u64;
             Self::put_index(tx, id, index)?;
             Self::note_change(tx, id)?;
@@ -249,12 +291,25 @@ impl Store for SqliteStore {
         let row = conn
             .prepare_cached("SELECT uid, class, private, attrs FROM objects WHERE id = ?1")?
             .query_row([id as i64], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, bool>(2)?, r.get::<_, Vec<u8>>(3)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, bool>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                ))
             })
             .optional()?;
         drop(conn);
-        let Some((uid, class, private, blob)) = row else { return Ok(None) };
-        Ok(Some(StoredObject { id, uid, class: class as u64, private, attrs: codec::decode(&blob)? }))
+        let Some((uid, class, private, blob)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(StoredObject {
+            id,
+            uid,
+            class: class as u64,
+            private,
+            attrs: codec::decode(&blob)?,
+        }))
     }
 
     fn find(&self, conditions: &[(u64, Vec<Vec<u8>>)], private: bool) -> Result<Vec<u64>> {
@@ -279,7 +334,10 @@ impl Store for SqliteStore {
         sql.push_str(" ORDER BY id");
         let mut st = conn.prepare_cached(&sql)?;
         let ids = st
-            .query_map(rusqlite::params_from_iter(args.iter().map(|b| b.as_ref())), |r| r.get::<_, i64>(0))?
+            .query_map(
+                rusqlite::params_from_iter(args.iter().map(|b| b.as_ref())),
+                |r| r.get::<_, i64>(0),
+            )?
             .map(|r| r.map(|v| v as u64))
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(ids)
@@ -296,7 +354,8 @@ impl Store for SqliteStore {
         }
         // The generation and the change rows advance together (one row per increment,
         // seq == generation), so rows seq > since are what happened since.
-        let oldest: Option<i64> = conn.query_row("SELECT MIN(seq) FROM changes", [], |r| r.get(0))?;
+        let oldest: Option<i64> =
+            conn.query_row("SELECT MIN(seq) FROM changes", [], |r| r.get(0))?;
         if since > gen || oldest.is_none_or(|o| o as u64 > since + 1) {
             return Ok((gen, None));
         }
@@ -333,7 +392,11 @@ mod tests {
             uid: uid.into(),
             class: 4,
             private: false,
-            attrs: vec![StoredAttr { ty: 3, sealed: false, value: b"label".to_vec() }],
+            attrs: vec![StoredAttr {
+                ty: 3,
+                sealed: false,
+                value: b"label".to_vec(),
+            }],
         }
     }
 
@@ -343,12 +406,18 @@ mod tests {
         let p = dir.path().join("t.sqlite");
         let s = SqliteStore::create(&p, &rec()).unwrap();
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let (g0, _) = s.changes_since(0).unwrap();
         let a = s.insert(&obj("a"), &[(3, vec![1])]).unwrap();
         let b = s.insert(&obj("b"), &[(3, vec![2])]).unwrap();
         assert_eq!(s.find(&[(3, vec![vec![1]])], false).unwrap(), vec![a]);
-        assert_eq!(s.find(&[(3, vec![vec![1], vec![2]])], false).unwrap(), vec![a, b]);
+        assert_eq!(
+            s.find(&[(3, vec![vec![1], vec![2]])], false).unwrap(),
+            vec![a, b]
+        );
         assert_eq!(s.find(&[], false).unwrap(), vec![a, b]);
         let (g1, ch) = s.changes_since(g0).unwrap();
         assert_eq!(ch.unwrap(), vec![a, b]);
