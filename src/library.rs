@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::kms::{self, KeyUse};
-use crate::mech::{Mechanism, Registry, SecretKey, Unit};
+use crate::mech::{Key, Mechanism, Registry, Unit};
 use crate::object::{ck_ulong, Object, Origin};
 use crate::session::{cipher_step, fixed_len_step, update_step, Cipher, Find, Session, Step};
 use crate::store::Role;
@@ -515,10 +515,11 @@ impl Library {
         Ok(obj)
     }
 
-    fn secret<'a>(token: &Token, obj: &'a Object) -> Result<SecretKey<'a>> {
-        Ok(SecretKey {
+    fn secret<'a>(token: &Token, obj: &'a Object) -> Result<Key<'a>> {
+        Ok(Key {
             key_type: obj.key_type().ok_or(Error::KeyTypeInconsistent)?,
             value: token.usable_value(obj)?,
+            attrs: Some(obj),
         })
     }
 

@@ -6,7 +6,7 @@
 //! each case reports.
 
 use super::hmac::{mac_len, MacSign, MacVerify};
-use super::{CipherOp, Info, Param, SecretKey, SignOp, Unit, VerifyOp};
+use super::{CipherOp, Info, Key, Param, SignOp, Unit, VerifyOp};
 use crate::crypto::{self, AesCbc, AesEcb, Direction, AES_BLOCK, GCM_NONCE_LEN, GCM_TAG_LEN};
 use crate::error::{Error, Result};
 use cryptoki_sys::*;
@@ -33,7 +33,7 @@ fn aes_info(flags: CK_FLAGS) -> Info {
 }
 
 /// The value of an AES key, checked for type and length.
-fn aes_key<'k>(key: &SecretKey<'k>) -> Result<&'k [u8]> {
+fn aes_key<'k>(key: &Key<'k>) -> Result<&'k [u8]> {
     if key.key_type != CKK_AES {
         return Err(Error::KeyTypeInconsistent);
     }
@@ -73,7 +73,7 @@ fn append(buf: &mut Secret, data: &[u8]) {
 }
 
 /// C_WrapKey through a mechanism's encryption, with the errors renamed for wrapping.
-fn wrap_with(unit: &dyn Unit, wrapping: &SecretKey, p: &Param, value: &[u8]) -> Result<Vec<u8>> {
+fn wrap_with(unit: &dyn Unit, wrapping: &Key, p: &Param, value: &[u8]) -> Result<Vec<u8>> {
     let rename = |e| match e {
         Error::KeyTypeInconsistent => Error::WrappingKeyTypeInconsistent,
         Error::KeySizeRange => Error::WrappingKeySizeRange,
@@ -88,12 +88,7 @@ fn wrap_with(unit: &dyn Unit, wrapping: &SecretKey, p: &Param, value: &[u8]) -> 
 }
 
 /// C_UnwrapKey through a mechanism's decryption, with the errors renamed for unwrapping.
-fn unwrap_with(
-    unit: &dyn Unit,
-    unwrapping: &SecretKey,
-    p: &Param,
-    wrapped: &[u8],
-) -> Result<Secret> {
+fn unwrap_with(unit: &dyn Unit, unwrapping: &Key, p: &Param, wrapped: &[u8]) -> Result<Secret> {
     let rename = |e| match e {
         Error::KeyTypeInconsistent => Error::UnwrappingKeyTypeInconsistent,
         Error::KeySizeRange => Error::UnwrappingKeySizeRange,
@@ -132,9 +127,9 @@ impl Unit for AesKeyGen {
 /// Generic secrets of 1 to 512 bytes (HMAC keys, key derivation bases).
 const GENERIC_MAX: usize = 512;
 
-struct GenericSecretKeyGen;
+struct GenericKeyGen;
 
-impl Unit for GenericSecretKeyGen {
+impl Unit for GenericKeyGen {
     fn ty(&self) -> CK_MECHANISM_TYPE {
         CKM_GENERIC_SECRET_KEY_GEN
     }
@@ -314,7 +309,7 @@ struct BlockUnit {
 }
 
 impl BlockUnit {
-    fn start(&self, key: &SecretKey, p: &Param, dir: Direction) -> Result<Box<dyn CipherOp>> {
+    fn start(&self, key: &Key, p: &Param, dir: Direction) -> Result<Box<dyn CipherOp>> {
         let key = aes_key(key)?;
         let chain = match (self.cbc, p) {
             (false, Param::None) => Chain::Ecb(AesEcb::new(key, dir)?),
@@ -347,19 +342,19 @@ impl Unit for BlockUnit {
     fn key_types(&self) -> &'static [CK_KEY_TYPE] {
         AES_KEY_TYPES
     }
-    fn encrypt(&self, key: &SecretKey, p: &Param) -> Result<Box<dyn CipherOp>> {
+    fn encrypt(&self, key: &Key, p: &Param) -> Result<Box<dyn CipherOp>> {
         self.start(key, p, Direction::Encrypt)
     }
-    fn decrypt(&self, key: &SecretKey, p: &Param) -> Result<Box<dyn CipherOp>> {
+    fn decrypt(&self, key: &Key, p: &Param) -> Result<Box<dyn CipherOp>> {
         self.start(key, p, Direction::Decrypt)
     }
-    fn wrap(&self, wrapping: &SecretKey, p: &Param, key_value: &[u8]) -> Result<Vec<u8>> {
+    fn wrap(&self, wrapping: &Key, p: &Param, key_value: &[u8]) -> Result<Vec<u8>> {
         if !self.pad {
             return Err(Error::MechanismInvalid);
         }
         wrap_with(self, wrapping, p, key_value)
     }
-    fn unwrap(&self, unwrapping: &SecretKey, p: &Param, wrapped: &[u8]) -> Result<Secret> {
+    fn unwrap(&self, unwrapping: &Key, p: &Param, wrapped: &[u8]) -> Result<Secret> {
         if !self.pad {
             return Err(Error::MechanismInvalid);
         }
@@ -460,7 +455,7 @@ impl CipherOp for CtrOp {
 struct CtrUnit;
 
 impl CtrUnit {
-    fn start(&self, key: &SecretKey, p: &Param) -> Result<Box<dyn CipherOp>> {
+    fn start(&self, key: &Key, p: &Param) -> Result<Box<dyn CipherOp>> {
         let key = aes_key(key)?;
         match p {
             Param::Ctr { counter_bits, cb } => Ok(Box::new(CtrOp::new(key, *counter_bits, cb)?)),
@@ -480,10 +475,10 @@ impl Unit for CtrUnit {
         AES_KEY_TYPES
     }
     // Decryption is the same operation as encryption.
-    fn encrypt(&self, key: &SecretKey, p: &Param) -> Result<Box<dyn CipherOp>> {
+    fn encrypt(&self, key: &Key, p: &Param) -> Result<Box<dyn CipherOp>> {
         self.start(key, p)
     }
-    fn decrypt(&self, key: &SecretKey, p: &Param) -> Result<Box<dyn CipherOp>> {
+    fn decrypt(&self, key: &Key, p: &Param) -> Result<Box<dyn CipherOp>> {
         self.start(key, p)
     }
 }
@@ -561,7 +556,7 @@ impl CipherOp for GcmOp {
 struct GcmUnit;
 
 impl GcmUnit {
-    fn start(&self, key: &SecretKey, p: &Param, dir: Direction) -> Result<Box<dyn CipherOp>> {
+    fn start(&self, key: &Key, p: &Param, dir: Direction) -> Result<Box<dyn CipherOp>> {
         let key = aes_key(key)?;
         // Only 96-bit IVs and 128-bit tags are served: other IV lengths go through GHASH
         // and shorter tags weaken the authentication.
@@ -593,17 +588,17 @@ impl Unit for GcmUnit {
     fn key_types(&self) -> &'static [CK_KEY_TYPE] {
         AES_KEY_TYPES
     }
-    fn encrypt(&self, key: &SecretKey, p: &Param) -> Result<Box<dyn CipherOp>> {
+    fn encrypt(&self, key: &Key, p: &Param) -> Result<Box<dyn CipherOp>> {
         self.start(key, p, Direction::Encrypt)
     }
-    fn decrypt(&self, key: &SecretKey, p: &Param) -> Result<Box<dyn CipherOp>> {
+    fn decrypt(&self, key: &Key, p: &Param) -> Result<Box<dyn CipherOp>> {
         self.start(key, p, Direction::Decrypt)
     }
     /// The wrapped key is ciphertext || tag.
-    fn wrap(&self, wrapping: &SecretKey, p: &Param, key_value: &[u8]) -> Result<Vec<u8>> {
+    fn wrap(&self, wrapping: &Key, p: &Param, key_value: &[u8]) -> Result<Vec<u8>> {
         wrap_with(self, wrapping, p, key_value)
     }
-    fn unwrap(&self, unwrapping: &SecretKey, p: &Param, wrapped: &[u8]) -> Result<Secret> {
+    fn unwrap(&self, unwrapping: &Key, p: &Param, wrapped: &[u8]) -> Result<Secret> {
         unwrap_with(self, unwrapping, p, wrapped)
     }
 }
@@ -683,7 +678,7 @@ struct KwUnit {
 }
 
 impl KwUnit {
-    fn start(&self, key: &SecretKey, p: &Param, dir: Direction) -> Result<Box<dyn CipherOp>> {
+    fn start(&self, key: &Key, p: &Param, dir: Direction) -> Result<Box<dyn CipherOp>> {
         let key = aes_key(key)?;
         if !crypto::is_kek_len(key.len()) {
             return Err(Error::KeySizeRange);
@@ -720,19 +715,19 @@ impl Unit for KwUnit {
     fn key_types(&self) -> &'static [CK_KEY_TYPE] {
         AES_KEY_TYPES
     }
-    fn encrypt(&self, key: &SecretKey, p: &Param) -> Result<Box<dyn CipherOp>> {
+    fn encrypt(&self, key: &Key, p: &Param) -> Result<Box<dyn CipherOp>> {
         self.start(key, p, Direction::Encrypt)
     }
-    fn decrypt(&self, key: &SecretKey, p: &Param) -> Result<Box<dyn CipherOp>> {
+    fn decrypt(&self, key: &Key, p: &Param) -> Result<Box<dyn CipherOp>> {
         self.start(key, p, Direction::Decrypt)
     }
     /// KW refuses keys that are not whole semiblocks (CKR_KEY_NOT_WRAPPABLE) rather than
     /// zero-padding them as PKCS#11 2.40 describes: unwrapping could not tell the
     /// padding from the key without the template's length. KWP wraps any length.
-    fn wrap(&self, wrapping: &SecretKey, p: &Param, key_value: &[u8]) -> Result<Vec<u8>> {
+    fn wrap(&self, wrapping: &Key, p: &Param, key_value: &[u8]) -> Result<Vec<u8>> {
         wrap_with(self, wrapping, p, key_value)
     }
-    fn unwrap(&self, unwrapping: &SecretKey, p: &Param, wrapped: &[u8]) -> Result<Secret> {
+    fn unwrap(&self, unwrapping: &Key, p: &Param, wrapped: &[u8]) -> Result<Secret> {
         unwrap_with(self, unwrapping, p, wrapped)
     }
 }
@@ -747,7 +742,7 @@ struct CmacUnit {
 }
 
 impl CmacUnit {
-    fn start(&self, key: &SecretKey, p: &Param) -> Result<(crypto::Cmac, usize)> {
+    fn start(&self, key: &Key, p: &Param) -> Result<(crypto::Cmac, usize)> {
         let key = aes_key(key)?;
         let len = mac_len(self.general, p, crypto::CMAC_LEN)?;
         Ok((crypto::Cmac::new(key)?, len))
@@ -764,11 +759,11 @@ impl Unit for CmacUnit {
     fn key_types(&self) -> &'static [CK_KEY_TYPE] {
         AES_KEY_TYPES
     }
-    fn sign(&self, key: &SecretKey, p: &Param) -> Result<Box<dyn SignOp>> {
+    fn sign(&self, key: &Key, p: &Param) -> Result<Box<dyn SignOp>> {
         let (mac, len) = self.start(key, p)?;
         Ok(Box::new(MacSign::new(mac, len)))
     }
-    fn verify(&self, key: &SecretKey, p: &Param) -> Result<Box<dyn VerifyOp>> {
+    fn verify(&self, key: &Key, p: &Param) -> Result<Box<dyn VerifyOp>> {
         let (mac, len) = self.start(key, p)?;
         Ok(Box::new(MacVerify::new(mac, len)))
     }
@@ -808,7 +803,7 @@ const CMAC_GENERAL: CmacUnit = CmacUnit {
 
 pub static UNITS: &[&dyn Unit] = &[
     &AesKeyGen,
-    &GenericSecretKeyGen,
+    &GenericKeyGen,
     &ECB,
     &CBC,
     &CBC_PAD,
@@ -958,10 +953,11 @@ mod tests {
         u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize % n
     }
 
-    fn aes(value: &[u8]) -> SecretKey<'_> {
-        SecretKey {
+    fn aes(value: &[u8]) -> Key<'_> {
+        Key {
             key_type: CKK_AES,
             value,
+            attrs: None,
         }
     }
 
@@ -1082,16 +1078,16 @@ mod tests {
             );
         }
         for n in [1, 20, 512] {
-            let (ty, v) = GenericSecretKeyGen.generate_key(Some(n)).unwrap();
+            let (ty, v) = GenericKeyGen.generate_key(Some(n)).unwrap();
             assert_eq!((ty, v.len()), (CKK_GENERIC_SECRET, n));
         }
         assert_eq!(
-            GenericSecretKeyGen.generate_key(None).err(),
+            GenericKeyGen.generate_key(None).err(),
             Some(Error::TemplateIncomplete)
         );
         for n in [0, 513] {
             assert_eq!(
-                GenericSecretKeyGen.generate_key(Some(n)).err(),
+                GenericKeyGen.generate_key(Some(n)).err(),
                 Some(Error::AttributeValueInvalid)
             );
         }
@@ -1267,9 +1263,10 @@ mod tests {
             ECB.encrypt(&aes(&key), &cbc_iv(&[0; 16])).err(),
             Some(Error::MechanismParamInvalid)
         );
-        let generic = SecretKey {
+        let generic = Key {
             key_type: CKK_GENERIC_SECRET,
             value: &key,
+            attrs: None,
         };
         assert_eq!(
             ECB.encrypt(&generic, &Param::None).err(),
@@ -1588,9 +1585,10 @@ mod tests {
                 unit.encrypt(&aes(&[0; 24]), &p).err(),
                 Some(Error::KeySizeRange)
             );
-            let generic = SecretKey {
+            let generic = Key {
                 key_type: CKK_GENERIC_SECRET,
                 value: &kek,
+                attrs: None,
             };
             assert_eq!(
                 unit.decrypt(&generic, &p).err(),
@@ -1662,9 +1660,10 @@ mod tests {
                     Some(Error::WrappedKeyLenRange)
                 );
             }
-            let generic = SecretKey {
+            let generic = Key {
                 key_type: CKK_GENERIC_SECRET,
                 value: &kek,
+                attrs: None,
             };
             assert_eq!(
                 unit.wrap(&generic, p, &key32).err(),

@@ -2,7 +2,7 @@
 //! *_HMAC_GENERAL forms, whose CK_MAC_GENERAL_PARAMS parameter truncates the output.
 //! Also the sign/verify operations shared by every MAC (AES-CMAC uses them too).
 
-use super::{Info, Param, SecretKey, SignOp, Unit, VerifyOp};
+use super::{Info, Key, Param, SignOp, Unit, VerifyOp};
 use crate::crypto::{self, Hash};
 use crate::error::{Error, Result};
 use cryptoki_sys::*;
@@ -134,7 +134,7 @@ struct HmacUnit {
 }
 
 impl HmacUnit {
-    fn start(&self, key: &SecretKey, p: &Param) -> Result<(crypto::Hmac, usize)> {
+    fn start(&self, key: &Key, p: &Param) -> Result<(crypto::Hmac, usize)> {
         if !self.key_types.contains(&key.key_type) {
             return Err(Error::KeyTypeInconsistent);
         }
@@ -160,11 +160,11 @@ impl Unit for HmacUnit {
     fn key_types(&self) -> &'static [CK_KEY_TYPE] {
         self.key_types
     }
-    fn sign(&self, key: &SecretKey, p: &Param) -> Result<Box<dyn SignOp>> {
+    fn sign(&self, key: &Key, p: &Param) -> Result<Box<dyn SignOp>> {
         let (mac, len) = self.start(key, p)?;
         Ok(Box::new(MacSign::new(mac, len)))
     }
-    fn verify(&self, key: &SecretKey, p: &Param) -> Result<Box<dyn VerifyOp>> {
+    fn verify(&self, key: &Key, p: &Param) -> Result<Box<dyn VerifyOp>> {
         let (mac, len) = self.start(key, p)?;
         Ok(Box::new(MacVerify::new(mac, len)))
     }
@@ -257,8 +257,12 @@ mod tests {
         v
     }
 
-    fn key(key_type: CK_KEY_TYPE, value: &[u8]) -> SecretKey<'_> {
-        SecretKey { key_type, value }
+    fn key(key_type: CK_KEY_TYPE, value: &[u8]) -> Key<'_> {
+        Key {
+            key_type,
+            value,
+            attrs: None,
+        }
     }
 
     fn is_general(ty: CK_MECHANISM_TYPE) -> bool {
@@ -292,7 +296,7 @@ mod tests {
     }
 
     /// Signs `data` in parts of `part` bytes.
-    fn sign(u: &dyn Unit, k: &SecretKey, p: &Param, data: &[u8], part: usize) -> Result<Vec<u8>> {
+    fn sign(u: &dyn Unit, k: &Key, p: &Param, data: &[u8], part: usize) -> Result<Vec<u8>> {
         let mut op = u.sign(k, p)?;
         for chunk in data.chunks(part) {
             op.update(chunk)?;
@@ -302,7 +306,7 @@ mod tests {
         Ok(sig)
     }
 
-    fn verify(u: &dyn Unit, k: &SecretKey, p: &Param, data: &[u8], sig: &[u8]) -> Result<()> {
+    fn verify(u: &dyn Unit, k: &Key, p: &Param, data: &[u8], sig: &[u8]) -> Result<()> {
         let mut op = u.verify(k, p)?;
         op.update(data)?;
         op.finish(sig)

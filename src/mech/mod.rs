@@ -26,6 +26,24 @@ pub enum Param {
     },
     /// CK_AES_CTR_PARAMS.
     Ctr { counter_bits: u64, cb: [u8; 16] },
+    /// CK_RSA_PKCS_OAEP_PARAMS: hash and MGF mechanisms, and the label (CKZ_DATA_SPECIFIED).
+    Oaep {
+        hash: CK_MECHANISM_TYPE,
+        mgf: CK_RSA_PKCS_MGF_TYPE,
+        label: Vec<u8>,
+    },
+    /// CK_RSA_PKCS_PSS_PARAMS.
+    Pss {
+        hash: CK_MECHANISM_TYPE,
+        mgf: CK_RSA_PKCS_MGF_TYPE,
+        salt_len: u64,
+    },
+    /// CK_ECDH1_DERIVE_PARAMS: the peer's public point (raw or DER OCTET STRING).
+    Ecdh {
+        kdf: CK_EC_KDF_TYPE,
+        shared_data: Vec<u8>,
+        public_data: Vec<u8>,
+    },
 }
 
 /// A mechanism as the caller asked for it.
@@ -35,10 +53,23 @@ pub struct Mechanism {
     pub param: Param,
 }
 
-/// A secret key's value and type, as the mechanisms see it. The value is zeroised on drop.
-pub struct SecretKey<'a> {
+/// A key as the mechanisms see it: its type, the value of a secret key, and for keys whose
+/// material spans several attributes (EC, RSA) the whole object, already unsealed.
+pub struct Key<'a> {
     pub key_type: CK_KEY_TYPE,
+    /// CKA_VALUE of a secret key (of an EC private key: the scalar); empty otherwise.
     pub value: &'a [u8],
+    pub attrs: Option<&'a crate::object::Object>,
+}
+
+/// Attributes a mechanism adds to the objects it makes (values in PKCS#11 encoding).
+pub type Attributes = Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>;
+
+/// What key-pair generation makes: the attributes of the public and the private key
+/// (class, key type and key material; the token adds the rest from the templates).
+pub struct KeyPair {
+    pub public: Attributes,
+    pub private: Attributes,
 }
 
 /// What C_GetMechanismInfo reports.
@@ -111,16 +142,16 @@ pub trait Unit: Sync {
     fn key_types(&self) -> &'static [CK_KEY_TYPE] {
         &[]
     }
-    fn encrypt(&self, _key: &SecretKey, _p: &Param) -> Result<Box<dyn CipherOp>> {
+    fn encrypt(&self, _key: &Key, _p: &Param) -> Result<Box<dyn CipherOp>> {
         Err(Error::MechanismInvalid)
     }
-    fn decrypt(&self, _key: &SecretKey, _p: &Param) -> Result<Box<dyn CipherOp>> {
+    fn decrypt(&self, _key: &Key, _p: &Param) -> Result<Box<dyn CipherOp>> {
         Err(Error::MechanismInvalid)
     }
-    fn sign(&self, _key: &SecretKey, _p: &Param) -> Result<Box<dyn SignOp>> {
+    fn sign(&self, _key: &Key, _p: &Param) -> Result<Box<dyn SignOp>> {
         Err(Error::MechanismInvalid)
     }
-    fn verify(&self, _key: &SecretKey, _p: &Param) -> Result<Box<dyn VerifyOp>> {
+    fn verify(&self, _key: &Key, _p: &Param) -> Result<Box<dyn VerifyOp>> {
         Err(Error::MechanismInvalid)
     }
     fn digest(&self, _p: &Param) -> Result<Box<dyn DigestOp>> {
@@ -132,16 +163,24 @@ pub trait Unit: Sync {
         Err(Error::MechanismInvalid)
     }
     /// Wraps `key_value` (the value of a secret key) under `wrapping`.
-    fn wrap(&self, _wrapping: &SecretKey, _p: &Param, _key_value: &[u8]) -> Result<Vec<u8>> {
+    fn wrap(&self, _wrapping: &Key, _p: &Param, _key_value: &[u8]) -> Result<Vec<u8>> {
+        Err(Error::MechanismInvalid)
+    }
+    /// Key-pair generation from the caller's two templates (CKA_EC_PARAMS,
+    /// CKA_MODULUS_BITS, CKA_PUBLIC_EXPONENT are read from them).
+    fn generate_key_pair(
+        &self,
+        _public: &crate::object::Template,
+        _private: &crate::object::Template,
+    ) -> Result<KeyPair> {
+        Err(Error::MechanismInvalid)
+    }
+    /// Derivation (ECDH): the shared secret, from which the token makes the new key.
+    fn derive(&self, _base: &Key, _p: &Param) -> Result<Zeroizing<Vec<u8>>> {
         Err(Error::MechanismInvalid)
     }
     /// Unwraps a secret key value.
-    fn unwrap(
-        &self,
-        _unwrapping: &SecretKey,
-        _p: &Param,
-        _wrapped: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>> {
+    fn unwrap(&self, _unwrapping: &Key, _p: &Param, _wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         Err(Error::MechanismInvalid)
     }
 }
