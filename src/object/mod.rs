@@ -6,7 +6,9 @@ pub mod attr;
 use crate::error::{Error, Result};
 use attr::{rule, rule::*, Kind};
 use cryptoki_sys::*;
+use std::any::Any;
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 use zeroize::Zeroizing;
 
 /// An attribute template as the caller gave it (type, value).
@@ -15,9 +17,30 @@ pub type Template = [(CK_ATTRIBUTE_TYPE, Vec<u8>)];
 /// Attribute values in their PKCS#11 encoding; zeroised on drop because some are secret.
 pub type Attrs = BTreeMap<CK_ATTRIBUTE_TYPE, Zeroizing<Vec<u8>>>;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Default)]
 pub struct Object {
     pub attrs: Attrs,
+    /// Something costly derived from the attributes (a parsed key), made on first use and
+    /// kept as long as the object is cached; a changed or copied object starts without.
+    prepared: OnceLock<Arc<dyn Any + Send + Sync>>,
+}
+
+impl Clone for Object {
+    fn clone(&self) -> Self {
+        Object {
+            attrs: self.attrs.clone(),
+            prepared: OnceLock::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Object {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Attribute values may be secret: show only which attributes there are.
+        f.debug_struct("Object")
+            .field("attributes", &self.attrs.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// How an object comes into being; decides which attributes the template may hold and
@@ -57,6 +80,22 @@ fn secret_len_ok(key_type: CK_KEY_TYPE, len: usize) -> Result<()> {
 }
 
 impl Object {
+    /// The value `make` derives from this object (e.g. a parsed private key), computed
+    /// once per cached object.
+    pub fn prepared<T: Any + Send + Sync>(
+        &self,
+        make: impl FnOnce() -> Result<T>,
+    ) -> Result<Arc<T>> {
+        if let Some(p) = self.prepared.get() {
+            if let Ok(t) = p.clone().downcast::<T>() {
+                return Ok(t);
+            }
+        }
+        let t = Arc::new(make()?);
+        let _ = self.prepared.set(t.clone());
+        Ok(t)
+    }
+
     pub fn get_raw(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
         self.attrs.get(&ty).map(|v| v.as_slice())
     }
