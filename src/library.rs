@@ -113,6 +113,15 @@ impl Library {
                     )
                 }
                 Ok(t) => {
+                    // Keys whose deletion window has passed go when the token opens.
+                    if let Err(e) = kms::lifecycle::purge_due(&t) {
+                        log::error!(
+                            "token {}: purge of due keys failed: {}: {}",
+                            t.serial,
+                            e.code,
+                            e.message
+                        );
+                    }
                     tokens.insert(t.slot_id, Arc::new(t));
                 }
                 Err(e) => log::error!("{}: token cannot be opened, skipped: {e}", p.display()),
@@ -349,7 +358,28 @@ impl Library {
         if !pin_len_ok(&self.config, pin) && token.logged_in().is_none() {
             return Err(Error::PinIncorrect);
         }
-        token.login(role, pin)
+        let r = token.login(role, pin);
+        let who = if role == Role::So { "so" } else { "user" };
+        let failure = r
+            .as_ref()
+            .err()
+            .map(|e| ("AccessDeniedException", format!("{e:?}")));
+        token.audit.append(
+            &token.serial,
+            &kms::audit::Event {
+                name: "Login",
+                principal: who,
+                error: failure,
+                ..Default::default()
+            },
+        )?;
+        r?;
+        if role == Role::User {
+            // Deletions and rotations that fell due while nobody could act on them.
+            kms::lifecycle::purge_due(&token).map_err(|e| e.to_error())?;
+            kms::lifecycle::rotate_all_due(&token)?;
+        }
+        Ok(())
     }
 
     pub fn logout(&self, h: CK_SESSION_HANDLE) -> Result<()> {
@@ -400,6 +430,30 @@ impl Library {
         Ok(())
     }
 
+    /// Stores a new object: the session may write it, and a new token key gets its KMS
+    /// life (key id, spec, one usage, state) and a CreateKey record.
+    fn store_new(
+        &self,
+        token: &Token,
+        rw: bool,
+        h: CK_SESSION_HANDLE,
+        mut obj: Object,
+        template: &[Attribute],
+    ) -> Result<u64> {
+        Self::check_writable(token, rw, &obj)?;
+        let kms_key = obj.is_token() && matches!(obj.class(), CKO_SECRET_KEY | CKO_PRIVATE_KEY);
+        if kms_key {
+            kms::lifecycle::on_create(token, &mut obj, template, false)?;
+        }
+        let handle = token.add_object(obj, h)?;
+        if kms_key {
+            let obj = token.object_any(handle)?;
+            kms::lifecycle::audit(token, "CreateKey", Some(&obj), None, None)
+                .map_err(|e| e.to_error())?;
+        }
+        Ok(handle)
+    }
+
     pub fn create_object(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<u64> {
         let (token, rw) = self.token_of(h)?;
         let obj = Object::build(
@@ -408,8 +462,7 @@ impl Library {
             &[],
             token.logged_in() == Some(Role::So),
         )?;
-        Self::check_writable(&token, rw, &obj)?;
-        token.add_object(obj, h)
+        self.store_new(&token, rw, h, obj, template)
     }
 
     pub fn copy_object(
@@ -426,8 +479,7 @@ impl Library {
         let mut obj = (*src).clone();
         obj.attrs.remove(&CKA_UNIQUE_ID);
         obj.apply_changes(template, true, token.logged_in() == Some(Role::So))?;
-        Self::check_writable(&token, rw, &obj)?;
-        token.add_object(obj, h)
+        self.store_new(&token, rw, h, obj, template)
     }
 
     pub fn destroy_object(&self, h: CK_SESSION_HANDLE, handle: u64) -> Result<()> {
@@ -438,6 +490,14 @@ impl Library {
         }
         if !obj.bool(CKA_DESTROYABLE) {
             return Err(Error::ActionProhibited);
+        }
+        if kms::is_kms_key(&obj) {
+            // A KMS key is not destroyed but scheduled for deletion (kms:ScheduleKeyDeletion):
+            // its handle is gone at once, its material stays until the window ends.
+            let days = token.kms.deletion_window_days;
+            return kms::lifecycle::schedule_deletion(&token, handle, days)
+                .map(|_| ())
+                .map_err(|e| e.to_error());
         }
         token.remove_object(handle)
     }
@@ -511,8 +571,21 @@ impl Library {
             Error::ObjectHandleInvalid => Error::KeyHandleInvalid,
             e => e,
         })?;
-        kms::authorize(&obj, what, unit)?;
+        let obj = kms::lifecycle::rotate_if_due(&session.token, key, obj)?;
+        kms::authorize(&session.token, &obj, what, unit)?;
         Ok(obj)
+    }
+
+    /// The earlier versions of a rotated KMS key, newest first, for a mechanism that can
+    /// tell them apart (decryption that checks integrity, MAC verification).
+    fn older_versions(session: &Session, obj: &Object, can_tell: bool) -> Result<Vec<Arc<Object>>> {
+        if !can_tell || !kms::is_kms_key(obj) {
+            return Ok(Vec::new());
+        }
+        kms::lifecycle::versions(&session.token, obj)?
+            .into_iter()
+            .map(|(_, h)| session.token.object_any(h))
+            .collect()
     }
 
     fn secret<'a>(token: &Token, obj: &'a Object) -> Result<Key<'a>> {
@@ -546,7 +619,16 @@ impl Library {
         let op = if encrypt {
             unit.encrypt(&sk, &mech.param)?
         } else {
-            unit.decrypt(&sk, &mech.param)?
+            let older = Self::older_versions(&s, &obj, crate::mech::is_authenticated(mech.ty))?;
+            let mut ops = vec![unit.decrypt(&sk, &mech.param)?];
+            for o in &older {
+                ops.push(unit.decrypt(&Self::secret(&s.token, o)?, &mech.param)?);
+            }
+            if ops.len() == 1 {
+                ops.remove(0)
+            } else {
+                Box::new(crate::mech::FirstAuthentic(ops))
+            }
         };
         let c = Some(Cipher {
             op,
@@ -627,8 +709,16 @@ impl Library {
         }
         let unit = self.registry.lookup(mech.ty)?;
         let obj = Self::key_for(&s, key, KeyUse::Verify, unit)?;
-        let op = unit.verify(&Self::secret(&s.token, &obj)?, &mech.param)?;
-        s.verify = Some(op);
+        let mut ops = vec![unit.verify(&Self::secret(&s.token, &obj)?, &mech.param)?];
+        let secret_key = obj.class() == CKO_SECRET_KEY;
+        for o in Self::older_versions(&s, &obj, secret_key)? {
+            ops.push(unit.verify(&Self::secret(&s.token, &o)?, &mech.param)?);
+        }
+        s.verify = Some(if ops.len() == 1 {
+            ops.remove(0)
+        } else {
+            Box::new(crate::mech::AnyVerifies(ops))
+        });
         Ok(())
     }
 
@@ -749,8 +839,7 @@ impl Library {
             &extra,
             token.logged_in() == Some(Role::So),
         )?;
-        Self::check_writable(&token, rw, &obj)?;
-        token.add_object(obj, h)
+        self.store_new(&token, rw, h, obj, template)
     }
 
     pub fn wrap_key(
@@ -815,7 +904,20 @@ impl Library {
                 Error::KeyTypeInconsistent => Error::UnwrappingKeyTypeInconsistent,
                 e => e,
             })?;
-            unit.unwrap(&Self::secret(&s.token, &uk)?, &mech.param, wrapped)?
+            let mut keys = vec![uk.clone()];
+            keys.extend(Self::older_versions(
+                &s,
+                &uk,
+                crate::mech::is_authenticated(mech.ty),
+            )?);
+            let mut result = Err(Error::WrappedKeyInvalid);
+            for k in &keys {
+                result = unit.unwrap(&Self::secret(&s.token, k)?, &mech.param, wrapped);
+                if !matches!(result, Err(Error::WrappedKeyInvalid)) {
+                    break;
+                }
+            }
+            result?
         };
         if !template.iter().any(|(t, _)| *t == CKA_CLASS)
             || !template.iter().any(|(t, _)| *t == CKA_KEY_TYPE)
@@ -833,8 +935,7 @@ impl Library {
             &[(CKA_VALUE, value.to_vec())],
             token.logged_in() == Some(Role::So),
         )?;
-        Self::check_writable(&token, rw, &obj)?;
-        token.add_object(obj, h)
+        self.store_new(&token, rw, h, obj, template)
     }
 
     pub fn generate_random(&self, h: CK_SESSION_HANDLE, out: &mut [u8]) -> Result<()> {

@@ -1,15 +1,15 @@
 //! The `kmstoken` command: token administration over the same library code (keystore,
 //! PIN rules, sealing) that the PKCS#11 module uses.
 
+mod cli;
+
 use clap::{Parser, Subcommand, ValueEnum};
+use cli::{as_user, open, pick, secret, Failure};
 use cryptoki_sys::*;
-use kmstoken::config::Config;
-use kmstoken::error::Error;
 use kmstoken::library::{Library, Slot};
 use kmstoken::token::Token;
 use serde_json::{json, Value};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 /// Exit status of a failed command, as the aws CLI uses for service errors.
 const EXIT_FAILED: u8 = 254;
@@ -74,6 +74,11 @@ enum Command {
         #[arg(long)]
         pin: Option<String>,
     },
+    /// The aws kms commands on the token.
+    Kms(cli::kms::KmsArgs),
+    /// Check or read the audit trail.
+    #[command(subcommand)]
+    Audit(cli::audit::AuditCommand),
     /// Change the user PIN (or, with --so, the SO PIN).
     SetPin {
         #[arg(long)]
@@ -87,90 +92,6 @@ enum Command {
         #[arg(long)]
         new_pin: Option<String>,
     },
-}
-
-/// A failure, printed on stderr.
-struct Failure(String);
-
-impl From<Error> for Failure {
-    fn from(e: Error) -> Self {
-        Failure(describe(&e))
-    }
-}
-
-/// What an error means to a person at a terminal.
-fn describe(e: &Error) -> String {
-    match e {
-        Error::PinIncorrect => "the PIN is incorrect".into(),
-        Error::PinLocked => "the PIN is locked after too many failed attempts".into(),
-        Error::PinLenRange => "the PIN length is outside the configured bounds".into(),
-        Error::UserPinNotInitialized => "the user PIN has not been set (kmstoken init-pin)".into(),
-        Error::SessionExists => "the token is in use by open sessions".into(),
-        Error::SlotIdInvalid => "no such slot".into(),
-        Error::Storage(m) => format!("keystore: {m}"),
-        other => format!("{other} ({:#x})", other.rv()),
-    }
-}
-
-fn secret(flag: Option<String>, env: &str, prompt: &str) -> Result<String, Failure> {
-    if let Some(v) = flag.or_else(|| std::env::var(env).ok()) {
-        return Ok(v);
-    }
-    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        return rpassword::prompt_password(prompt)
-            .map_err(|e| Failure(format!("cannot read the PIN: {e}")));
-    }
-    Err(Failure(format!("no {prompt} given: use the flag or {env}")))
-}
-
-fn open() -> Result<Library, Failure> {
-    let config = Config::load().map_err(|e| Failure(format!("configuration: {e}")))?;
-    Ok(Library::new(config)?)
-}
-
-/// The token named by label or serial (or KMSTOKEN_TOKEN), else the only one there is.
-fn pick(
-    lib: &Library,
-    label: Option<String>,
-    serial: Option<String>,
-) -> Result<Arc<Token>, Failure> {
-    let label = label.or_else(|| std::env::var("KMSTOKEN_TOKEN").ok());
-    let tokens = lib.tokens();
-    let found: Vec<_> = tokens
-        .iter()
-        .filter(|t| {
-            label.as_ref().is_none_or(|l| &t.label == l)
-                && serial.as_ref().is_none_or(|s| &t.serial == s)
-        })
-        .cloned()
-        .collect();
-    match (found.len(), &label, &serial) {
-        (1, _, _) => Ok(found[0].clone()),
-        (0, None, None) => Err(Failure(
-            "there is no initialised token (kmstoken init-token)".into(),
-        )),
-        (0, _, _) => Err(Failure("no token has that label or serial".into())),
-        (_, None, None) => Err(Failure(
-            "several tokens exist: choose one with --token LABEL".into(),
-        )),
-        _ => Err(Failure(
-            "several tokens have that label: choose one with --serial".into(),
-        )),
-    }
-}
-
-/// Runs `f` in a read/write session on `token` logged in as `user`.
-fn as_user<T>(
-    lib: &Library,
-    token: &Token,
-    user: CK_USER_TYPE,
-    pin: &str,
-    f: impl FnOnce(CK_SESSION_HANDLE) -> Result<T, Error>,
-) -> Result<T, Failure> {
-    let h = lib.open_session(token.slot_id, CKF_SERIAL_SESSION | CKF_RW_SESSION)?;
-    let r = lib.login(h, user, pin.as_bytes()).and_then(|_| f(h));
-    let _ = lib.close_session(h);
-    Ok(r?)
 }
 
 fn uri(t: &Token) -> String {
@@ -202,8 +123,13 @@ fn token_json(lib: &Library, slot: u64) -> Value {
 }
 
 fn run(cli: Cli) -> Result<Value, Failure> {
+    let command = match cli.command {
+        Command::Kms(args) => return cli::kms::run(args),
+        Command::Audit(cmd) => return cli::audit::run(cmd),
+        other => other,
+    };
     let lib = open()?;
-    match cli.command {
+    match command {
         Command::InitToken {
             free,
             slot,
@@ -253,6 +179,7 @@ fn run(cli: Cli) -> Result<Value, Failure> {
             })?;
             Ok(token_json(&lib, t.slot_id))
         }
+        Command::Kms(_) | Command::Audit(_) => unreachable!("dispatched above"),
         Command::SetPin {
             token,
             so,

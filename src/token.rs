@@ -4,10 +4,12 @@
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::object::Object;
+use crate::kms::audit::AuditLog;
+use crate::object::{ck_ulong, Object};
 use crate::seal::{index_hash, role_aad, KdfParams, MasterKey};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{IndexEntry, Role, Store, StoredAttr, StoredObject, TokenRecord};
+use crate::store::{Change, IndexEntry, Role, Store, StoredAttr, StoredObject, TokenRecord};
+use crate::vendor::{CKA_KMSTOKEN_KEY_ID, CKA_KMSTOKEN_KEY_STATE};
 use cryptoki_sys::*;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
@@ -20,7 +22,29 @@ use zeroize::Zeroizing;
 pub const SESSION_OBJECT_BASE: u64 = 1 << 40;
 
 /// Attributes the store indexes for C_FindObjects.
-const INDEXED: [CK_ATTRIBUTE_TYPE; 4] = [CKA_CLASS, CKA_ID, CKA_LABEL, CKA_KEY_TYPE];
+const INDEXED: [CK_ATTRIBUTE_TYPE; 6] = [
+    CKA_CLASS,
+    CKA_ID,
+    CKA_LABEL,
+    CKA_KEY_TYPE,
+    CKA_KMSTOKEN_KEY_ID,
+    CKA_KMSTOKEN_KEY_STATE,
+];
+
+/// Indexed KMS metadata is not secret: its index uses the plain hash even on private
+/// objects, so that key ids and states are found without the master key.
+fn plain_index(ty: CK_ATTRIBUTE_TYPE) -> bool {
+    matches!(ty, CKA_KMSTOKEN_KEY_ID | CKA_KMSTOKEN_KEY_STATE)
+}
+
+/// The index entry that marks a key pending deletion (hidden from ordinary searches).
+pub fn pending_deletion_entry() -> IndexEntry {
+    let v = ck_ulong(crate::vendor::KMSTOKEN_STATE_PENDING_DELETION);
+    (
+        CKA_KMSTOKEN_KEY_STATE,
+        index_hash(None, CKA_KMSTOKEN_KEY_STATE, &v),
+    )
+}
 
 #[derive(Default)]
 struct Login {
@@ -51,6 +75,15 @@ pub struct Token {
     session_objects: RwLock<HashMap<u64, SessionObject>>,
     next_session_object: AtomicU64,
     max_failed: u32,
+    pub kms: KmsSettings,
+    pub audit: AuditLog,
+}
+
+/// The configuration the KMS layer applies to this token.
+#[derive(Clone, Debug)]
+pub struct KmsSettings {
+    pub strict_usage: bool,
+    pub deletion_window_days: u32,
 }
 
 /// What C_GetTokenInfo needs beyond the label and serial.
@@ -130,15 +163,25 @@ impl Token {
     ) -> Token {
         Token {
             slot_id: rec.slot_id,
-            serial: rec.serial,
-            label: rec.label,
-            path,
             store,
             login: RwLock::new(Login::default()),
             cache: Mutex::new(Cache::default()),
             session_objects: RwLock::new(HashMap::new()),
             next_session_object: AtomicU64::new(SESSION_OBJECT_BASE),
             max_failed: config.pin.max_failed_logins,
+            kms: KmsSettings {
+                strict_usage: config.kms.key_usage == "strict",
+                deletion_window_days: config.kms.deletion_window_days,
+            },
+            audit: AuditLog::new(
+                path.parent()
+                    .unwrap_or(Path::new("."))
+                    .join("audit")
+                    .join(format!("token-{}.jsonl", rec.serial)),
+            ),
+            serial: rec.serial,
+            label: rec.label,
+            path,
         }
     }
 
@@ -295,7 +338,19 @@ impl Token {
         if obj.is_private() && !self.user_logged_in() {
             return Err(Error::ObjectHandleInvalid);
         }
+        // A key scheduled for deletion has no handle any more (it is found only by the
+        // KMS layer, through `object_any`).
+        if obj.ulong(CKA_KMSTOKEN_KEY_STATE) == Some(crate::vendor::KMSTOKEN_STATE_PENDING_DELETION)
+        {
+            return Err(Error::ObjectHandleInvalid);
+        }
         Ok(obj)
+    }
+
+    /// A token object whatever its KMS state, for the KMS layer, which key
+    /// administrators (the SO) use too: any login that holds the master key will do.
+    pub fn object_any(&self, handle: u64) -> Result<Arc<Object>> {
+        self.token_object(handle)?.ok_or(Error::ObjectHandleInvalid)
     }
 
     fn token_object(&self, id: u64) -> Result<Option<Arc<Object>>> {
@@ -351,7 +406,10 @@ impl Token {
         };
         let index = INDEXED
             .iter()
-            .filter_map(|ty| obj.get_raw(*ty).map(|v| (*ty, index_hash(key, *ty, v))))
+            .filter_map(|ty| {
+                let k = if plain_index(*ty) { None } else { key };
+                obj.get_raw(*ty).map(|v| (*ty, index_hash(k, *ty, v)))
+            })
             .collect();
         Ok((
             StoredObject {
@@ -418,6 +476,103 @@ impl Token {
         Ok(())
     }
 
+    /// Several token-object changes in one durable transaction (a rotation writes the
+    /// old version and the new material together). Returns the handles of `inserts`.
+    pub fn apply(
+        &self,
+        inserts: Vec<Object>,
+        updates: Vec<(u64, Object)>,
+        deletes: Vec<u64>,
+    ) -> Result<Vec<u64>> {
+        let mut changes = Vec::new();
+        let mut inserted = Vec::new();
+        for mut obj in inserts {
+            obj.set(CKA_UNIQUE_ID, uuid::Uuid::new_v4().to_string().into_bytes());
+            let (stored, index) = self.to_stored(&obj, 0)?;
+            changes.push(Change::Insert(stored, index));
+            inserted.push(obj);
+        }
+        for (h, obj) in &updates {
+            let (stored, index) = self.to_stored(obj, *h)?;
+            changes.push(Change::Update(stored, index));
+        }
+        changes.extend(deletes.iter().map(|h| Change::Delete(*h)));
+        let ids = self.store.commit(changes)?;
+        let mut cache = self.cache.lock();
+        for (id, obj) in ids.iter().zip(inserted) {
+            cache.objects.insert(*id, Arc::new(obj));
+        }
+        for (h, obj) in updates {
+            cache.objects.insert(h, Arc::new(obj));
+        }
+        for h in deletes {
+            cache.objects.remove(&h);
+        }
+        Ok(ids)
+    }
+
+    /// Handles of every token object of KMS key `key_id` (all versions, any state).
+    pub fn objects_of_key(&self, key_id: &str) -> Result<Vec<u64>> {
+        let cond = vec![(
+            CKA_KMSTOKEN_KEY_ID,
+            vec![index_hash(None, CKA_KMSTOKEN_KEY_ID, key_id.as_bytes())],
+        )];
+        self.store.find(&cond, true, &[])
+    }
+
+    /// Objects pending deletion whose date has come: (handle, key id), read from the store
+    /// directly because purging needs no login.
+    pub fn due_for_purge(&self, now: i64) -> Result<Vec<(u64, String)>> {
+        let state = ck_ulong(crate::vendor::KMSTOKEN_STATE_PENDING_DELETION);
+        let cond = vec![(
+            CKA_KMSTOKEN_KEY_STATE,
+            vec![index_hash(None, CKA_KMSTOKEN_KEY_STATE, &state)],
+        )];
+        let mut due = Vec::new();
+        for id in self.store.find(&cond, true, &[])? {
+            let Some(so) = self.store.load(id)? else {
+                continue;
+            };
+            let clear = |ty: u64| {
+                so.attrs
+                    .iter()
+                    .find(|a| a.ty == ty && !a.sealed)
+                    .map(|a| a.value.clone())
+            };
+            let date = clear(crate::vendor::CKA_KMSTOKEN_DELETION_DATE)
+                .and_then(|v| v.try_into().ok())
+                .map(u64::from_ne_bytes)
+                .unwrap_or(0);
+            let key_id =
+                clear(CKA_KMSTOKEN_KEY_ID).map(|v| String::from_utf8_lossy(&v).into_owned());
+            if let (true, Some(k)) = (date as i64 <= now, key_id) {
+                due.push((id, k));
+            }
+        }
+        Ok(due)
+    }
+
+    /// Deletes objects without login (the purge of keys whose deletion date has come).
+    pub fn purge(&self, handles: &[u64], key_id: &str) -> Result<()> {
+        self.store
+            .commit(handles.iter().map(|h| Change::Delete(*h)).collect())?;
+        self.store.delete_aliases_of(key_id)?;
+        let mut cache = self.cache.lock();
+        handles.iter().for_each(|h| {
+            cache.objects.remove(h);
+        });
+        Ok(())
+    }
+
+    /// Every token object's handle, in any state (for listing KMS keys).
+    pub fn token_handles(&self) -> Result<Vec<u64>> {
+        self.store.find(&[], true, &[])
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
     /// Session objects die with their session.
     pub fn drop_session_objects(&self, owner: CK_SESSION_HANDLE) {
         self.session_objects.write().retain(|_, s| s.owner != owner);
@@ -432,7 +587,7 @@ impl Token {
             .filter(|(ty, _)| INDEXED.contains(ty))
             .map(|(ty, v)| {
                 let mut hashes = vec![index_hash(None, *ty, v)];
-                if let (true, Some(k)) = (user, key.as_ref()) {
+                if let (true, Some(k), false) = (user, key.as_ref(), plain_index(*ty)) {
                     hashes.push(index_hash(Some(k), *ty, v));
                 }
                 (*ty, hashes)
@@ -444,7 +599,14 @@ impl Token {
             .map(|(_, v)| v.first() == Some(&1));
         let mut out = Vec::new();
         if wants_token != Some(false) {
-            let ids = self.store.find(&conditions, user)?;
+            // Keys pending deletion are hidden unless the template asks for their state.
+            let asks_state = template.iter().any(|(ty, _)| *ty == CKA_KMSTOKEN_KEY_STATE);
+            let exclude = if asks_state {
+                Vec::new()
+            } else {
+                vec![pending_deletion_entry()]
+            };
+            let ids = self.store.find(&conditions, user, &exclude)?;
             // When the index decides every condition, the objects need not be loaded (and
             // unsealed) at all: a search stays proportional to what it finds.
             if template

@@ -7,7 +7,9 @@ use zeroize::Zeroizing;
 
 pub mod aes;
 pub mod digest;
+pub mod ec;
 pub mod hmac;
+pub mod rsa;
 
 /// A mechanism's parameter, already decoded from its C structure by the ABI shell.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -185,12 +187,92 @@ pub trait Unit: Sync {
     }
 }
 
+/// Mechanisms whose decryption checks integrity, so that the right one of several key
+/// versions is recognised by its tag (a rotated KMS key decrypts older data this way).
+pub fn is_authenticated(ty: CK_MECHANISM_TYPE) -> bool {
+    matches!(ty, CKM_AES_GCM | CKM_AES_KEY_WRAP | CKM_AES_KEY_WRAP_KWP)
+}
+
+/// Decryption under several keys, newest first: the output of the first whose integrity
+/// check passes. Only for `is_authenticated` mechanisms, which release nothing before
+/// their check.
+pub struct FirstAuthentic(pub Vec<Box<dyn CipherOp>>);
+
+impl FirstAuthentic {
+    fn first_that_opens(
+        &mut self,
+        mut run: impl FnMut(&mut dyn CipherOp) -> Result<Zeroizing<Vec<u8>>>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        for op in self.0.iter_mut() {
+            match run(op.as_mut()) {
+                Err(Error::EncryptedDataInvalid) => continue,
+                other => return other,
+            }
+        }
+        Err(Error::EncryptedDataInvalid)
+    }
+}
+
+impl CipherOp for FirstAuthentic {
+    fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let mut out = Zeroizing::new(Vec::new());
+        for op in self.0.iter_mut() {
+            out = op.update(input)?;
+        }
+        Ok(out)
+    }
+    fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
+        self.first_that_opens(|op| op.finish())
+    }
+    fn one_shot(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.first_that_opens(|op| op.one_shot(input))
+    }
+    fn update_len(&self, n: usize) -> usize {
+        self.0.iter().map(|o| o.update_len(n)).max().unwrap_or(0)
+    }
+    fn finish_len(&self) -> usize {
+        self.0.iter().map(|o| o.finish_len()).max().unwrap_or(0)
+    }
+    fn one_shot_len(&self, n: usize) -> usize {
+        self.0.iter().map(|o| o.one_shot_len(n)).max().unwrap_or(0)
+    }
+    fn boxed_clone(&self) -> Box<dyn CipherOp> {
+        Box::new(FirstAuthentic(
+            self.0.iter().map(|o| o.boxed_clone()).collect(),
+        ))
+    }
+}
+
+/// MAC verification under several keys (the versions of a rotated key): valid if any
+/// key's MAC matches.
+pub struct AnyVerifies(pub Vec<Box<dyn VerifyOp>>);
+
+impl VerifyOp for AnyVerifies {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.0.iter_mut().try_for_each(|op| op.update(data))
+    }
+    fn finish(&mut self, signature: &[u8]) -> Result<()> {
+        let mut first_err = None;
+        for op in self.0.iter_mut() {
+            match op.finish(signature) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_err.unwrap_or(Error::SignatureInvalid))
+    }
+}
+
 /// Every mechanism the module knows, in the order C_GetMechanismList reports them.
 fn all() -> Vec<&'static dyn Unit> {
     let mut v: Vec<&'static dyn Unit> = Vec::new();
     v.extend_from_slice(aes::UNITS);
     v.extend_from_slice(hmac::UNITS);
     v.extend_from_slice(digest::UNITS);
+    v.extend_from_slice(ec::UNITS);
+    v.extend_from_slice(rsa::UNITS);
     v
 }
 

@@ -38,6 +38,9 @@ pub mod rule {
     pub const SO_ONLY_TRUE: u32 = 1 << 8;
     /// Kept sealed in the keystore whatever the object's CKA_PRIVATE.
     pub const SECRET: u32 = 1 << 9;
+    /// KMS metadata: set by the KMS layer only, kept in clear (it is not secret, and key
+    /// states and deletion dates must be readable without the master key).
+    pub const KMS: u32 = 1 << 10;
 }
 
 use rule::*;
@@ -150,9 +153,97 @@ pub static RULES: &[Rule] = &[
     ),
     // (CKA_VALUE of a secret key: see `secret_value_rule`.)
     // KMS metadata of token keys.
-    r(CKA_KMSTOKEN_KEY_ID, Kind::Bytes, Scope::Key, READ_ONLY),
-    r(CKA_KMSTOKEN_KEY_STATE, Kind::Ulong, Scope::Key, READ_ONLY),
-    r(CKA_KMSTOKEN_KEY_VERSION, Kind::Ulong, Scope::Key, READ_ONLY),
+    r(
+        CKA_KMSTOKEN_KEY_ID,
+        Kind::Bytes,
+        Scope::Key,
+        READ_ONLY | KMS,
+    ),
+    r(
+        CKA_KMSTOKEN_KEY_STATE,
+        Kind::Ulong,
+        Scope::Key,
+        READ_ONLY | KMS,
+    ),
+    r(
+        CKA_KMSTOKEN_KEY_VERSION,
+        Kind::Ulong,
+        Scope::Key,
+        READ_ONLY | KMS,
+    ),
+    r(
+        CKA_KMSTOKEN_KEY_SPEC,
+        Kind::Bytes,
+        Scope::Key,
+        READ_ONLY | KMS,
+    ),
+    r(
+        CKA_KMSTOKEN_KEY_USAGE,
+        Kind::Bytes,
+        Scope::Key,
+        READ_ONLY | KMS,
+    ),
+    r(
+        CKA_KMSTOKEN_ORIGIN,
+        Kind::Bytes,
+        Scope::Key,
+        READ_ONLY | KMS,
+    ),
+    r(
+        CKA_KMSTOKEN_CREATION_DATE,
+        Kind::Ulong,
+        Scope::Key,
+        READ_ONLY | KMS,
+    ),
+    r(
+        CKA_KMSTOKEN_DESCRIPTION,
+        Kind::Bytes,
+        Scope::Key,
+        READ_ONLY | KMS,
+    ),
+    r(
+        CKA_KMSTOKEN_DELETION_DATE,
+        Kind::Ulong,
+        Scope::Key,
+        READ_ONLY | KMS,
+    ),
+    r(
+        CKA_KMSTOKEN_PENDING_WINDOW_DAYS,
+        Kind::Ulong,
+        Scope::Key,
+        READ_ONLY | KMS,
+    ),
+    r(
+        CKA_KMSTOKEN_ROTATION_ENABLED,
+        Kind::Bool,
+        Scope::Key,
+        READ_ONLY | KMS,
+    ),
+    r(
+        CKA_KMSTOKEN_ROTATION_PERIOD_DAYS,
+        Kind::Ulong,
+        Scope::Key,
+        READ_ONLY | KMS,
+    ),
+    r(
+        CKA_KMSTOKEN_NEXT_ROTATION_DATE,
+        Kind::Ulong,
+        Scope::Key,
+        READ_ONLY | KMS,
+    ),
+    r(
+        CKA_KMSTOKEN_ON_DEMAND_ROTATIONS,
+        Kind::Ulong,
+        Scope::Key,
+        READ_ONLY | KMS,
+    ),
+    r(CKA_KMSTOKEN_ARN, Kind::Bytes, Scope::Key, READ_ONLY | KMS),
+    r(
+        CKA_KMSTOKEN_CURRENT,
+        Kind::Bool,
+        Scope::Key,
+        READ_ONLY | KMS,
+    ),
 ];
 
 /// CKA_VALUE means different things for data objects and secret keys.

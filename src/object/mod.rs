@@ -343,10 +343,11 @@ impl Object {
     /// Attributes that must be sealed in the keystore: all of a private object (but its
     /// class and the flags needed before login), and secret values everywhere.
     pub fn must_seal(&self, ty: CK_ATTRIBUTE_TYPE) -> bool {
-        if rule(self.class(), ty).is_some_and(|r| r.flags & SECRET != 0) {
-            return true;
+        match rule(self.class(), ty).map(|r| r.flags) {
+            Some(f) if f & SECRET != 0 => true,
+            Some(f) if f & KMS != 0 => false,
+            _ => self.is_private() && !matches!(ty, CKA_CLASS | CKA_TOKEN | CKA_PRIVATE),
         }
-        self.is_private() && !matches!(ty, CKA_CLASS | CKA_TOKEN | CKA_PRIVATE)
     }
 
     pub fn kind_of(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<Kind> {

@@ -51,6 +51,23 @@ pub struct StoredObject {
 /// A search key: attribute type and a hash of its value (see `seal::index_hash`).
 pub type IndexEntry = (u64, Vec<u8>);
 
+/// One change of a transaction.
+pub enum Change {
+    Insert(StoredObject, Vec<IndexEntry>),
+    /// Replaces the object with the same id.
+    Update(StoredObject, Vec<IndexEntry>),
+    Delete(u64),
+}
+
+/// An alias: a name for a key id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alias {
+    pub name: String,
+    pub key_id: String,
+    pub created: i64,
+    pub updated: i64,
+}
+
 /// What a token needs from its persistence. Every method that changes something returns
 /// only after the change is durable.
 pub trait Store: Send + Sync {
@@ -61,17 +78,63 @@ pub trait Store: Send + Sync {
     fn login_failed(&self, role: Role) -> Result<u32>;
     fn login_succeeded(&self, role: Role) -> Result<()>;
 
+    /// Applies the changes in one durable transaction (all or none); returns the ids of
+    /// the inserted objects. Updating or deleting an object that is not there is
+    /// CKR_OBJECT_HANDLE_INVALID and changes nothing.
+    fn commit(&self, changes: Vec<Change>) -> Result<Vec<u64>>;
+
     /// Inserts an object with its search keys; returns its id.
-    fn insert(&self, obj: &StoredObject, index: &[IndexEntry]) -> Result<u64>;
+    fn insert(&self, obj: &StoredObject, index: &[IndexEntry]) -> Result<u64> {
+        let ids = self.commit(vec![Change::Insert(obj.clone(), index.to_vec())])?;
+        ids.first()
+            .copied()
+            .ok_or_else(|| crate::error::Error::general("insert returned no id"))
+    }
     /// Replaces an object (same id) and its search keys.
-    fn update(&self, obj: &StoredObject, index: &[IndexEntry]) -> Result<()>;
+    fn update(&self, obj: &StoredObject, index: &[IndexEntry]) -> Result<()> {
+        self.commit(vec![Change::Update(obj.clone(), index.to_vec())])
+            .map(|_| ())
+    }
     /// Removes an object; false if it was not there.
-    fn delete(&self, id: u64) -> Result<bool>;
+    fn delete(&self, id: u64) -> Result<bool> {
+        match self.commit(vec![Change::Delete(id)]) {
+            Ok(_) => Ok(true),
+            Err(crate::error::Error::ObjectHandleInvalid) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
     fn load(&self, id: u64) -> Result<Option<StoredObject>>;
-    /// Ids of objects that match every `(attr, any of hashes)` condition, public only
-    /// unless `private` is set. With no conditions, every visible object.
-    fn find(&self, conditions: &[(u64, Vec<Vec<u8>>)], private: bool) -> Result<Vec<u64>>;
+    /// Ids of objects that match every `(attr, any of hashes)` condition and none of the
+    /// `exclude` entries, public only unless `private` is set. With no conditions, every
+    /// visible object.
+    fn find(
+        &self,
+        conditions: &[(u64, Vec<Vec<u8>>)],
+        private: bool,
+        exclude: &[IndexEntry],
+    ) -> Result<Vec<u64>>;
     /// A number that changes whenever any process commits a change to the token, and the
     /// ids changed since `since` (None: too many to tell, drop everything cached).
     fn changes_since(&self, since: u64) -> Result<(u64, Option<Vec<u64>>)>;
+
+    /// Aliases, by name.
+    fn aliases(&self) -> Result<Vec<Alias>>;
+    /// Creates an alias (`replace` false: an existing name is CKR_... AlreadyExists, told
+    /// by returning false) or points an existing one at another key (`replace` true:
+    /// false when it does not exist).
+    fn put_alias(&self, name: &str, key_id: &str, replace: bool, now: i64) -> Result<bool>;
+    /// Removes an alias; false when there was none.
+    fn delete_alias(&self, name: &str) -> Result<bool>;
+    /// Removes every alias of a key (its deletion).
+    fn delete_aliases_of(&self, key_id: &str) -> Result<()>;
+    fn tags(&self, key_id: &str) -> Result<Vec<(String, String)>>;
+    /// Sets and removes tags in one transaction; refuses (false) when the key would end
+    /// with more than `max` tags.
+    fn change_tags(
+        &self,
+        key_id: &str,
+        set: &[(String, String)],
+        remove: &[String],
+        max: usize,
+    ) -> Result<bool>;
 }

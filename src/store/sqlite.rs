@@ -2,7 +2,7 @@
 //! durable when it returns, a busy timeout so that processes sharing a token wait for each
 //! other instead of failing, and short transactions.
 
-use super::{codec, IndexEntry, Role, Store, StoredObject, TokenRecord};
+use super::{codec, Alias, Change, IndexEntry, Role, Store, StoredObject, TokenRecord};
 use crate::error::{Error, Result};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
@@ -27,6 +27,14 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (attr, h, obj)) WITHOUT ROWID;
      CREATE INDEX idx_by_obj ON idx(obj);
      CREATE TABLE changes(seq INTEGER PRIMARY KEY AUTOINCREMENT, obj INTEGER NOT NULL);",
+    // 2: KMS aliases and tags, which belong to a key id rather than to one object.
+    "CREATE TABLE aliases(
+        name TEXT PRIMARY KEY, key_id TEXT NOT NULL,
+        created INTEGER NOT NULL, updated INTEGER NOT NULL);
+     CREATE INDEX aliases_by_key ON aliases(key_id);
+     CREATE TABLE tags(
+        key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL,
+        PRIMARY KEY (key_id, tag_key)) WITHOUT ROWID;",
 ];
 
 /// How many change records are kept; a process further behind reloads what it caches.
@@ -247,42 +255,39 @@ impl Store for SqliteStore {
         })
     }
 
-    fn insert(&self, obj: &StoredObject, index: &[IndexEntry]) -> Result<u64> {
-        let blob = codec::encode(&obj.attrs);
+    fn commit(&self, changes: Vec<Change>) -> Result<Vec<u64>> {
         self.write(|tx| {
-            tx.prepare_cached(
-                "INSERT INTO objects(uid, class, private, attrs) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![obj.uid, obj.class as i64, obj.private, blob])?;
-            let id = tx.last_insert_rowid() as u64;
-            Self::put_index(tx, id, index)?;
-            Self::note_change(tx, id)?;
-            Ok(id)
-        })
-    }
-
-    fn update(&self, obj: &StoredObject, index: &[IndexEntry]) -> Result<()> {
-        let blob = codec::encode(&obj.attrs);
-        self.write(|tx| {
-            let n = tx
-                .prepare_cached("UPDATE objects SET private = ?2, attrs = ?3 WHERE id = ?1")?
-                .execute(params![obj.id as i64, obj.private, blob])?;
-            if n == 0 {
-                return Err(Error::ObjectHandleInvalid);
+            let mut ids = Vec::new();
+            for c in changes {
+                match c {
+                    Change::Insert(obj, index) => {
+                        tx.prepare_cached("INSERT INTO objects(uid, class, private, attrs) VALUES (?1, ?2, ?3, ?4)")?
+                            .execute(params![obj.uid, obj.class as i64, obj.private, codec::encode(&obj.attrs)])?;
+                        let id = tx.last_insert_rowid() as u64;
+                        Self::put_index(tx, id, &index)?;
+                        Self::note_change(tx, id)?;
+                        ids.push(id);
+                    }
+                    Change::Update(obj, index) => {
+                        let n = tx
+                            .prepare_cached("UPDATE objects SET private = ?2, attrs = ?3 WHERE id = ?1")?
+                            .execute(params![obj.id as i64, obj.private, codec::encode(&obj.attrs)])?;
+                        if n == 0 {
+                            return Err(Error::ObjectHandleInvalid);
+                        }
+                        tx.execute("DELETE FROM idx WHERE obj = ?1", [obj.id as i64])?;
+                        Self::put_index(tx, obj.id, &index)?;
+                        Self::note_change(tx, obj.id)?;
+                    }
+                    Change::Delete(id) => {
+                        if tx.execute("DELETE FROM objects WHERE id = ?1", [id as i64])? == 0 {
+                            return Err(Error::ObjectHandleInvalid);
+                        }
+                        Self::note_change(tx, id)?;
+                    }
+                }
             }
-            tx.execute("DELETE FROM idx WHERE obj = ?1", [obj.id as i64])?;
-            Self::put_index(tx, obj.id, index)?;
-            Self::note_change(tx, obj.id)
-        })
-    }
-
-    fn delete(&self, id: u64) -> Result<bool> {
-        self.write(|tx| {
-            let n = tx.execute("DELETE FROM objects WHERE id = ?1", [id as i64])?;
-            if n > 0 {
-                Self::note_change(tx, id)?;
-            }
-            Ok(n > 0)
+            Ok(ids)
         })
     }
 
@@ -312,7 +317,12 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn find(&self, conditions: &[(u64, Vec<Vec<u8>>)], private: bool) -> Result<Vec<u64>> {
+    fn find(
+        &self,
+        conditions: &[(u64, Vec<Vec<u8>>)],
+        private: bool,
+        exclude: &[IndexEntry],
+    ) -> Result<Vec<u64>> {
         let conn = self.conn.lock();
         let mut sql = String::from("SELECT id FROM objects WHERE (private = 0 OR ?1)");
         let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(private)];
@@ -329,6 +339,15 @@ impl Store for SqliteStore {
                 " AND id IN (SELECT obj FROM idx WHERE attr = ?{} AND h IN ({}))",
                 args.len(),
                 marks.join(",")
+            ));
+        }
+        for (attr, h) in exclude {
+            args.push(Box::new(*attr as i64));
+            args.push(Box::new(h.clone()));
+            sql.push_str(&format!(
+                " AND id NOT IN (SELECT obj FROM idx WHERE attr = ?{} AND h = ?{})",
+                args.len() - 1,
+                args.len()
             ));
         }
         sql.push_str(" ORDER BY id");
@@ -365,6 +384,96 @@ impl Store for SqliteStore {
             .map(|r| r.map(|v| v as u64))
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok((gen, Some(ids)))
+    }
+
+    fn aliases(&self) -> Result<Vec<Alias>> {
+        let conn = self.conn.lock();
+        let mut st = conn
+            .prepare_cached("SELECT name, key_id, created, updated FROM aliases ORDER BY name")?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(Alias {
+                    name: r.get(0)?,
+                    key_id: r.get(1)?,
+                    created: r.get(2)?,
+                    updated: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn put_alias(&self, name: &str, key_id: &str, replace: bool, now: i64) -> Result<bool> {
+        self.write(|tx| {
+            let n = if replace {
+                tx.execute("UPDATE aliases SET key_id = ?2, updated = ?3 WHERE name = ?1", params![name, key_id, now])?
+            } else {
+                tx.execute(
+                    "INSERT OR IGNORE INTO aliases(name, key_id, created, updated) VALUES (?1, ?2, ?3, ?3)",
+                    params![name, key_id, now],
+                )?
+            };
+            Ok(n == 1)
+        })
+    }
+
+    fn delete_alias(&self, name: &str) -> Result<bool> {
+        self.write(|tx| Ok(tx.execute("DELETE FROM aliases WHERE name = ?1", [name])? == 1))
+    }
+
+    fn delete_aliases_of(&self, key_id: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM aliases WHERE key_id = ?1", [key_id])?;
+            tx.execute("DELETE FROM tags WHERE key_id = ?1", [key_id])?;
+            Ok(())
+        })
+    }
+
+    fn tags(&self, key_id: &str) -> Result<Vec<(String, String)>> {
+        let conn = self.conn.lock();
+        let mut st = conn.prepare_cached(
+            "SELECT tag_key, tag_value FROM tags WHERE key_id = ?1 ORDER BY tag_key",
+        )?;
+        let rows = st
+            .query_map([key_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn change_tags(
+        &self,
+        key_id: &str,
+        set: &[(String, String)],
+        remove: &[String],
+        max: usize,
+    ) -> Result<bool> {
+        self.write(|tx| {
+            // Count what the key would end with before changing anything.
+            let mut keys: std::collections::BTreeSet<String> = tx
+                .prepare_cached("SELECT tag_key FROM tags WHERE key_id = ?1")?
+                .query_map([key_id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            remove.iter().for_each(|k| {
+                keys.remove(k);
+            });
+            keys.extend(set.iter().map(|(k, _)| k.clone()));
+            if keys.len() > max {
+                return Ok(false);
+            }
+            for k in remove {
+                tx.execute(
+                    "DELETE FROM tags WHERE key_id = ?1 AND tag_key = ?2",
+                    params![key_id, k],
+                )?;
+            }
+            for (k, v) in set {
+                tx.execute(
+                    "INSERT OR REPLACE INTO tags(key_id, tag_key, tag_value) VALUES (?1, ?2, ?3)",
+                    params![key_id, k, v],
+                )?;
+            }
+            Ok(true)
+        })
     }
 }
 
@@ -413,12 +522,13 @@ mod tests {
         let (g0, _) = s.changes_since(0).unwrap();
         let a = s.insert(&obj("a"), &[(3, vec![1])]).unwrap();
         let b = s.insert(&obj("b"), &[(3, vec![2])]).unwrap();
-        assert_eq!(s.find(&[(3, vec![vec![1]])], false).unwrap(), vec![a]);
+        assert_eq!(s.find(&[(3, vec![vec![1]])], false, &[]).unwrap(), vec![a]);
+        assert_eq!(s.find(&[], false, &[(3, vec![1])]).unwrap(), vec![b]);
         assert_eq!(
-            s.find(&[(3, vec![vec![1], vec![2]])], false).unwrap(),
+            s.find(&[(3, vec![vec![1], vec![2]])], false, &[]).unwrap(),
             vec![a, b]
         );
-        assert_eq!(s.find(&[], false).unwrap(), vec![a, b]);
+        assert_eq!(s.find(&[], false, &[]).unwrap(), vec![a, b]);
         let (g1, ch) = s.changes_since(g0).unwrap();
         assert_eq!(ch.unwrap(), vec![a, b]);
         // A second connection (another process) sees the change and makes its own.

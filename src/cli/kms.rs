@@ -1,0 +1,458 @@
+//! `kmstoken kms <command>`: the key lifecycle commands of `aws kms`, with its flag names,
+//! output members and error names, over the same library code as the PKCS#11 module.
+
+use super::{open, pick, secret, Failure};
+use clap::{Args, Subcommand};
+use cryptoki_sys::*;
+use kmstoken::kms::lifecycle::{self as lc, KmsResult};
+use kmstoken::kms::{self, clock, KmsError};
+use kmstoken::library::Library;
+use kmstoken::mech::{Mechanism, Param};
+use kmstoken::object::{ck_bool, ck_ulong};
+use kmstoken::token::Token;
+use kmstoken::vendor::*;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Who acts and on which token.
+#[derive(Args)]
+pub struct Login {
+    /// Label of the token (else KMSTOKEN_TOKEN, else the only token).
+    #[arg(long, global = true)]
+    token: Option<String>,
+    /// `user` (key users; default) or `so` (key administrators).
+    #[arg(long, global = true, default_value = "user")]
+    principal: String,
+    /// The principal's PIN (else KMSTOKEN_PIN, or KMSTOKEN_SO_PIN for `so`).
+    #[arg(long, global = true)]
+    pin: Option<String>,
+}
+
+#[derive(Args)]
+pub struct KmsArgs {
+    #[command(flatten)]
+    login: Login,
+    #[command(subcommand)]
+    command: KmsCommand,
+}
+
+#[derive(Subcommand)]
+pub enum KmsCommand {
+    /// Create a KMS key (SYMMETRIC_DEFAULT or HMAC_224/256/384/512).
+    CreateKey {
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long)]
+        key_usage: Option<String>,
+        #[arg(long, default_value = "SYMMETRIC_DEFAULT")]
+        key_spec: String,
+    },
+    DescribeKey {
+        #[arg(long)]
+        key_id: String,
+    },
+    ListKeys,
+    EnableKey {
+        #[arg(long)]
+        key_id: String,
+    },
+    DisableKey {
+        #[arg(long)]
+        key_id: String,
+    },
+    ScheduleKeyDeletion {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        pending_window_in_days: Option<u32>,
+        /// Delete now, without a window (audited); for operators only.
+        #[arg(long)]
+        force: bool,
+    },
+    CancelKeyDeletion {
+        #[arg(long)]
+        key_id: String,
+    },
+    EnableKeyRotation {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        rotation_period_in_days: Option<u32>,
+    },
+    DisableKeyRotation {
+        #[arg(long)]
+        key_id: String,
+    },
+    GetKeyRotationStatus {
+        #[arg(long)]
+        key_id: String,
+    },
+    RotateKeyOnDemand {
+        #[arg(long)]
+        key_id: String,
+    },
+    ListKeyRotations {
+        #[arg(long)]
+        key_id: String,
+    },
+    CreateAlias {
+        #[arg(long)]
+        alias_name: String,
+        #[arg(long)]
+        target_key_id: String,
+    },
+    UpdateAlias {
+        #[arg(long)]
+        alias_name: String,
+        #[arg(long)]
+        target_key_id: String,
+    },
+    DeleteAlias {
+        #[arg(long)]
+        alias_name: String,
+    },
+    ListAliases {
+        #[arg(long)]
+        key_id: Option<String>,
+    },
+    /// Tags as `TagKey=k,TagValue=v` (repeatable) or JSON `[{"TagKey":..,"TagValue":..}]`.
+    TagResource {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long, num_args = 1.., required = true)]
+        tags: Vec<String>,
+    },
+    UntagResource {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long, num_args = 1.., required = true)]
+        tag_keys: Vec<String>,
+    },
+    ListResourceTags {
+        #[arg(long)]
+        key_id: String,
+    },
+    UpdateKeyDescription {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        description: String,
+    },
+}
+
+impl KmsCommand {
+    /// The AWS operation name, for error messages.
+    fn operation(&self) -> &'static str {
+        use KmsCommand::*;
+        match self {
+            CreateKey { .. } => "CreateKey",
+            DescribeKey { .. } => "DescribeKey",
+            ListKeys => "ListKeys",
+            EnableKey { .. } => "EnableKey",
+            DisableKey { .. } => "DisableKey",
+            ScheduleKeyDeletion { .. } => "ScheduleKeyDeletion",
+            CancelKeyDeletion { .. } => "CancelKeyDeletion",
+            EnableKeyRotation { .. } => "EnableKeyRotation",
+            DisableKeyRotation { .. } => "DisableKeyRotation",
+            GetKeyRotationStatus { .. } => "GetKeyRotationStatus",
+            RotateKeyOnDemand { .. } => "RotateKeyOnDemand",
+            ListKeyRotations { .. } => "ListKeyRotations",
+            CreateAlias { .. } => "CreateAlias",
+            UpdateAlias { .. } => "UpdateAlias",
+            DeleteAlias { .. } => "DeleteAlias",
+            ListAliases { .. } => "ListAliases",
+            TagResource { .. } => "TagResource",
+            UntagResource { .. } => "UntagResource",
+            ListResourceTags { .. } => "ListResourceTags",
+            UpdateKeyDescription { .. } => "UpdateKeyDescription",
+        }
+    }
+}
+
+/// A logged-in session on the chosen token, closed (and logged out) on drop.
+struct Acting<'a> {
+    lib: &'a Library,
+    token: Arc<Token>,
+    session: CK_SESSION_HANDLE,
+}
+
+impl Drop for Acting<'_> {
+    fn drop(&mut self) {
+        let _ = self.lib.close_session(self.session);
+    }
+}
+
+fn act<'a>(lib: &'a Library, login: &Login) -> Result<Acting<'a>, Failure> {
+    let token = pick(lib, login.token.clone(), None)?;
+    let (user, env) = match login.principal.as_str() {
+        "user" => (CKU_USER, "KMSTOKEN_PIN"),
+        "so" => (CKU_SO, "KMSTOKEN_SO_PIN"),
+        other => {
+            return Err(Failure(format!(
+                "unknown principal {other:?}: use user or so"
+            )))
+        }
+    };
+    let pin = secret(login.pin.clone(), env, "PIN: ")?;
+    let session = lib.open_session(token.slot_id, CKF_SERIAL_SESSION | CKF_RW_SESSION)?;
+    let acting = Acting {
+        lib,
+        token,
+        session,
+    };
+    lib.login(session, user, pin.as_bytes())?;
+    Ok(acting)
+}
+
+/// Runs a kms command: the JSON to print, or the AWS-style failure.
+pub fn run(args: KmsArgs) -> Result<Value, Failure> {
+    let op = args.command.operation();
+    let lib = open()?;
+    let a = act(&lib, &args.login)?;
+    execute(&a, args.command).map_err(|e| {
+        Failure(format!(
+            "An error occurred ({}) when calling the {op} operation: {}",
+            e.code, e.message
+        ))
+    })
+}
+
+fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
+    let t = &*a.token;
+    let resolve = |r: &str| lc::resolve(t, r);
+    let meta = |h: u64| -> KmsResult<Value> { Ok(lc::describe(&*t.object_any(h)?)) };
+    use KmsCommand::*;
+    Ok(match cmd {
+        CreateKey {
+            description,
+            key_usage,
+            key_spec,
+        } => {
+            let h = create_key(a, &key_spec, key_usage.as_deref())?;
+            if !description.is_empty() {
+                lc::update_description(t, h, &description)?;
+            }
+            json!({ "KeyMetadata": meta(h)? })
+        }
+        DescribeKey { key_id } => json!({ "KeyMetadata": meta(resolve(&key_id)?)? }),
+        ListKeys => {
+            let keys: Vec<Value> = lc::keys(t)?
+                .iter()
+                .map(|(_, o)| json!({ "KeyId": kms::key_id(o), "KeyArn": kms::arn(o) }))
+                .collect();
+            json!({ "Keys": keys, "Truncated": false })
+        }
+        EnableKey { key_id } => {
+            lc::enable(t, resolve(&key_id)?, true)?;
+            Value::Null
+        }
+        DisableKey { key_id } => {
+            lc::enable(t, resolve(&key_id)?, false)?;
+            Value::Null
+        }
+        ScheduleKeyDeletion {
+            key_id,
+            pending_window_in_days,
+            force,
+        } => {
+            let h = resolve(&key_id)?;
+            let arn = kms::arn(&*t.object_any(h)?);
+            if force {
+                lc::delete_now(t, h)?;
+                return Ok(json!({ "KeyId": arn, "KeyState": "Deleted" }));
+            }
+            let days = pending_window_in_days.unwrap_or(t.kms.deletion_window_days);
+            let date = lc::schedule_deletion(t, h, days)?;
+            json!({
+                "KeyId": arn,
+                "DeletionDate": clock::iso8601(date),
+                "KeyState": "PendingDeletion",
+                "PendingWindowInDays": days,
+            })
+        }
+        CancelKeyDeletion { key_id } => {
+            let h = resolve(&key_id)?;
+            lc::cancel_deletion(t, h)?;
+            json!({ "KeyId": kms::arn(&*t.object_any(h)?) })
+        }
+        EnableKeyRotation {
+            key_id,
+            rotation_period_in_days,
+        } => {
+            lc::enable_rotation(t, resolve(&key_id)?, rotation_period_in_days)?;
+            Value::Null
+        }
+        DisableKeyRotation { key_id } => {
+            lc::disable_rotation(t, resolve(&key_id)?)?;
+            Value::Null
+        }
+        GetKeyRotationStatus { key_id } => lc::rotation_status(&*t.object_any(resolve(&key_id)?)?),
+        RotateKeyOnDemand { key_id } => {
+            let h = resolve(&key_id)?;
+            lc::rotate_on_demand(t, h)?;
+            json!({ "KeyId": kms::arn(&*t.object_any(h)?) })
+        }
+        ListKeyRotations { key_id } => {
+            let obj = t.object_any(resolve(&key_id)?)?;
+            let mut rotations = Vec::new();
+            for (version, h) in lc::versions(t, &obj)?.into_iter().rev() {
+                let o = t.object_any(h)?;
+                let when = o.ulong(CKA_KMSTOKEN_NEXT_ROTATION_DATE).unwrap_or(0) as i64;
+                rotations.push(json!({
+                    "KeyId": kms::arn(&obj),
+                    "KeyMaterialVersion": version + 1,
+                    "RotationDate": clock::iso8601(when),
+                }));
+            }
+            json!({ "Rotations": rotations, "Truncated": false })
+        }
+        CreateAlias {
+            alias_name,
+            target_key_id,
+        } => {
+            lc::create_alias(t, &alias_name, resolve(&target_key_id)?)?;
+            Value::Null
+        }
+        UpdateAlias {
+            alias_name,
+            target_key_id,
+        } => {
+            lc::update_alias(t, &alias_name, resolve(&target_key_id)?)?;
+            Value::Null
+        }
+        DeleteAlias { alias_name } => {
+            lc::delete_alias(t, &alias_name)?;
+            Value::Null
+        }
+        ListAliases { key_id } => {
+            let only = key_id
+                .map(|k| resolve(&k).and_then(|h| Ok(kms::key_id(&*t.object_any(h)?))))
+                .transpose()?;
+            let aliases: Vec<Value> = t
+                .store()
+                .aliases()?
+                .into_iter()
+                .filter(|al| only.as_ref().is_none_or(|k| &al.key_id == k))
+                .map(|al| {
+                    json!({
+                        "AliasName": al.name,
+                        "AliasArn": format!("arn:kmstoken:kms:local:{}:{}", t.serial, al.name),
+                        "TargetKeyId": al.key_id,
+                        "CreationDate": clock::iso8601(al.created),
+                        "LastUpdatedDate": clock::iso8601(al.updated),
+                    })
+                })
+                .collect();
+            json!({ "Aliases": aliases, "Truncated": false })
+        }
+        TagResource { key_id, tags } => {
+            lc::tag(t, resolve(&key_id)?, &parse_tags(&tags)?)?;
+            Value::Null
+        }
+        UntagResource { key_id, tag_keys } => {
+            lc::untag(t, resolve(&key_id)?, &tag_keys)?;
+            Value::Null
+        }
+        ListResourceTags { key_id } => {
+            let obj = t.object_any(resolve(&key_id)?)?;
+            let tags: Vec<Value> = t
+                .store()
+                .tags(&kms::key_id(&obj))?
+                .into_iter()
+                .map(|(k, v)| json!({ "TagKey": k, "TagValue": v }))
+                .collect();
+            json!({ "Tags": tags, "Truncated": false })
+        }
+        UpdateKeyDescription {
+            key_id,
+            description,
+        } => {
+            lc::update_description(t, resolve(&key_id)?, &description)?;
+            Value::Null
+        }
+    })
+}
+
+/// `TagKey=k,TagValue=v` (the aws CLI's shorthand) or a JSON list of tag objects.
+fn parse_tags(args: &[String]) -> KmsResult<Vec<(String, String)>> {
+    let bad = |a: &str| {
+        KmsError::new(
+            "ValidationException",
+            format!("cannot read tag {a:?}: use TagKey=k,TagValue=v"),
+        )
+    };
+    let mut out = Vec::new();
+    for a in args {
+        if a.trim_start().starts_with('[') {
+            let v: Vec<Value> = serde_json::from_str(a).map_err(|_| bad(a))?;
+            for t in v {
+                let k = t["TagKey"].as_str().ok_or_else(|| bad(a))?;
+                out.push((
+                    k.to_string(),
+                    t["TagValue"].as_str().unwrap_or("").to_string(),
+                ));
+            }
+            continue;
+        }
+        let mut k = None;
+        let mut v = String::new();
+        for part in a.split(',') {
+            match part.split_once('=') {
+                Some(("TagKey", x)) => k = Some(x.to_string()),
+                Some(("TagValue", x)) => v = x.to_string(),
+                _ => return Err(bad(a)),
+            }
+        }
+        out.push((k.ok_or_else(|| bad(a))?, v));
+    }
+    Ok(out)
+}
+
+/// CreateKey through the same path as C_GenerateKey: a token key with its KMS life.
+fn create_key(a: &Acting, spec: &str, usage: Option<&str>) -> KmsResult<u64> {
+    let unsupported = || {
+        KmsError::new(
+            "ValidationException",
+            format!("KeySpec {spec} is not supported here"),
+        )
+    };
+    let (mech, len, want_usage) = match spec {
+        "SYMMETRIC_DEFAULT" => (CKM_AES_KEY_GEN, 32u64, "ENCRYPT_DECRYPT"),
+        "HMAC_224" => (CKM_GENERIC_SECRET_KEY_GEN, 28, "GENERATE_VERIFY_MAC"),
+        "HMAC_256" => (CKM_GENERIC_SECRET_KEY_GEN, 32, "GENERATE_VERIFY_MAC"),
+        "HMAC_384" => (CKM_GENERIC_SECRET_KEY_GEN, 48, "GENERATE_VERIFY_MAC"),
+        "HMAC_512" => (CKM_GENERIC_SECRET_KEY_GEN, 64, "GENERATE_VERIFY_MAC"),
+        _ => return Err(unsupported()),
+    };
+    if usage.is_some_and(|u| u != want_usage) {
+        return Err(KmsError::new(
+            "ValidationException",
+            format!(
+                "KeyUsage {} is not valid for KeySpec {spec}",
+                usage.unwrap_or_default()
+            ),
+        ));
+    }
+    let mac = want_usage == "GENERATE_VERIFY_MAC";
+    let mut template = vec![
+        (CKA_TOKEN, ck_bool(true)),
+        (CKA_PRIVATE, ck_bool(true)),
+        (CKA_SENSITIVE, ck_bool(true)),
+        (CKA_EXTRACTABLE, ck_bool(false)),
+        (CKA_VALUE_LEN, ck_ulong(len)),
+        (CKA_SIGN, ck_bool(mac)),
+        (CKA_VERIFY, ck_bool(mac)),
+        (CKA_ENCRYPT, ck_bool(!mac)),
+        (CKA_DECRYPT, ck_bool(!mac)),
+        (CKA_WRAP, ck_bool(!mac)),
+        (CKA_UNWRAP, ck_bool(!mac)),
+    ];
+    if mac {
+        template.push((CKA_KEY_TYPE, ck_ulong(CKK_GENERIC_SECRET)));
+    }
+    let m = Mechanism {
+        ty: mech,
+        param: Param::None,
+    };
+    Ok(a.lib.generate_key(a.session, &m, &template)?)
+}

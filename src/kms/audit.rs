@@ -1,0 +1,389 @@
+//! The audit trail: one JSON line per event in the shape of a CloudTrail KMS record, each
+//! carrying its sequence number, the hash of the previous record and its own hash, so that
+//! `verify` finds a record that was altered, removed or moved. Appends from several
+//! processes are serialised by an exclusive lock on the file, so lines never interleave
+//! and the chain never forks.
+//!
+//! Durability: every record is written with one write(2) before the operation goes on
+//! (a crash of the process loses nothing); the file is fsync'ed at most once a second for
+//! key use and at once for lifecycle events, logins and failures.
+
+use crate::crypto::{Digest, Hash};
+use crate::error::{Error, Result};
+use crate::kms::clock;
+use parking_lot::Mutex;
+use serde_json::{json, Map, Value};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Hash of the record before the first.
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+const HASH_SUFFIX_LEN: usize = r#","hash":""}"#.len() + 64;
+
+/// What happened, in CloudTrail's terms. Never holds plaintext, keys or PINs.
+#[derive(Default)]
+pub struct Event<'a> {
+    /// The API name (`Encrypt`, `ScheduleKeyDeletion`, `Login`, ...) or service event.
+    pub name: &'a str,
+    /// `so`, `user` or a named user; empty for the token itself (service events).
+    pub principal: &'a str,
+    pub key_id: Option<&'a str>,
+    pub key_arn: Option<String>,
+    pub key_version: Option<u64>,
+    pub mechanism: Option<u64>,
+    pub encryption_context_keys: Vec<String>,
+    /// The AWS exception name of a failure, and its message.
+    pub error: Option<(&'a str, String)>,
+    pub read_only: bool,
+    /// A service event (purge, rotation) rather than a caller's request.
+    pub service: bool,
+    /// Management details (window days, new state, alias name...).
+    pub details: Option<Value>,
+}
+
+pub struct AuditLog {
+    path: PathBuf,
+    last_sync: Mutex<Option<Instant>>,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn sha256_hex(prev: &str, body: &[u8]) -> String {
+    let mut d = Digest::new(Hash::Sha256);
+    d.update(prev.as_bytes());
+    d.update(body);
+    hex(&d.finish())
+}
+
+fn process_name() -> String {
+    std::fs::read_to_string("/proc/self/comm")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The sequence number and hash of the last complete record of `f`.
+fn last_record(f: &mut File) -> Result<(u64, String)> {
+    let len = f.seek(SeekFrom::End(0)).map_err(io)?;
+    if len == 0 {
+        return Ok((0, GENESIS.to_string()));
+    }
+    // A record is far shorter than this; read back far enough to hold the last one.
+    let back = len.min(64 * 1024);
+    f.seek(SeekFrom::Start(len - back)).map_err(io)?;
+    let mut tail = Vec::with_capacity(back as usize);
+    f.take(back).read_to_end(&mut tail).map_err(io)?;
+    let text = String::from_utf8_lossy(&tail);
+    let last = text
+        .trim_end_matches('\n')
+        .rsplit('\n')
+        .next()
+        .unwrap_or_default();
+    let v: Value = serde_json::from_str(last)
+        .map_err(|e| Error::storage(format!("audit log: last record unreadable: {e}")))?;
+    let seq = v["seq"]
+        .as_u64()
+        .ok_or_else(|| Error::storage("audit log: last record has no seq"))?;
+    let hash = v["hash"]
+        .as_str()
+        .ok_or_else(|| Error::storage("audit log: last record has no hash"))?;
+    Ok((seq, hash.to_string()))
+}
+
+fn io(e: std::io::Error) -> Error {
+    if e.raw_os_error() == Some(28) {
+        Error::DeviceMemory
+    } else {
+        Error::storage(format!("audit log: {e}"))
+    }
+}
+
+impl AuditLog {
+    pub fn new(path: PathBuf) -> AuditLog {
+        AuditLog {
+            path,
+            last_sync: Mutex::new(None),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one record; an error means the event could not be recorded.
+    pub fn append(&self, token_serial: &str, e: &Event) -> Result<()> {
+        let now = clock::now();
+        let mut body = Map::new();
+        body.insert("eventVersion".into(), json!("1.08"));
+        body.insert("eventTime".into(), json!(clock::iso8601(now)));
+        body.insert("eventSource".into(), json!("kmstoken"));
+        body.insert("eventName".into(), json!(e.name));
+        body.insert(
+            "eventType".into(),
+            json!(if e.service {
+                "AwsServiceEvent"
+            } else {
+                "AwsApiCall"
+            }),
+        );
+        body.insert(
+            "userIdentity".into(),
+            if e.service {
+                json!({ "invokedBy": "kmstoken", "tokenSerial": token_serial })
+            } else {
+                json!({
+                    "type": "TokenUser",
+                    "principalId": e.principal,
+                    "tokenSerial": token_serial,
+                    "processId": std::process::id(),
+                    "processName": process_name(),
+                })
+            },
+        );
+        let mut req = Map::new();
+        if let Some(k) = e.key_id {
+            req.insert("keyId".into(), json!(k));
+        }
+        if let Some(v) = e.key_version {
+            req.insert("keyVersion".into(), json!(v));
+        }
+        if let Some(m) = e.mechanism {
+            req.insert("mechanism".into(), json!(format!("{m:#x}")));
+        }
+        if !e.encryption_context_keys.is_empty() {
+            req.insert(
+                "encryptionContextKeys".into(),
+                json!(e.encryption_context_keys),
+            );
+        }
+        if let Some(d) = &e.details {
+            req.insert("details".into(), d.clone());
+        }
+        body.insert("requestParameters".into(), Value::Object(req));
+        if let Some((code, msg)) = &e.error {
+            body.insert("errorCode".into(), json!(code));
+            body.insert("errorMessage".into(), json!(msg));
+        }
+        if let Some(arn) = &e.key_arn {
+            body.insert(
+                "resources".into(),
+                json!([{ "type": "AWS::KMS::Key", "ARN": arn }]),
+            );
+        }
+        body.insert("readOnly".into(), json!(e.read_only));
+        body.insert("requestID".into(), json!(uuid::Uuid::new_v4().to_string()));
+        body.insert("eventID".into(), json!(uuid::Uuid::new_v4().to_string()));
+        let urgent = e.error.is_some() || !e.read_only;
+        self.write(body, urgent)
+    }
+
+    fn write(&self, mut body: Map<String, Value>, urgent: bool) -> Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let mut f = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .mode(0o600)
+                .open(&self.path)
+                .map_err(io)?
+        };
+        f.lock().map_err(io)?;
+        let r = (|| {
+            let (seq, prev) = last_record(&mut f)?;
+            body.insert("seq".into(), json!(seq + 1));
+            body.insert("prevHash".into(), json!(prev));
+            let text = serde_json::to_string(&Value::Object(body))
+                .map_err(|e| Error::general(e.to_string()))?;
+            let hash = sha256_hex(&prev, text.as_bytes());
+            // The hash goes last so that the hashed bytes are exactly the line before it.
+            let line = format!("{},\"hash\":\"{hash}\"}}\n", &text[..text.len() - 1]);
+            f.write_all(line.as_bytes()).map_err(io)?;
+            let mut last = self.last_sync.lock();
+            if urgent || last.is_none_or(|t| t.elapsed().as_secs() >= 1) {
+                f.sync_data().map_err(io)?;
+                *last = Some(Instant::now());
+            }
+            Ok(())
+        })();
+        let _ = f.unlock();
+        r
+    }
+}
+
+/// The outcome of checking a log: how many records are sound, or the first problem.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Intact { records: u64 },
+    Broken { line: u64, reason: String },
+}
+
+/// Checks every record's hash and the links between them.
+pub fn verify(path: &Path) -> Result<Verdict> {
+    let f = File::open(path).map_err(|e| Error::storage(format!("{}: {e}", path.display())))?;
+    let mut prev = GENESIS.to_string();
+    let mut n = 0u64;
+    for (i, line) in BufReader::new(f).split(b'\n').enumerate() {
+        let line_no = i as u64 + 1;
+        let line = line.map_err(io)?;
+        let broken = |reason: String| {
+            Ok(Verdict::Broken {
+                line: line_no,
+                reason,
+            })
+        };
+        let Ok(text) = std::str::from_utf8(&line) else {
+            return broken("not UTF-8".into());
+        };
+        if text.len() < HASH_SUFFIX_LEN + 2 {
+            return broken("truncated record".into());
+        }
+        let (head, tail) = text.split_at(text.len() - HASH_SUFFIX_LEN);
+        let Some(claimed) = tail
+            .strip_prefix(",\"hash\":\"")
+            .and_then(|t| t.strip_suffix("\"}"))
+        else {
+            return broken("record does not end with its hash".into());
+        };
+        let Ok(v) = serde_json::from_str::<Value>(text) else {
+            return broken("not JSON".into());
+        };
+        if v["prevHash"].as_str() != Some(prev.as_str()) {
+            return broken(
+                "prevHash does not match the record before: a record was removed, added or moved"
+                    .into(),
+            );
+        }
+        if v["seq"].as_u64() != Some(n + 1) {
+            return broken(format!(
+                "sequence number {} where {} was expected",
+                v["seq"],
+                n + 1
+            ));
+        }
+        if sha256_hex(&prev, format!("{head}}}").as_bytes()) != claimed {
+            return broken("the record's content does not match its hash: it was altered".into());
+        }
+        prev = claimed.to_string();
+        n += 1;
+    }
+    Ok(Verdict::Intact { records: n })
+}
+
+/// The last `count` records, optionally only those of one key.
+pub fn tail(path: &Path, count: usize, key_id: Option<&str>) -> Result<Vec<Value>> {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(e)),
+    };
+    let mut out: std::collections::VecDeque<Value> = std::collections::VecDeque::new();
+    for line in BufReader::new(f).lines() {
+        let Ok(v) = serde_json::from_str::<Value>(&line.map_err(io)?) else {
+            continue;
+        };
+        if key_id.is_some_and(|k| v["requestParameters"]["keyId"].as_str() != Some(k)) {
+            continue;
+        }
+        out.push_back(v);
+        if out.len() > count {
+            out.pop_front();
+        }
+    }
+    Ok(out.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(name: &str) -> Event<'_> {
+        Event {
+            name,
+            principal: "user",
+            key_id: Some("k1"),
+            read_only: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn chain_verifies_and_detects_tampering() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.jsonl");
+        let log = AuditLog::new(p.clone());
+        for name in ["Encrypt", "Decrypt", "Sign", "DisableKey"] {
+            log.append("serial", &event(name)).unwrap();
+        }
+        assert_eq!(verify(&p).unwrap(), Verdict::Intact { records: 4 });
+        let text = std::fs::read_to_string(&p).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+
+        // One byte changed in the second record.
+        let altered = text.replacen("\"Decrypt\"", "\"Decrypu\"", 1);
+        std::fs::write(&p, &altered).unwrap();
+        assert!(matches!(
+            verify(&p).unwrap(),
+            Verdict::Broken { line: 2, .. }
+        ));
+
+        // The third record removed.
+        let removed = [lines[0], lines[1], lines[3]].join("\n") + "\n";
+        std::fs::write(&p, removed).unwrap();
+        assert!(matches!(
+            verify(&p).unwrap(),
+            Verdict::Broken { line: 3, .. }
+        ));
+
+        // Two records swapped.
+        let swapped = [lines[0], lines[2], lines[1], lines[3]].join("\n") + "\n";
+        std::fs::write(&p, swapped).unwrap();
+        assert!(matches!(
+            verify(&p).unwrap(),
+            Verdict::Broken { line: 2, .. }
+        ));
+    }
+
+    #[test]
+    fn concurrent_appenders_keep_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.jsonl");
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                let p = p.clone();
+                s.spawn(move || {
+                    // Separate AuditLog values, as separate processes would have.
+                    let log = AuditLog::new(p);
+                    for _ in 0..50 {
+                        log.append("serial", &event("Encrypt")).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(verify(&p).unwrap(), Verdict::Intact { records: 200 });
+        assert_eq!(tail(&p, 3, Some("k1")).unwrap().len(), 3);
+        assert_eq!(tail(&p, 3, Some("other")).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn records_hold_no_secret_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.jsonl");
+        let log = AuditLog::new(p.clone());
+        let mut e = event("Encrypt");
+        e.encryption_context_keys = vec!["purpose".into()];
+        log.append("serial", &e).unwrap();
+        let v = &tail(&p, 1, None).unwrap()[0];
+        assert_eq!(
+            v["requestParameters"]["encryptionContextKeys"][0],
+            "purpose"
+        );
+        assert!(v.get("plaintext").is_none() && v["requestParameters"].get("plaintext").is_none());
+    }
+}
