@@ -60,6 +60,8 @@ pub struct KmsConfig {
     pub key_usage: String,
     /// Days between C_DestroyObject of a token key and its purge (7..=30).
     pub deletion_window_days: u32,
+    /// Whether a key use fails when its audit record cannot be written.
+    pub audit_required: bool,
 }
 
 impl Default for LogConfig {
@@ -97,6 +99,7 @@ impl Default for KmsConfig {
         KmsConfig {
             key_usage: "compat".into(),
             deletion_window_days: 30,
+            audit_required: true,
         }
     }
 }

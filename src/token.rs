@@ -84,6 +84,7 @@ pub struct Token {
 pub struct KmsSettings {
     pub strict_usage: bool,
     pub deletion_window_days: u32,
+    pub audit_required: bool,
 }
 
 /// What C_GetTokenInfo needs beyond the label and serial.
@@ -172,6 +173,7 @@ impl Token {
             kms: KmsSettings {
                 strict_usage: config.kms.key_usage == "strict",
                 deletion_window_days: config.kms.deletion_window_days,
+                audit_required: config.kms.audit_required,
             },
             audit: AuditLog::new(
                 path.parent()

@@ -263,7 +263,7 @@ pub fn authorize(token: &Token, key: &Object, what: KeyUse, unit: &dyn Unit) -> 
     };
     let key_type = key.key_type().unwrap_or(CKK_GENERIC_SECRET);
     let key_id = key_id(key);
-    token.audit.append(
+    let recorded = token.audit.append(
         &token.serial,
         &audit::Event {
             name: what.action(key_type),
@@ -276,7 +276,13 @@ pub fn authorize(token: &Token, key: &Object, what: KeyUse, unit: &dyn Unit) -> 
             read_only: true,
             ..Default::default()
         },
-    )?;
+    );
+    if let Err(e) = recorded {
+        log::error!("key {key_id}: audit record not written: {e}");
+        if token.kms.audit_required {
+            return Err(e);
+        }
+    }
     pkcs11?;
     verdict.map_err(|e| {
         log::info!("key {key_id}: {}: {}", e.code, e.message);
