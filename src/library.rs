@@ -588,10 +588,17 @@ impl Library {
             .collect()
     }
 
+    /// A key as a mechanism sees it. A secret key needs its value, which a public object
+    /// has only after login; an asymmetric key's material is in its attributes.
     fn secret<'a>(token: &Token, obj: &'a Object) -> Result<Key<'a>> {
+        let value = if obj.class() == CKO_SECRET_KEY {
+            token.usable_value(obj)?
+        } else {
+            obj.get_raw(CKA_VALUE).unwrap_or_default()
+        };
         Ok(Key {
             key_type: obj.key_type().ok_or(Error::KeyTypeInconsistent)?,
-            value: token.usable_value(obj)?,
+            value,
             attrs: Some(obj),
         })
     }
@@ -839,6 +846,89 @@ impl Library {
             &extra,
             token.logged_in() == Some(Role::So),
         )?;
+        self.store_new(&token, rw, h, obj, template)
+    }
+
+    /// C_GenerateKeyPair: both keys made by the mechanism; a token pair is one KMS key
+    /// (the private key carries its life, the public key shares its id and state).
+    pub fn generate_key_pair(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: &Mechanism,
+        public_template: &[Attribute],
+        private_template: &[Attribute],
+    ) -> Result<(u64, u64)> {
+        let (token, rw) = self.token_of(h)?;
+        let unit = self.registry.lookup(mech.ty)?;
+        if mech.param != crate::mech::Param::None {
+            return Err(Error::MechanismParamInvalid);
+        }
+        let pair = unit.generate_key_pair(public_template, private_template)?;
+        let so = token.logged_in() == Some(Role::So);
+        let mut public = Object::build(public_template, Origin::Generate(mech.ty), &pair.public, so)?;
+        let mut private = Object::build(private_template, Origin::Generate(mech.ty), &pair.private, so)?;
+        // One id for both halves when only one template names it (as most clients do).
+        let (pub_id, priv_id) = (public.get_raw(CKA_ID).map(<[u8]>::to_vec), private.get_raw(CKA_ID).map(<[u8]>::to_vec));
+        match (pub_id.filter(|v| !v.is_empty()), priv_id.filter(|v| !v.is_empty())) {
+            (Some(id), None) => private.set(CKA_ID, id),
+            (None, Some(id)) => public.set(CKA_ID, id),
+            _ => {}
+        }
+        Self::check_writable(&token, rw, &public)?;
+        Self::check_writable(&token, rw, &private)?;
+        let kms_key = private.is_token();
+        if kms_key {
+            kms::lifecycle::on_create(&token, &mut private, private_template, false)?;
+            if public.is_token() {
+                kms::lifecycle::share_identity(&private, &mut public);
+            }
+        }
+        let ph = token.add_object(public, h)?;
+        let kh = token.add_object(private, h)?;
+        if kms_key {
+            let obj = token.object_any(kh)?;
+            kms::lifecycle::audit(&token, "CreateKey", Some(&obj), None, None).map_err(|e| e.to_error())?;
+        }
+        Ok((ph, kh))
+    }
+
+    /// C_DeriveKey (ECDH): a new secret key from the shared secret.
+    pub fn derive_key(&self, h: CK_SESSION_HANDLE, mech: &Mechanism, base: u64, template: &[Attribute]) -> Result<u64> {
+        let (token, rw) = self.token_of(h)?;
+        let unit = self.registry.lookup(mech.ty)?;
+        let secret = {
+            let s = self.session(h)?;
+            let s = s.lock();
+            let bk = Self::key_for(&s, base, KeyUse::Derive, unit)?;
+            unit.derive(&Self::secret(&s.token, &bk)?, &mech.param)?
+        };
+        let len = template
+            .iter()
+            .find(|(t, _)| *t == CKA_VALUE_LEN)
+            .map(|(_, v)| v.as_slice().try_into().map(|b| u64::from_ne_bytes(b) as usize))
+            .transpose()
+            .map_err(|_| Error::AttributeValueInvalid)?;
+        let key_type = template
+            .iter()
+            .find(|(t, _)| *t == CKA_KEY_TYPE)
+            .and_then(|(_, v)| v.as_slice().try_into().ok().map(u64::from_ne_bytes))
+            .unwrap_or(CKK_GENERIC_SECRET);
+        let len = len.unwrap_or(match key_type {
+            CKK_AES => 32.min(secret.len()),
+            _ => secret.len(),
+        });
+        if len == 0 || len > secret.len() {
+            return Err(Error::TemplateInconsistent);
+        }
+        // CKD_NULL: the key is the shared secret, cut to the length asked for.
+        let value = secret[..len].to_vec();
+        let rest: Vec<Attribute> = template.iter().filter(|(t, _)| *t != CKA_VALUE_LEN).cloned().collect();
+        let extra = vec![
+            (CKA_CLASS, ck_ulong(CKO_SECRET_KEY)),
+            (CKA_KEY_TYPE, ck_ulong(key_type)),
+            (CKA_VALUE, value),
+        ];
+        let obj = Object::build(&rest, Origin::Unwrap, &extra, token.logged_in() == Some(Role::So))?;
         self.store_new(&token, rw, h, obj, template)
     }
 

@@ -189,6 +189,29 @@ pub fn mechanism(p: *const CK_MECHANISM) -> Result<Mechanism> {
         | CKM_SHA384_HMAC_GENERAL
         | CKM_SHA512_HMAC_GENERAL
         | CKM_AES_CMAC_GENERAL => Param::Ulong(param_struct::<CK_ULONG>(m)?),
+        CKM_RSA_PKCS_OAEP => {
+            let o: CK_RSA_PKCS_OAEP_PARAMS = param_struct(m)?;
+            let label = match o.source {
+                CKZ_DATA_SPECIFIED => input(o.pSourceData as *const u8, o.ulSourceDataLen),
+                // No source at all is what some clients send for an empty label.
+                0 if o.ulSourceDataLen == 0 => Ok(&[][..]),
+                _ => Err(Error::MechanismParamInvalid),
+            }
+            .map_err(|_| Error::MechanismParamInvalid)?
+            .to_vec();
+            Param::Oaep { hash: o.hashAlg, mgf: o.mgf, label }
+        }
+        CKM_RSA_PKCS_PSS | CKM_SHA1_RSA_PKCS_PSS | CKM_SHA224_RSA_PKCS_PSS | CKM_SHA256_RSA_PKCS_PSS
+        | CKM_SHA384_RSA_PKCS_PSS | CKM_SHA512_RSA_PKCS_PSS => {
+            let p: CK_RSA_PKCS_PSS_PARAMS = param_struct(m)?;
+            Param::Pss { hash: p.hashAlg, mgf: p.mgf, salt_len: p.sLen }
+        }
+        CKM_ECDH1_DERIVE => {
+            let d: CK_ECDH1_DERIVE_PARAMS = param_struct(m)?;
+            let shared_data = input(d.pSharedData, d.ulSharedDataLen).map_err(|_| Error::MechanismParamInvalid)?.to_vec();
+            let public_data = input(d.pPublicData, d.ulPublicDataLen).map_err(|_| Error::MechanismParamInvalid)?.to_vec();
+            Param::Ecdh { kdf: d.kdf, shared_data, public_data }
+        }
         _ if m.ulParameterLen == 0 => Param::None,
         _ => Param::Bytes(bytes(m)?.to_vec()),
     };

@@ -210,35 +210,48 @@ fn cipher(
     emit(outlen, lib.cipher(h, enc, step, &data, buf))
 }
 
-/// The interfaces offered by C_GetInterfaceList: PKCS#11 3.0 first, then 2.40.
-struct Interfaces([CK_INTERFACE; 2]);
-// SAFETY: the interfaces point only at static, immutable data (a C string and the
-// function lists), so sharing them between threads is sound.
-unsafe impl Sync for Interfaces {}
+/// What the library hands out: copies of the function lists and the interfaces in
+/// writable memory made once per process. Some hosts write into them (OpenSC's
+/// pkcs11-spy does), which must not crash them as a read-only static would.
+struct Tables {
+    list: *mut CK_FUNCTION_LIST,
+    list_3_0: *mut CK_FUNCTION_LIST_3_0,
+    name: *mut u8,
+    /// PKCS#11 3.0 first, then 2.40.
+    interfaces: *mut [CK_INTERFACE; 2],
+}
+// SAFETY: the tables are made once, never freed, and the library itself only reads them;
+// sharing the pointers between threads is sound.
+unsafe impl Sync for Tables {}
+// SAFETY: as above; the pointers are to leaked, process-lifetime allocations.
+unsafe impl Send for Tables {}
 
 static INTERFACE_NAME: &[u8] = b"PKCS 11\0";
-static INTERFACES: Interfaces = Interfaces([
-    CK_INTERFACE {
-        pInterfaceName: INTERFACE_NAME.as_ptr() as *mut u8,
-        pFunctionList: &FUNCTION_LIST_3_0 as *const CK_FUNCTION_LIST_3_0 as *mut c_void,
-        flags: 0,
-    },
-    CK_INTERFACE {
-        pInterfaceName: INTERFACE_NAME.as_ptr() as *mut u8,
-        pFunctionList: &FUNCTION_LIST as *const CK_FUNCTION_LIST as *mut c_void,
-        flags: 0,
-    },
-]);
+static TABLES: std::sync::OnceLock<Tables> = std::sync::OnceLock::new();
 
-fn interface_version(i: &CK_INTERFACE) -> CK_VERSION {
-    if std::ptr::eq(
-        i.pFunctionList as *const CK_FUNCTION_LIST_3_0,
-        &FUNCTION_LIST_3_0,
-    ) {
-        FUNCTION_LIST_3_0.version
-    } else {
-        FUNCTION_LIST.version
-    }
+fn tables() -> &'static Tables {
+    TABLES.get_or_init(|| {
+        let list = Box::leak(Box::new(FUNCTION_LIST)) as *mut CK_FUNCTION_LIST;
+        let list_3_0 = Box::leak(Box::new(FUNCTION_LIST_3_0)) as *mut CK_FUNCTION_LIST_3_0;
+        let name = Box::leak(INTERFACE_NAME.to_vec().into_boxed_slice()).as_mut_ptr();
+        let interfaces = Box::leak(Box::new([
+            CK_INTERFACE { pInterfaceName: name, pFunctionList: list_3_0 as *mut c_void, flags: 0 },
+            CK_INTERFACE { pInterfaceName: name, pFunctionList: list as *mut c_void, flags: 0 },
+        ])) as *mut [CK_INTERFACE; 2];
+        Tables { list, list_3_0, name, interfaces }
+    })
+}
+
+/// The interfaces offered: their version, their value (made afresh, never read back from
+/// memory a host may have written to) and where the library keeps them.
+fn interfaces() -> [(CK_VERSION, CK_INTERFACE, *mut CK_INTERFACE); 2] {
+    let t = tables();
+    let base = t.interfaces as *mut CK_INTERFACE;
+    let iface = |list: *mut c_void| CK_INTERFACE { pInterfaceName: t.name, pFunctionList: list, flags: 0 };
+    [
+        (FUNCTION_LIST_3_0.version, iface(t.list_3_0 as *mut c_void), base),
+        (FUNCTION_LIST.version, iface(t.list as *mut c_void), base.wrapping_add(1)),
+    ]
 }
 
 /// Generates the entry points and both function lists from one table: `v2` holds the
@@ -315,7 +328,7 @@ v2 {
         Ok(())
     }
     fn C_GetFunctionList(list: *mut *mut CK_FUNCTION_LIST) {
-        *out_ref(list)? = &FUNCTION_LIST as *const CK_FUNCTION_LIST as *mut CK_FUNCTION_LIST;
+        *out_ref(list)? = tables().list;
         Ok(())
     }
     fn C_GetSlotList(present: CK_BBOOL, list: *mut CK_SLOT_ID, count: Len) {
@@ -536,10 +549,13 @@ v2 {
     }
     fn C_GenerateKeyPair(h: H, m: Mech, pt: Attrs, pn: CK_ULONG, st: Attrs, sn: CK_ULONG, pubk: *mut CK_OBJECT_HANDLE, privk: *mut CK_OBJECT_HANDLE) {
         let lib = lib()?;
-        lib.session(h)?;
-        lib.mechanism(mechanism(m)?.ty)?;
-        // No mechanism of this release generates key pairs.
-        Err(Error::MechanismInvalid)
+        let mech = mechanism(m)?;
+        let public = template(pt, pn)?;
+        let private = template(st, sn)?;
+        let pubk = out_ref(pubk)?;
+        let privk = out_ref(privk)?;
+        (*pubk, *privk) = lib.generate_key_pair(h, &mech, &public, &private)?;
+        Ok(())
     }
     fn C_WrapKey(h: H, m: Mech, wk: CK_OBJECT_HANDLE, k: CK_OBJECT_HANDLE, o: Bytes, ol: Len) {
         let lib = lib()?;
@@ -557,9 +573,11 @@ v2 {
     }
     fn C_DeriveKey(h: H, m: Mech, base: CK_OBJECT_HANDLE, t: Attrs, n: CK_ULONG, out: *mut CK_OBJECT_HANDLE) {
         let lib = lib()?;
-        lib.session(h)?;
-        lib.mechanism(mechanism(m)?.ty)?;
-        Err(Error::MechanismInvalid)
+        let mech = mechanism(m)?;
+        let template = template(t, n)?;
+        let out = out_ref(out)?;
+        *out = lib.derive_key(h, &mech, base, &template)?;
+        Ok(())
     }
     fn C_SeedRandom(h: H, seed: Bytes, len: CK_ULONG) {
         // Accepted and ignored: the OS generator needs no help.
@@ -591,7 +609,7 @@ v2 {
 v3 {
     fn C_GetInterfaceList(list: *mut CK_INTERFACE, count: Len) {
         let n = out_ref(count)?;
-        let all = &INTERFACES.0;
+        let all = interfaces();
         if list.is_null() {
             *n = all.len() as CK_ULONG;
             return Ok(());
@@ -600,8 +618,8 @@ v3 {
             *n = all.len() as CK_ULONG;
             return Err(Error::BufferTooSmall(all.len()));
         }
-        for (i, iface) in all.iter().enumerate() {
-            *out_ref(list.wrapping_add(i))? = CK_INTERFACE { ..*iface };
+        for (i, (_, iface, _)) in all.iter().enumerate() {
+            *out_ref(list.wrapping_add(i))? = *iface;
         }
         *n = all.len() as CK_ULONG;
         Ok(())
@@ -616,13 +634,14 @@ v3 {
             }
         }
         let want = if version.is_null() { None } else { Some(*out_ref(version)?) };
-        let found = INTERFACES.0.iter().find(|i| {
-            let v = interface_version(i);
+        let found = interfaces().into_iter().find(|(v, i, _)| {
             i.flags & flags == flags && want.is_none_or(|w| w.major == v.major && w.minor == v.minor)
         });
         match found {
-            Some(i) => {
-                *out = i as *const CK_INTERFACE as *mut CK_INTERFACE;
+            Some((_, iface, at)) => {
+                // Restore what a host may have changed before handing it out again.
+                *out_ref(at)? = iface;
+                *out = at;
                 Ok(())
             }
             None => Err(Error::ArgumentsBad),

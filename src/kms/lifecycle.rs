@@ -82,6 +82,34 @@ pub fn on_create(
     Ok(())
 }
 
+/// The public half of a token key pair shares the private key's KMS identity and state,
+/// so that it is found, hidden and deleted with it.
+pub fn share_identity(private: &Object, public: &mut Object) {
+    for ty in [
+        CKA_KMSTOKEN_KEY_ID,
+        CKA_KMSTOKEN_ARN,
+        CKA_KMSTOKEN_KEY_SPEC,
+        CKA_KMSTOKEN_KEY_USAGE,
+        CKA_KMSTOKEN_ORIGIN,
+        CKA_KMSTOKEN_CREATION_DATE,
+        CKA_KMSTOKEN_KEY_STATE,
+        CKA_KMSTOKEN_KEY_VERSION,
+        CKA_KMSTOKEN_DELETION_DATE,
+        CKA_KMSTOKEN_PENDING_WINDOW_DAYS,
+    ] {
+        if let Some(v) = private.get_raw(ty) {
+            public.set(ty, v.to_vec());
+        }
+    }
+    for ty in [CKA_ID, CKA_LABEL] {
+        if public.get_raw(ty).is_none_or(|v| v.is_empty()) {
+            if let Some(v) = private.get_raw(ty) {
+                public.set(ty, v.to_vec());
+            }
+        }
+    }
+}
+
 /// Records a lifecycle event (never read-only, so it is synced at once).
 pub fn audit(
     token: &Token,
@@ -588,9 +616,11 @@ pub fn update_alias(token: &Token, name: &str, handle: u64) -> KmsResult<()> {
                 format!("Alias {name} does not exist"),
             ));
         };
-        if let Some(h) = current_handle(token, &old.key_id)? {
-            let prev = token.object_any(h)?;
-            if prev.class() != obj.class() || usage_name(&prev) != usage_name(obj) {
+        let prev = current_handle(token, &old.key_id)?
+            .map(|h| token.object_any(h))
+            .transpose()?;
+        if let Some(prev) = &prev {
+            if prev.class() != obj.class() || usage_name(prev) != usage_name(obj) {
                 return Err(KmsError::new(
                     "ValidationException",
                     "An alias can point only to a key of the same type and key usage",
@@ -600,7 +630,12 @@ pub fn update_alias(token: &Token, name: &str, handle: u64) -> KmsResult<()> {
         token
             .store()
             .put_alias(name, &key_id(obj), true, clock::now())?;
-        relabel(token, obj)
+        relabel(token, obj)?;
+        // The key the alias left falls back to its next alias, else its key id.
+        match prev {
+            Some(prev) if key_id(&prev) != key_id(obj) => relabel(token, &prev),
+            _ => Ok(()),
+        }
     })
 }
 

@@ -54,6 +54,13 @@ pub enum Scope {
     Key,
     Secret,
     Data,
+    Public,
+    Private,
+    /// Public and private keys.
+    Asymmetric,
+    /// Private and secret keys (what may be sensitive).
+    Hidden,
+    Certificate,
 }
 
 pub struct Rule {
@@ -125,134 +132,89 @@ pub static RULES: &[Rule] = &[
     r(CKA_LOCAL, Kind::Bool, Scope::Key, READ_ONLY),
     r(CKA_KEY_GEN_MECHANISM, Kind::Ulong, Scope::Key, READ_ONLY),
     r(CKA_ALLOWED_MECHANISMS, Kind::UlongArray, Scope::Key, 0),
-    // Secret keys.
+    // What keys may do: secret keys have all, public keys the public half, private keys
+    // the private half.
     r(CKA_ENCRYPT, Kind::Bool, Scope::Secret, 0),
     r(CKA_DECRYPT, Kind::Bool, Scope::Secret, 0),
     r(CKA_SIGN, Kind::Bool, Scope::Secret, 0),
     r(CKA_VERIFY, Kind::Bool, Scope::Secret, 0),
     r(CKA_WRAP, Kind::Bool, Scope::Secret, 0),
     r(CKA_UNWRAP, Kind::Bool, Scope::Secret, 0),
-    r(CKA_SENSITIVE, Kind::Bool, Scope::Secret, ONLY_TO_TRUE),
-    r(CKA_EXTRACTABLE, Kind::Bool, Scope::Secret, ONLY_TO_FALSE),
-    r(CKA_ALWAYS_SENSITIVE, Kind::Bool, Scope::Secret, READ_ONLY),
-    r(CKA_NEVER_EXTRACTABLE, Kind::Bool, Scope::Secret, READ_ONLY),
-    r(
-        CKA_WRAP_WITH_TRUSTED,
-        Kind::Bool,
-        Scope::Secret,
-        ONLY_TO_TRUE,
-    ),
+    r(CKA_ENCRYPT, Kind::Bool, Scope::Public, 0),
+    r(CKA_VERIFY, Kind::Bool, Scope::Public, 0),
+    r(CKA_VERIFY_RECOVER, Kind::Bool, Scope::Public, 0),
+    r(CKA_WRAP, Kind::Bool, Scope::Public, 0),
+    r(CKA_DECRYPT, Kind::Bool, Scope::Private, 0),
+    r(CKA_SIGN, Kind::Bool, Scope::Private, 0),
+    r(CKA_SIGN_RECOVER, Kind::Bool, Scope::Private, 0),
+    r(CKA_UNWRAP, Kind::Bool, Scope::Private, 0),
+    r(CKA_SENSITIVE, Kind::Bool, Scope::Hidden, ONLY_TO_TRUE),
+    r(CKA_EXTRACTABLE, Kind::Bool, Scope::Hidden, ONLY_TO_FALSE),
+    r(CKA_ALWAYS_SENSITIVE, Kind::Bool, Scope::Hidden, READ_ONLY),
+    r(CKA_NEVER_EXTRACTABLE, Kind::Bool, Scope::Hidden, READ_ONLY),
+    r(CKA_WRAP_WITH_TRUSTED, Kind::Bool, Scope::Hidden, ONLY_TO_TRUE),
+    r(CKA_ALWAYS_AUTHENTICATE, Kind::Bool, Scope::Hidden, 0),
     r(CKA_TRUSTED, Kind::Bool, Scope::Secret, SO_ONLY_TRUE),
-    r(CKA_ALWAYS_AUTHENTICATE, Kind::Bool, Scope::Secret, 0),
+    r(CKA_TRUSTED, Kind::Bool, Scope::Public, SO_ONLY_TRUE),
     r(CKA_CHECK_VALUE, Kind::Bytes, Scope::Secret, READ_ONLY),
-    r(
-        CKA_VALUE_LEN,
-        Kind::Ulong,
-        Scope::Secret,
-        NOT_ON_CREATE | CREATE_ONLY,
-    ),
-    // (CKA_VALUE of a secret key: see `secret_value_rule`.)
+    r(CKA_VALUE_LEN, Kind::Ulong, Scope::Secret, NOT_ON_CREATE | CREATE_ONLY),
+    // (CKA_VALUE of keys: see `SECRET_VALUE` and `PRIVATE_VALUE`.)
+    // Public and private keys.
+    r(CKA_SUBJECT, Kind::Bytes, Scope::Asymmetric, 0),
+    r(CKA_PUBLIC_KEY_INFO, Kind::Bytes, Scope::Asymmetric, CREATE_ONLY),
+    r(CKA_MODULUS, Kind::Bytes, Scope::Asymmetric, CREATE_ONLY),
+    r(CKA_PUBLIC_EXPONENT, Kind::Bytes, Scope::Asymmetric, CREATE_ONLY),
+    r(CKA_MODULUS_BITS, Kind::Ulong, Scope::Public, NOT_ON_CREATE | CREATE_ONLY),
+    r(CKA_EC_PARAMS, Kind::Bytes, Scope::Asymmetric, CREATE_ONLY),
+    r(CKA_EC_POINT, Kind::Bytes, Scope::Public, CREATE_ONLY),
+    r(CKA_PRIVATE_EXPONENT, Kind::Bytes, Scope::Private, CREATE_ONLY | SENSITIVE | SECRET),
+    r(CKA_PRIME_1, Kind::Bytes, Scope::Private, CREATE_ONLY | SENSITIVE | SECRET),
+    r(CKA_PRIME_2, Kind::Bytes, Scope::Private, CREATE_ONLY | SENSITIVE | SECRET),
+    r(CKA_EXPONENT_1, Kind::Bytes, Scope::Private, CREATE_ONLY | SENSITIVE | SECRET),
+    r(CKA_EXPONENT_2, Kind::Bytes, Scope::Private, CREATE_ONLY | SENSITIVE | SECRET),
+    r(CKA_COEFFICIENT, Kind::Bytes, Scope::Private, CREATE_ONLY | SENSITIVE | SECRET),
+    // Certificates (X.509).
+    r(CKA_CERTIFICATE_TYPE, Kind::Ulong, Scope::Certificate, REQUIRED_ON_CREATE | CREATE_ONLY),
+    r(CKA_TRUSTED, Kind::Bool, Scope::Certificate, SO_ONLY_TRUE),
+    r(CKA_CERTIFICATE_CATEGORY, Kind::Ulong, Scope::Certificate, CREATE_ONLY),
+    r(CKA_CHECK_VALUE, Kind::Bytes, Scope::Certificate, READ_ONLY),
+    r(CKA_START_DATE, Kind::Date, Scope::Certificate, 0),
+    r(CKA_END_DATE, Kind::Date, Scope::Certificate, 0),
+    r(CKA_PUBLIC_KEY_INFO, Kind::Bytes, Scope::Certificate, CREATE_ONLY),
+    r(CKA_SUBJECT, Kind::Bytes, Scope::Certificate, CREATE_ONLY),
+    r(CKA_ID, Kind::Bytes, Scope::Certificate, 0),
+    r(CKA_ISSUER, Kind::Bytes, Scope::Certificate, CREATE_ONLY),
+    r(CKA_SERIAL_NUMBER, Kind::Bytes, Scope::Certificate, CREATE_ONLY),
+    r(CKA_VALUE, Kind::Bytes, Scope::Certificate, REQUIRED_ON_CREATE | CREATE_ONLY),
+    r(CKA_URL, Kind::Bytes, Scope::Certificate, CREATE_ONLY),
+    r(CKA_HASH_OF_SUBJECT_PUBLIC_KEY, Kind::Bytes, Scope::Certificate, CREATE_ONLY),
+    r(CKA_HASH_OF_ISSUER_PUBLIC_KEY, Kind::Bytes, Scope::Certificate, CREATE_ONLY),
+    r(CKA_JAVA_MIDP_SECURITY_DOMAIN, Kind::Ulong, Scope::Certificate, CREATE_ONLY),
+    r(CKA_NAME_HASH_ALGORITHM, Kind::Ulong, Scope::Certificate, CREATE_ONLY),
     // KMS metadata of token keys.
-    r(
-        CKA_KMSTOKEN_KEY_ID,
-        Kind::Bytes,
-        Scope::Key,
-        READ_ONLY | KMS,
-    ),
-    r(
-        CKA_KMSTOKEN_KEY_STATE,
-        Kind::Ulong,
-        Scope::Key,
-        READ_ONLY | KMS,
-    ),
-    r(
-        CKA_KMSTOKEN_KEY_VERSION,
-        Kind::Ulong,
-        Scope::Key,
-        READ_ONLY | KMS,
-    ),
-    r(
-        CKA_KMSTOKEN_KEY_SPEC,
-        Kind::Bytes,
-        Scope::Key,
-        READ_ONLY | KMS,
-    ),
-    r(
-        CKA_KMSTOKEN_KEY_USAGE,
-        Kind::Bytes,
-        Scope::Key,
-        READ_ONLY | KMS,
-    ),
-    r(
-        CKA_KMSTOKEN_ORIGIN,
-        Kind::Bytes,
-        Scope::Key,
-        READ_ONLY | KMS,
-    ),
-    r(
-        CKA_KMSTOKEN_CREATION_DATE,
-        Kind::Ulong,
-        Scope::Key,
-        READ_ONLY | KMS,
-    ),
-    r(
-        CKA_KMSTOKEN_DESCRIPTION,
-        Kind::Bytes,
-        Scope::Key,
-        READ_ONLY | KMS,
-    ),
-    r(
-        CKA_KMSTOKEN_DELETION_DATE,
-        Kind::Ulong,
-        Scope::Key,
-        READ_ONLY | KMS,
-    ),
-    r(
-        CKA_KMSTOKEN_PENDING_WINDOW_DAYS,
-        Kind::Ulong,
-        Scope::Key,
-        READ_ONLY | KMS,
-    ),
-    r(
-        CKA_KMSTOKEN_ROTATION_ENABLED,
-        Kind::Bool,
-        Scope::Key,
-        READ_ONLY | KMS,
-    ),
-    r(
-        CKA_KMSTOKEN_ROTATION_PERIOD_DAYS,
-        Kind::Ulong,
-        Scope::Key,
-        READ_ONLY | KMS,
-    ),
-    r(
-        CKA_KMSTOKEN_NEXT_ROTATION_DATE,
-        Kind::Ulong,
-        Scope::Key,
-        READ_ONLY | KMS,
-    ),
-    r(
-        CKA_KMSTOKEN_ON_DEMAND_ROTATIONS,
-        Kind::Ulong,
-        Scope::Key,
-        READ_ONLY | KMS,
-    ),
+    r(CKA_KMSTOKEN_KEY_ID, Kind::Bytes, Scope::Key, READ_ONLY | KMS),
+    r(CKA_KMSTOKEN_KEY_STATE, Kind::Ulong, Scope::Key, READ_ONLY | KMS),
+    r(CKA_KMSTOKEN_KEY_VERSION, Kind::Ulong, Scope::Key, READ_ONLY | KMS),
+    r(CKA_KMSTOKEN_KEY_SPEC, Kind::Bytes, Scope::Key, READ_ONLY | KMS),
+    r(CKA_KMSTOKEN_KEY_USAGE, Kind::Bytes, Scope::Key, READ_ONLY | KMS),
+    r(CKA_KMSTOKEN_ORIGIN, Kind::Bytes, Scope::Key, READ_ONLY | KMS),
+    r(CKA_KMSTOKEN_CREATION_DATE, Kind::Ulong, Scope::Key, READ_ONLY | KMS),
+    r(CKA_KMSTOKEN_DESCRIPTION, Kind::Bytes, Scope::Key, READ_ONLY | KMS),
+    r(CKA_KMSTOKEN_DELETION_DATE, Kind::Ulong, Scope::Key, READ_ONLY | KMS),
+    r(CKA_KMSTOKEN_PENDING_WINDOW_DAYS, Kind::Ulong, Scope::Key, READ_ONLY | KMS),
+    r(CKA_KMSTOKEN_ROTATION_ENABLED, Kind::Bool, Scope::Key, READ_ONLY | KMS),
+    r(CKA_KMSTOKEN_ROTATION_PERIOD_DAYS, Kind::Ulong, Scope::Key, READ_ONLY | KMS),
+    r(CKA_KMSTOKEN_NEXT_ROTATION_DATE, Kind::Ulong, Scope::Key, READ_ONLY | KMS),
+    r(CKA_KMSTOKEN_ON_DEMAND_ROTATIONS, Kind::Ulong, Scope::Key, READ_ONLY | KMS),
     r(CKA_KMSTOKEN_ARN, Kind::Bytes, Scope::Key, READ_ONLY | KMS),
-    r(
-        CKA_KMSTOKEN_CURRENT,
-        Kind::Bool,
-        Scope::Key,
-        READ_ONLY | KMS,
-    ),
+    r(CKA_KMSTOKEN_CURRENT, Kind::Bool, Scope::Key, READ_ONLY | KMS),
 ];
 
-/// CKA_VALUE means different things for data objects and secret keys.
-static SECRET_VALUE: Rule = r(
-    CKA_VALUE,
-    Kind::Bytes,
-    Scope::Secret,
-    REQUIRED_ON_CREATE | CREATE_ONLY | SENSITIVE | SECRET,
-);
+/// CKA_VALUE means different things for data objects, secret keys, EC private keys (the
+/// scalar) and certificates.
+static SECRET_VALUE: Rule =
+    r(CKA_VALUE, Kind::Bytes, Scope::Secret, REQUIRED_ON_CREATE | CREATE_ONLY | SENSITIVE | SECRET);
+static PRIVATE_VALUE: Rule = r(CKA_VALUE, Kind::Bytes, Scope::Private, CREATE_ONLY | SENSITIVE | SECRET);
 
 fn in_scope(scope: Scope, class: CK_OBJECT_CLASS) -> bool {
     match scope {
@@ -260,6 +222,11 @@ fn in_scope(scope: Scope, class: CK_OBJECT_CLASS) -> bool {
         Scope::Key => matches!(class, CKO_SECRET_KEY | CKO_PUBLIC_KEY | CKO_PRIVATE_KEY),
         Scope::Secret => class == CKO_SECRET_KEY,
         Scope::Data => class == CKO_DATA,
+        Scope::Public => class == CKO_PUBLIC_KEY,
+        Scope::Private => class == CKO_PRIVATE_KEY,
+        Scope::Asymmetric => matches!(class, CKO_PUBLIC_KEY | CKO_PRIVATE_KEY),
+        Scope::Hidden => matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY),
+        Scope::Certificate => class == CKO_CERTIFICATE,
     }
 }
 
@@ -269,6 +236,9 @@ pub fn rule(class: CK_OBJECT_CLASS, ty: CK_ATTRIBUTE_TYPE) -> Option<&'static Ru
     if ty == CKA_VALUE && class == CKO_SECRET_KEY {
         return Some(&SECRET_VALUE);
     }
+    if ty == CKA_VALUE && class == CKO_PRIVATE_KEY {
+        return Some(&PRIVATE_VALUE);
+    }
     RULES
         .iter()
         .find(|r| r.ty == ty && in_scope(r.scope, class))
@@ -276,7 +246,7 @@ pub fn rule(class: CK_OBJECT_CLASS, ty: CK_ATTRIBUTE_TYPE) -> Option<&'static Ru
 
 /// Classes this token stores.
 pub fn class_supported(class: CK_OBJECT_CLASS) -> bool {
-    matches!(class, CKO_DATA | CKO_SECRET_KEY)
+    matches!(class, CKO_DATA | CKO_SECRET_KEY | CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_CERTIFICATE)
 }
 
 /// Checks that `value` is a valid encoding for `kind`.
@@ -299,7 +269,7 @@ mod tests {
 
     #[test]
     fn no_attribute_is_listed_twice_for_one_class() {
-        for class in [CKO_DATA, CKO_SECRET_KEY] {
+        for class in [CKO_DATA, CKO_SECRET_KEY, CKO_PUBLIC_KEY, CKO_PRIVATE_KEY, CKO_CERTIFICATE] {
             for (i, a) in RULES.iter().enumerate() {
                 for b in &RULES[i + 1..] {
                     assert!(

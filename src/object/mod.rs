@@ -209,9 +209,11 @@ impl Object {
             }
             obj.set(*ty, v.clone());
         }
+        // What the token supplies wins over the template (a normalised CKA_EC_PARAMS, the
+        // key material), but the template may not ask for another class or key type.
         for (ty, v) in extra {
             if let Some(prev) = obj.attrs.get(ty) {
-                if *ty != CKA_VALUE && prev.as_slice() != v.as_slice() {
+                if matches!(*ty, CKA_CLASS | CKA_KEY_TYPE) && prev.as_slice() != v.as_slice() {
                     return Err(Error::TemplateInconsistent);
                 }
             }
@@ -228,8 +230,13 @@ impl Object {
             }
         }
         obj.apply_defaults(class);
-        if class == CKO_SECRET_KEY {
-            obj.derive_key_attributes(origin)?;
+        match class {
+            CKO_SECRET_KEY => obj.derive_key_attributes(origin)?,
+            CKO_PUBLIC_KEY | CKO_PRIVATE_KEY => obj.derive_asymmetric_attributes(origin)?,
+            CKO_CERTIFICATE if obj.ulong(CKA_CERTIFICATE_TYPE) != Some(CKC_X_509) => {
+                return Err(Error::AttributeValueInvalid)
+            }
+            _ => {}
         }
         Ok(obj)
     }
@@ -240,7 +247,7 @@ impl Object {
         };
         def(CKA_TOKEN, ck_bool(false));
         // Keys are private unless asked otherwise; data objects are public, as in SoftHSM2.
-        def(CKA_PRIVATE, ck_bool(class == CKO_SECRET_KEY));
+        def(CKA_PRIVATE, ck_bool(matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY)));
         def(CKA_MODIFIABLE, ck_bool(true));
         def(CKA_COPYABLE, ck_bool(true));
         def(CKA_DESTROYABLE, ck_bool(true));
@@ -274,6 +281,42 @@ impl Object {
                 def(CKA_TRUSTED, ck_bool(false));
                 def(CKA_ALWAYS_AUTHENTICATE, ck_bool(false));
             }
+            CKO_PUBLIC_KEY | CKO_PRIVATE_KEY => {
+                def(CKA_ID, Vec::new());
+                def(CKA_START_DATE, Vec::new());
+                def(CKA_END_DATE, Vec::new());
+                def(CKA_DERIVE, ck_bool(false));
+                def(CKA_ALLOWED_MECHANISMS, Vec::new());
+                def(CKA_SUBJECT, Vec::new());
+                let public = class == CKO_PUBLIC_KEY;
+                let caps: &[CK_ATTRIBUTE_TYPE] = if public {
+                    &[CKA_ENCRYPT, CKA_VERIFY, CKA_WRAP]
+                } else {
+                    &[CKA_DECRYPT, CKA_SIGN, CKA_UNWRAP]
+                };
+                for ty in caps {
+                    def(*ty, ck_bool(true));
+                }
+                if public {
+                    def(CKA_VERIFY_RECOVER, ck_bool(false));
+                    def(CKA_TRUSTED, ck_bool(false));
+                } else {
+                    def(CKA_SIGN_RECOVER, ck_bool(false));
+                    def(CKA_SENSITIVE, ck_bool(true));
+                    def(CKA_EXTRACTABLE, ck_bool(false));
+                    def(CKA_WRAP_WITH_TRUSTED, ck_bool(false));
+                    def(CKA_ALWAYS_AUTHENTICATE, ck_bool(false));
+                }
+            }
+            CKO_CERTIFICATE => {
+                def(CKA_TRUSTED, ck_bool(false));
+                def(CKA_CERTIFICATE_CATEGORY, ck_ulong(0));
+                def(CKA_ID, Vec::new());
+                def(CKA_ISSUER, Vec::new());
+                def(CKA_SERIAL_NUMBER, Vec::new());
+                def(CKA_START_DATE, Vec::new());
+                def(CKA_END_DATE, Vec::new());
+            }
             _ => {}
         }
     }
@@ -297,6 +340,51 @@ impl Object {
         self.set(CKA_ALWAYS_SENSITIVE, ck_bool(local && sensitive));
         self.set(CKA_NEVER_EXTRACTABLE, ck_bool(local && !extractable));
         self.set(CKA_VALUE_LEN, ck_ulong(len as CK_ULONG));
+        Ok(())
+    }
+
+    /// Public and private keys: the key material each key type needs must be there, and
+    /// the token sets what it knows of the key's history.
+    fn derive_asymmetric_attributes(&mut self, origin: Origin) -> Result<()> {
+        let key_type = self.key_type().ok_or(Error::TemplateIncomplete)?;
+        let private = self.class() == CKO_PRIVATE_KEY;
+        let needed: &[CK_ATTRIBUTE_TYPE] = match (key_type, private) {
+            (CKK_RSA, false) => &[CKA_MODULUS, CKA_PUBLIC_EXPONENT],
+            (CKK_RSA, true) => &[
+                CKA_MODULUS,
+                CKA_PUBLIC_EXPONENT,
+                CKA_PRIVATE_EXPONENT,
+                CKA_PRIME_1,
+                CKA_PRIME_2,
+                CKA_EXPONENT_1,
+                CKA_EXPONENT_2,
+                CKA_COEFFICIENT,
+            ],
+            (CKK_EC, false) => &[CKA_EC_PARAMS, CKA_EC_POINT],
+            (CKK_EC, true) => &[CKA_EC_PARAMS, CKA_VALUE],
+            _ => return Err(Error::AttributeValueInvalid),
+        };
+        if needed.iter().any(|ty| self.get_raw(*ty).is_none_or(<[u8]>::is_empty)) {
+            return Err(Error::TemplateIncomplete);
+        }
+        let (local, mech) = match origin {
+            Origin::Generate(m) => (true, m),
+            _ => (false, CK_UNAVAILABLE_INFORMATION),
+        };
+        self.set(CKA_LOCAL, ck_bool(local));
+        self.set(CKA_KEY_GEN_MECHANISM, ck_ulong(mech));
+        if key_type == CKK_RSA && !private {
+            let n = self.get_raw(CKA_MODULUS).unwrap_or_default();
+            let bits = n.iter().skip_while(|b| **b == 0).count() * 8;
+            let lead = n.iter().find(|b| **b != 0).map_or(0, |b| b.leading_zeros() as usize);
+            self.set(CKA_MODULUS_BITS, ck_ulong((bits - lead) as CK_ULONG));
+        }
+        if private {
+            let sensitive = self.bool(CKA_SENSITIVE);
+            let extractable = self.bool(CKA_EXTRACTABLE);
+            self.set(CKA_ALWAYS_SENSITIVE, ck_bool(local && sensitive));
+            self.set(CKA_NEVER_EXTRACTABLE, ck_bool(local && !extractable));
+        }
         Ok(())
     }
 
