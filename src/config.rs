@@ -66,41 +66,26 @@ pub struct KmsConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig {
-            level: "warn".into(),
-            file: None,
-        }
+        LogConfig { level: "warn".into(), file: None }
     }
 }
 
 impl Default for PinConfig {
     fn default() -> Self {
-        PinConfig {
-            min_len: 4,
-            max_len: 255,
-            max_failed_logins: 10,
-        }
+        PinConfig { min_len: 4, max_len: 255, max_failed_logins: 10 }
     }
 }
 
 impl Default for Argon2Config {
     /// About 20-40 ms a guess on one core of a current x86 machine.
     fn default() -> Self {
-        Argon2Config {
-            memory_kib: 19 * 1024,
-            iterations: 2,
-            parallelism: 1,
-        }
+        Argon2Config { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 }
     }
 }
 
 impl Default for KmsConfig {
     fn default() -> Self {
-        KmsConfig {
-            key_usage: "compat".into(),
-            deletion_window_days: 30,
-            audit_required: true,
-        }
+        KmsConfig { key_usage: "compat".into(), deletion_window_days: 30, audit_required: true }
     }
 }
 
@@ -131,29 +116,21 @@ impl Config {
     }
 
     pub fn from_file(path: &Path) -> Result<Config, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-        let c: Config =
-            toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), one_line(&e)))?;
-        c.validate()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        let c: Config = toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), one_line(&e)))?;
+        c.validate().map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(c)
     }
 
     fn validate(&self) -> Result<(), String> {
-        if !matches!(
-            self.log.level.as_str(),
-            "error" | "warn" | "info" | "debug" | "trace" | "off"
-        ) {
+        if !matches!(self.log.level.as_str(), "error" | "warn" | "info" | "debug" | "trace" | "off") {
             return Err(format!(
                 "key log.level: expected one of error, warn, info, debug, trace, off; got {:?}",
                 self.log.level
             ));
         }
         if self.pin.min_len == 0 || self.pin.min_len > self.pin.max_len || self.pin.max_len > 255 {
-            return Err(
-                "keys pin.min_len / pin.max_len: expected 1 <= min_len <= max_len <= 255".into(),
-            );
+            return Err("keys pin.min_len / pin.max_len: expected 1 <= min_len <= max_len <= 255".into());
         }
         if self.pin.max_failed_logins == 0 {
             return Err("key pin.max_failed_logins: expected a number above 0".into());
@@ -162,13 +139,12 @@ impl Config {
             || self.argon2.iterations == 0
             || self.argon2.parallelism == 0
         {
-            return Err("keys argon2.*: expected iterations >= 1, parallelism >= 1, memory_kib >= 8 * parallelism".into());
+            return Err(
+                "keys argon2.*: expected iterations >= 1, parallelism >= 1, memory_kib >= 8 * parallelism".into()
+            );
         }
         if !matches!(self.kms.key_usage.as_str(), "compat" | "strict") {
-            return Err(format!(
-                "key kms.key_usage: expected \"compat\" or \"strict\"; got {:?}",
-                self.kms.key_usage
-            ));
+            return Err(format!("key kms.key_usage: expected \"compat\" or \"strict\"; got {:?}", self.kms.key_usage));
         }
         if !(7..=30).contains(&self.kms.deletion_window_days) {
             return Err(format!(
@@ -198,16 +174,13 @@ impl Config {
 /// toml's messages span several lines with a caret diagram (which quotes the key); a log
 /// line wants them on one.
 fn one_line(e: &toml::de::Error) -> String {
-    e.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// `directories.tokendir = PATH` of a SoftHSM2 configuration file.
 fn softhsm_tokendir(path: &Path) -> Result<Option<PathBuf>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{} (SOFTHSM2_CONF): cannot read: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("{} (SOFTHSM2_CONF): cannot read: {e}", path.display()))?;
     Ok(text.lines().find_map(|l| {
         let l = l.trim();
         let (k, v) = l.split_once('=')?;
@@ -237,15 +210,9 @@ mod tests {
     #[test]
     fn errors_name_file_and_key() {
         let e = parse("[pin]\nmax_failed_logins = \"ten\"\n").unwrap_err();
-        assert!(
-            e.contains("k.toml") && e.contains("max_failed_logins"),
-            "{e}"
-        );
+        assert!(e.contains("k.toml") && e.contains("max_failed_logins"), "{e}");
         let e = parse("[kms]\ndeletion_window_days = 31\n").unwrap_err();
-        assert!(
-            e.contains("kms.deletion_window_days") && e.contains("7 to 30"),
-            "{e}"
-        );
+        assert!(e.contains("kms.deletion_window_days") && e.contains("7 to 30"), "{e}");
         let e = parse("bogus = 1\n").unwrap_err();
         assert!(e.contains("bogus"), "{e}");
         let e = parse("[log]\nlevel = \"loud\"\n").unwrap_err();

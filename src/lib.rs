@@ -10,6 +10,7 @@
 pub mod abi;
 pub mod config;
 pub mod crypto;
+pub mod crypto_ffi;
 pub mod error;
 pub mod kms;
 pub mod library;

@@ -106,21 +106,12 @@ impl Library {
             }
             match Token::open(&p, &self.config) {
                 Ok(t) if tokens.contains_key(&t.slot_id) => {
-                    log::error!(
-                        "{}: slot {} is already taken by another token; skipped",
-                        p.display(),
-                        t.slot_id
-                    )
+                    log::error!("{}: slot {} is already taken by another token; skipped", p.display(), t.slot_id)
                 }
                 Ok(t) => {
                     // Keys whose deletion window has passed go when the token opens.
                     if let Err(e) = kms::lifecycle::purge_due(&t) {
-                        log::error!(
-                            "token {}: purge of due keys failed: {}: {}",
-                            t.serial,
-                            e.code,
-                            e.message
-                        );
+                        log::error!("token {}: purge of due keys failed: {}: {}", t.serial, e.code, e.message);
                     }
                     tokens.insert(t.slot_id, Arc::new(t));
                 }
@@ -206,19 +197,9 @@ impl Library {
                 self.tokens.write().remove(&slot_id);
             }
         }
-        let token = Arc::new(Token::create(
-            &self.keystore,
-            slot_id,
-            label,
-            so_pin,
-            &self.config,
-        )?);
+        let token = Arc::new(Token::create(&self.keystore, slot_id, label, so_pin, &self.config)?);
         self.tokens.write().insert(slot_id, token.clone());
-        log::info!(
-            "slot {slot_id}: token {:?} (serial {}) initialised",
-            label,
-            token.serial
-        );
+        log::info!("slot {slot_id}: token {:?} (serial {}) initialised", label, token.serial);
         Ok(token)
     }
 
@@ -231,9 +212,8 @@ impl Library {
             let from = PathBuf::from(format!("{}{suffix}", token.path().display()));
             if from.exists() {
                 let name = from.file_name().and_then(|n| n.to_str()).unwrap_or("token");
-                std::fs::rename(&from, dir.join(format!("{stamp}-{name}"))).map_err(|e| {
-                    Error::storage(format!("{}: cannot archive: {e}", from.display()))
-                })?;
+                std::fs::rename(&from, dir.join(format!("{stamp}-{name}")))
+                    .map_err(|e| Error::storage(format!("{}: cannot archive: {e}", from.display())))?;
             }
         }
         Ok(())
@@ -265,31 +245,16 @@ impl Library {
         }
         let h = self.next_session.fetch_add(1, Ordering::Relaxed);
         let session = Arc::new(Mutex::new(Session::new(h, token, rw)));
-        self.sessions.write().insert(
-            h,
-            SessionEntry {
-                slot_id,
-                rw,
-                session,
-            },
-        );
+        self.sessions.write().insert(h, SessionEntry { slot_id, rw, session });
         Ok(h)
     }
 
     pub fn session(&self, h: CK_SESSION_HANDLE) -> Result<Arc<Mutex<Session>>> {
-        self.sessions
-            .read()
-            .get(&h)
-            .map(|e| e.session.clone())
-            .ok_or(Error::SessionHandleInvalid)
+        self.sessions.read().get(&h).map(|e| e.session.clone()).ok_or(Error::SessionHandleInvalid)
     }
 
     pub fn close_session(&self, h: CK_SESSION_HANDLE) -> Result<()> {
-        let entry = self
-            .sessions
-            .write()
-            .remove(&h)
-            .ok_or(Error::SessionHandleInvalid)?;
+        let entry = self.sessions.write().remove(&h).ok_or(Error::SessionHandleInvalid)?;
         let s = entry.session.lock();
         s.token.drop_session_objects(h);
         // The login belongs to the application: it ends with the token's last session.
@@ -305,11 +270,7 @@ impl Library {
         }
         let handles: Vec<_> = {
             let sessions = self.sessions.read();
-            sessions
-                .iter()
-                .filter(|(_, s)| s.slot_id == slot_id)
-                .map(|(h, _)| *h)
-                .collect()
+            sessions.iter().filter(|(_, s)| s.slot_id == slot_id).map(|(h, _)| *h).collect()
         };
         for h in handles {
             let _ = self.close_session(h);
@@ -327,11 +288,7 @@ impl Library {
             (Some(Role::User), true) => CKS_RW_USER_FUNCTIONS,
             (Some(Role::So), _) => CKS_RW_SO_FUNCTIONS,
         };
-        Ok(SessionView {
-            slot_id: s.slot_id,
-            state,
-            rw: s.rw,
-        })
+        Ok(SessionView { slot_id: s.slot_id, state, rw: s.rw })
     }
 
     fn token_of(&self, h: CK_SESSION_HANDLE) -> Result<(Arc<Token>, bool)> {
@@ -360,18 +317,10 @@ impl Library {
         }
         let r = token.login(role, pin);
         let who = if role == Role::So { "so" } else { "user" };
-        let failure = r
-            .as_ref()
-            .err()
-            .map(|e| ("AccessDeniedException", format!("{e:?}")));
+        let failure = r.as_ref().err().map(|e| ("AccessDeniedException", format!("{e:?}")));
         token.audit.append(
             &token.serial,
-            &kms::audit::Event {
-                name: "Login",
-                principal: who,
-                error: failure,
-                ..Default::default()
-            },
+            &kms::audit::Event { name: "Login", principal: who, error: failure, ..Default::default() },
         )?;
         r?;
         if role == Role::User {
@@ -409,11 +358,7 @@ impl Library {
         if !pin_len_ok(&self.config, new) {
             return Err(Error::PinLenRange);
         }
-        let role = if token.logged_in() == Some(Role::So) {
-            Role::So
-        } else {
-            Role::User
-        };
+        let role = if token.logged_in() == Some(Role::So) { Role::So } else { Role::User };
         token.set_pin(role, old, new, &self.config)
     }
 
@@ -448,29 +393,18 @@ impl Library {
         let handle = token.add_object(obj, h)?;
         if kms_key {
             let obj = token.object_any(handle)?;
-            kms::lifecycle::audit(token, "CreateKey", Some(&obj), None, None)
-                .map_err(|e| e.to_error())?;
+            kms::lifecycle::audit(token, "CreateKey", Some(&obj), None, None).map_err(|e| e.to_error())?;
         }
         Ok(handle)
     }
 
     pub fn create_object(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<u64> {
         let (token, rw) = self.token_of(h)?;
-        let obj = Object::build(
-            template,
-            Origin::Create,
-            &[],
-            token.logged_in() == Some(Role::So),
-        )?;
+        let obj = Object::build(template, Origin::Create, &[], token.logged_in() == Some(Role::So))?;
         self.store_new(&token, rw, h, obj, template)
     }
 
-    pub fn copy_object(
-        &self,
-        h: CK_SESSION_HANDLE,
-        from: u64,
-        template: &[Attribute],
-    ) -> Result<u64> {
+    pub fn copy_object(&self, h: CK_SESSION_HANDLE, from: u64, template: &[Attribute]) -> Result<u64> {
         let (token, rw) = self.token_of(h)?;
         let src = token.object(from)?;
         if !src.bool(CKA_COPYABLE) {
@@ -495,9 +429,7 @@ impl Library {
             // A KMS key is not destroyed but scheduled for deletion (kms:ScheduleKeyDeletion):
             // its handle is gone at once, its material stays until the window ends.
             let days = token.kms.deletion_window_days;
-            return kms::lifecycle::schedule_deletion(&token, handle, days)
-                .map(|_| ())
-                .map_err(|e| e.to_error());
+            return kms::lifecycle::schedule_deletion(&token, handle, days).map(|_| ()).map_err(|e| e.to_error());
         }
         token.remove_object(handle)
     }
@@ -513,12 +445,7 @@ impl Library {
         Ok(token.object_size(&obj))
     }
 
-    pub fn set_attributes(
-        &self,
-        h: CK_SESSION_HANDLE,
-        handle: u64,
-        template: &[Attribute],
-    ) -> Result<()> {
+    pub fn set_attributes(&self, h: CK_SESSION_HANDLE, handle: u64, template: &[Attribute]) -> Result<()> {
         let (token, rw) = self.token_of(h)?;
         let obj = token.object(handle)?;
         if obj.is_token() && !rw {
@@ -556,10 +483,7 @@ impl Library {
     pub fn find_final(&self, h: CK_SESSION_HANDLE) -> Result<()> {
         let s = self.session(h)?;
         let mut s = s.lock();
-        s.find
-            .take()
-            .map(|_| ())
-            .ok_or(Error::OperationNotInitialized)
+        s.find.take().map(|_| ()).ok_or(Error::OperationNotInitialized)
     }
 
     // ---- cryptography ----
@@ -582,10 +506,7 @@ impl Library {
         if !can_tell || !kms::is_kms_key(obj) {
             return Ok(Vec::new());
         }
-        kms::lifecycle::versions(&session.token, obj)?
-            .into_iter()
-            .map(|(_, h)| session.token.object_any(h))
-            .collect()
+        kms::lifecycle::versions(&session.token, obj)?.into_iter().map(|(_, h)| session.token.object_any(h)).collect()
     }
 
     /// A key as a mechanism sees it. A secret key needs its value, which a public object
@@ -596,31 +517,17 @@ impl Library {
         } else {
             obj.get_raw(CKA_VALUE).unwrap_or_default()
         };
-        Ok(Key {
-            key_type: obj.key_type().ok_or(Error::KeyTypeInconsistent)?,
-            value,
-            attrs: Some(obj),
-        })
+        Ok(Key { key_type: obj.key_type().ok_or(Error::KeyTypeInconsistent)?, value, attrs: Some(obj) })
     }
 
-    pub fn cipher_init(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mech: &Mechanism,
-        key: u64,
-        encrypt: bool,
-    ) -> Result<()> {
+    pub fn cipher_init(&self, h: CK_SESSION_HANDLE, mech: &Mechanism, key: u64, encrypt: bool) -> Result<()> {
         let s = self.session(h)?;
         let mut s = s.lock();
         if (encrypt && s.encrypt.is_some()) || (!encrypt && s.decrypt.is_some()) {
             return Err(Error::OperationActive);
         }
         let unit = self.registry.lookup(mech.ty)?;
-        let what = if encrypt {
-            KeyUse::Encrypt
-        } else {
-            KeyUse::Decrypt
-        };
+        let what = if encrypt { KeyUse::Encrypt } else { KeyUse::Decrypt };
         let obj = Self::key_for(&s, key, what, unit)?;
         let sk = Self::secret(&s.token, &obj)?;
         let op = if encrypt {
@@ -637,10 +544,7 @@ impl Library {
                 Box::new(crate::mech::FirstAuthentic(ops))
             }
         };
-        let c = Some(Cipher {
-            op,
-            multipart: false,
-        });
+        let c = Some(Cipher { op, multipart: false });
         if encrypt {
             s.encrypt = c;
         } else {
@@ -659,11 +563,7 @@ impl Library {
     ) -> Result<usize> {
         let s = self.session(h)?;
         let mut s = s.lock();
-        let slot = if encrypt {
-            &mut s.encrypt
-        } else {
-            &mut s.decrypt
-        };
+        let slot = if encrypt { &mut s.encrypt } else { &mut s.decrypt };
         cipher_step(slot, step, input, out)
     }
 
@@ -681,12 +581,7 @@ impl Library {
     }
 
     /// C_Sign (`data` Some: all at once) or C_SignFinal (None).
-    pub fn sign(
-        &self,
-        h: CK_SESSION_HANDLE,
-        data: Option<&[u8]>,
-        out: Option<&mut [u8]>,
-    ) -> Result<usize> {
+    pub fn sign(&self, h: CK_SESSION_HANDLE, data: Option<&[u8]>, out: Option<&mut [u8]>) -> Result<usize> {
         let s = self.session(h)?;
         let mut s = s.lock();
         fixed_len_step(
@@ -721,21 +616,12 @@ impl Library {
         for o in Self::older_versions(&s, &obj, secret_key)? {
             ops.push(unit.verify(&Self::secret(&s.token, &o)?, &mech.param)?);
         }
-        s.verify = Some(if ops.len() == 1 {
-            ops.remove(0)
-        } else {
-            Box::new(crate::mech::AnyVerifies(ops))
-        });
+        s.verify = Some(if ops.len() == 1 { ops.remove(0) } else { Box::new(crate::mech::AnyVerifies(ops)) });
         Ok(())
     }
 
     /// C_Verify (`data` Some) or C_VerifyFinal (None). Ends the operation.
-    pub fn verify(
-        &self,
-        h: CK_SESSION_HANDLE,
-        data: Option<&[u8]>,
-        signature: &[u8],
-    ) -> Result<()> {
+    pub fn verify(&self, h: CK_SESSION_HANDLE, data: Option<&[u8]>, signature: &[u8]) -> Result<()> {
         let s = self.session(h)?;
         let mut s = s.lock();
         let mut op = s.verify.take().ok_or(Error::OperationNotInitialized)?;
@@ -762,12 +648,7 @@ impl Library {
     }
 
     /// C_Digest (`data` Some) or C_DigestFinal (None).
-    pub fn digest(
-        &self,
-        h: CK_SESSION_HANDLE,
-        data: Option<&[u8]>,
-        out: Option<&mut [u8]>,
-    ) -> Result<usize> {
+    pub fn digest(&self, h: CK_SESSION_HANDLE, data: Option<&[u8]>, out: Option<&mut [u8]>) -> Result<usize> {
         let s = self.session(h)?;
         let mut s = s.lock();
         fixed_len_step(
@@ -813,12 +694,7 @@ impl Library {
         })
     }
 
-    pub fn generate_key(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mech: &Mechanism,
-        template: &[Attribute],
-    ) -> Result<u64> {
+    pub fn generate_key(&self, h: CK_SESSION_HANDLE, mech: &Mechanism, template: &[Attribute]) -> Result<u64> {
         let (token, rw) = self.token_of(h)?;
         let unit = self.registry.lookup(mech.ty)?;
         if mech.param != crate::mech::Param::None {
@@ -827,11 +703,7 @@ impl Library {
         let len = template
             .iter()
             .find(|(t, _)| *t == CKA_VALUE_LEN)
-            .map(|(_, v)| {
-                v.as_slice()
-                    .try_into()
-                    .map(|b| u64::from_ne_bytes(b) as usize)
-            })
+            .map(|(_, v)| v.as_slice().try_into().map(|b| u64::from_ne_bytes(b) as usize))
             .transpose()
             .map_err(|_| Error::AttributeValueInvalid)?;
         let (key_type, value) = unit.generate_key(len)?;
@@ -840,12 +712,7 @@ impl Library {
             (CKA_KEY_TYPE, ck_ulong(key_type)),
             (CKA_VALUE, value.to_vec()),
         ];
-        let obj = Object::build(
-            template,
-            Origin::Generate(mech.ty),
-            &extra,
-            token.logged_in() == Some(Role::So),
-        )?;
+        let obj = Object::build(template, Origin::Generate(mech.ty), &extra, token.logged_in() == Some(Role::So))?;
         self.store_new(&token, rw, h, obj, template)
     }
 
@@ -868,7 +735,8 @@ impl Library {
         let mut public = Object::build(public_template, Origin::Generate(mech.ty), &pair.public, so)?;
         let mut private = Object::build(private_template, Origin::Generate(mech.ty), &pair.private, so)?;
         // One id for both halves when only one template names it (as most clients do).
-        let (pub_id, priv_id) = (public.get_raw(CKA_ID).map(<[u8]>::to_vec), private.get_raw(CKA_ID).map(<[u8]>::to_vec));
+        let (pub_id, priv_id) =
+            (public.get_raw(CKA_ID).map(<[u8]>::to_vec), private.get_raw(CKA_ID).map(<[u8]>::to_vec));
         match (pub_id.filter(|v| !v.is_empty()), priv_id.filter(|v| !v.is_empty())) {
             (Some(id), None) => private.set(CKA_ID, id),
             (None, Some(id)) => public.set(CKA_ID, id),
@@ -923,11 +791,7 @@ impl Library {
         // CKD_NULL: the key is the shared secret, cut to the length asked for.
         let value = secret[..len].to_vec();
         let rest: Vec<Attribute> = template.iter().filter(|(t, _)| *t != CKA_VALUE_LEN).cloned().collect();
-        let extra = vec![
-            (CKA_CLASS, ck_ulong(CKO_SECRET_KEY)),
-            (CKA_KEY_TYPE, ck_ulong(key_type)),
-            (CKA_VALUE, value),
-        ];
+        let extra = vec![(CKA_CLASS, ck_ulong(CKO_SECRET_KEY)), (CKA_KEY_TYPE, ck_ulong(key_type)), (CKA_VALUE, value)];
         let obj = Object::build(&rest, Origin::Unwrap, &extra, token.logged_in() == Some(Role::So))?;
         self.store_new(&token, rw, h, obj, template)
     }
@@ -961,11 +825,7 @@ impl Library {
         if target.bool(CKA_WRAP_WITH_TRUSTED) && !wk.bool(CKA_TRUSTED) {
             return Err(Error::KeyNotWrappable);
         }
-        let wrapped = unit.wrap(
-            &Self::secret(&s.token, &wk)?,
-            &mech.param,
-            s.token.usable_value(&target)?,
-        )?;
+        let wrapped = unit.wrap(&Self::secret(&s.token, &wk)?, &mech.param, s.token.usable_value(&target)?)?;
         match out {
             None => Ok(wrapped.len()),
             Some(buf) if buf.len() < wrapped.len() => Err(Error::BufferTooSmall(wrapped.len())),
@@ -995,11 +855,7 @@ impl Library {
                 e => e,
             })?;
             let mut keys = vec![uk.clone()];
-            keys.extend(Self::older_versions(
-                &s,
-                &uk,
-                crate::mech::is_authenticated(mech.ty),
-            )?);
+            keys.extend(Self::older_versions(&s, &uk, crate::mech::is_authenticated(mech.ty))?);
             let mut result = Err(Error::WrappedKeyInvalid);
             for k in &keys {
                 result = unit.unwrap(&Self::secret(&s.token, k)?, &mech.param, wrapped);
@@ -1009,22 +865,12 @@ impl Library {
             }
             result?
         };
-        if !template.iter().any(|(t, _)| *t == CKA_CLASS)
-            || !template.iter().any(|(t, _)| *t == CKA_KEY_TYPE)
-        {
+        if !template.iter().any(|(t, _)| *t == CKA_CLASS) || !template.iter().any(|(t, _)| *t == CKA_KEY_TYPE) {
             return Err(Error::TemplateIncomplete);
         }
-        let rest: Vec<Attribute> = template
-            .iter()
-            .filter(|(t, _)| *t != CKA_VALUE_LEN)
-            .cloned()
-            .collect();
-        let obj = Object::build(
-            &rest,
-            Origin::Unwrap,
-            &[(CKA_VALUE, value.to_vec())],
-            token.logged_in() == Some(Role::So),
-        )?;
+        let rest: Vec<Attribute> = template.iter().filter(|(t, _)| *t != CKA_VALUE_LEN).cloned().collect();
+        let obj =
+            Object::build(&rest, Origin::Unwrap, &[(CKA_VALUE, value.to_vec())], token.logged_in() == Some(Role::So))?;
         self.store_new(&token, rw, h, obj, template)
     }
 
@@ -1048,8 +894,7 @@ impl KeystoreLock {
             .write(true)
             .open(dir.join(".lock"))
             .map_err(|e| Error::storage(format!("{}: {e}", dir.display())))?;
-        f.lock()
-            .map_err(|e| Error::storage(format!("{}: cannot lock: {e}", dir.display())))?;
+        f.lock().map_err(|e| Error::storage(format!("{}: cannot lock: {e}", dir.display())))?;
         Ok(KeystoreLock(f))
     }
 }

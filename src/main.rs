@@ -17,11 +17,7 @@ const EXIT_FAILED: u8 = 254;
 const EXIT_USAGE: u8 = 252;
 
 #[derive(Parser)]
-#[command(
-    name = "kmstoken",
-    version,
-    about = "A PKCS#11 token with the key lifecycle of a cloud KMS"
-)]
+#[command(name = "kmstoken", version, about = "A PKCS#11 token with the key lifecycle of a cloud KMS")]
 struct Cli {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
@@ -95,11 +91,7 @@ enum Command {
 }
 
 fn uri(t: &Token) -> String {
-    format!(
-        "pkcs11:token={};serial={}",
-        t.label.replace(' ', "%20"),
-        t.serial
-    )
+    format!("pkcs11:token={};serial={}", t.label.replace(' ', "%20"), t.serial)
 }
 
 fn token_json(lib: &Library, slot: u64) -> Value {
@@ -130,13 +122,7 @@ fn run(cli: Cli) -> Result<Value, Failure> {
     };
     let lib = open()?;
     match command {
-        Command::InitToken {
-            free,
-            slot,
-            label,
-            so_pin,
-            pin,
-        } => {
+        Command::InitToken { free, slot, label, so_pin, pin } => {
             let slot = match (free, slot) {
                 (_, Some(s)) => s,
                 (true, None) => lib.empty_slot_id(),
@@ -146,25 +132,17 @@ fn run(cli: Cli) -> Result<Value, Failure> {
             let pin = pin.or_else(|| std::env::var("KMSTOKEN_PIN").ok());
             let token = lib.init_token(slot, so_pin.as_bytes(), &label)?;
             if let Some(pin) = pin {
-                as_user(&lib, &token, CKU_SO, &so_pin, |h| {
-                    lib.init_pin(h, pin.as_bytes())
-                })?;
+                as_user(&lib, &token, CKU_SO, &so_pin, |h| lib.init_pin(h, pin.as_bytes()))?;
             }
             Ok(token_json(&lib, token.slot_id))
         }
         Command::ShowSlots => {
-            let slots: Vec<Value> = lib
-                .slot_list()?
-                .into_iter()
-                .map(|s| token_json(&lib, s))
-                .collect();
+            let slots: Vec<Value> = lib.slot_list()?.into_iter().map(|s| token_json(&lib, s)).collect();
             Ok(json!({ "Keystore": lib.keystore().display().to_string(), "Slots": slots }))
         }
         Command::DeleteToken { token, serial } => {
             if token.is_none() && serial.is_none() && std::env::var("KMSTOKEN_TOKEN").is_err() {
-                return Err(Failure(
-                    "say which token to delete: --token LABEL or --serial".into(),
-                ));
+                return Err(Failure("say which token to delete: --token LABEL or --serial".into()));
             }
             let t = pick(&lib, token, serial)?;
             lib.delete_token(t.slot_id)?;
@@ -174,29 +152,16 @@ fn run(cli: Cli) -> Result<Value, Failure> {
             let t = pick(&lib, token, None)?;
             let so_pin = secret(so_pin, "KMSTOKEN_SO_PIN", "SO PIN: ")?;
             let pin = secret(pin, "KMSTOKEN_PIN", "new user PIN: ")?;
-            as_user(&lib, &t, CKU_SO, &so_pin, |h| {
-                lib.init_pin(h, pin.as_bytes())
-            })?;
+            as_user(&lib, &t, CKU_SO, &so_pin, |h| lib.init_pin(h, pin.as_bytes()))?;
             Ok(token_json(&lib, t.slot_id))
         }
         Command::Kms(_) | Command::Audit(_) => unreachable!("dispatched above"),
-        Command::SetPin {
-            token,
-            so,
-            pin,
-            new_pin,
-        } => {
+        Command::SetPin { token, so, pin, new_pin } => {
             let t = pick(&lib, token, None)?;
-            let (user, env) = if so {
-                (CKU_SO, "KMSTOKEN_SO_PIN")
-            } else {
-                (CKU_USER, "KMSTOKEN_PIN")
-            };
+            let (user, env) = if so { (CKU_SO, "KMSTOKEN_SO_PIN") } else { (CKU_USER, "KMSTOKEN_PIN") };
             let old = secret(pin, env, "current PIN: ")?;
             let new = secret(new_pin, "KMSTOKEN_NEW_PIN", "new PIN: ")?;
-            as_user(&lib, &t, user, &old, |h| {
-                lib.set_pin(h, old.as_bytes(), new.as_bytes())
-            })?;
+            as_user(&lib, &t, user, &old, |h| lib.set_pin(h, old.as_bytes(), new.as_bytes()))?;
             Ok(token_json(&lib, t.slot_id))
         }
     }
@@ -217,7 +182,9 @@ fn print_text(v: &Value) {
                     if s["UserPinInitialized"] == json!(true) { "initialised" } else { "not initialised" },
                     s["Uri"].as_str().unwrap_or(""),
                 ),
-                None => println!("Slot {}\n    Token:       not initialised (use kmstoken init-token --free)", s["Slot"]),
+                None => {
+                    println!("Slot {}\n    Token:       not initialised (use kmstoken init-token --free)", s["Slot"])
+                }
             }
         }
         return;

@@ -44,24 +44,14 @@ impl MasterKey {
 
     /// Opens what `seal` made for the same token, object and attribute; anything else
     /// (another object's blob, a flipped bit) is a keystore error.
-    pub fn open(
-        &self,
-        serial: &str,
-        uid: &str,
-        attr: u64,
-        blob: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>> {
+    pub fn open(&self, serial: &str, uid: &str, attr: u64, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         if blob.len() < NONCE_LEN {
-            return Err(Error::storage(format!(
-                "sealed attribute {attr:#x} of object {uid} is truncated"
-            )));
+            return Err(Error::storage(format!("sealed attribute {attr:#x} of object {uid} is truncated")));
         }
         let (nonce, ct) = blob.split_at(NONCE_LEN);
         let nonce: &[u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::storage("nonce"))?;
         crypto::gcm_open(self.0.as_ref(), nonce, &attr_aad(serial, uid, attr), ct).map_err(|_| {
-            Error::storage(format!(
-                "sealed attribute {attr:#x} of object {uid} fails its integrity check"
-            ))
+            Error::storage(format!("sealed attribute {attr:#x} of object {uid} fails its integrity check"))
         })
     }
 
@@ -85,12 +75,7 @@ impl MasterKey {
         }
         out.extend_from_slice(&salt);
         out.extend_from_slice(&nonce);
-        out.extend_from_slice(&crypto::gcm_seal(
-            kek.as_ref(),
-            &nonce,
-            role_aad,
-            self.0.as_ref(),
-        )?);
+        out.extend_from_slice(&crypto::gcm_seal(kek.as_ref(), &nonce, role_aad, self.0.as_ref())?);
         Ok(out)
     }
 
@@ -98,26 +83,16 @@ impl MasterKey {
     /// CKR_PIN_INCORRECT; a malformed blob is a keystore error.
     pub fn unwrap(blob: &[u8], pin: &[u8], role_aad: &[u8]) -> Result<MasterKey> {
         let bad = || Error::storage("PIN-wrapped master key is malformed");
-        if blob.len() != 1 + 12 + SALT_LEN + NONCE_LEN + MASTER_KEY_LEN + 16
-            || blob[0] != WRAP_VERSION
-        {
+        if blob.len() != 1 + 12 + SALT_LEN + NONCE_LEN + MASTER_KEY_LEN + 16 || blob[0] != WRAP_VERSION {
             return Err(bad());
         }
-        let u32_at =
-            |i: usize| u32::from_le_bytes([blob[i], blob[i + 1], blob[i + 2], blob[i + 3]]);
-        let params = KdfParams {
-            memory_kib: u32_at(1),
-            iterations: u32_at(5),
-            parallelism: u32_at(9),
-        };
+        let u32_at = |i: usize| u32::from_le_bytes([blob[i], blob[i + 1], blob[i + 2], blob[i + 3]]);
+        let params = KdfParams { memory_kib: u32_at(1), iterations: u32_at(5), parallelism: u32_at(9) };
         let salt = &blob[13..13 + SALT_LEN];
-        let nonce: &[u8; NONCE_LEN] = blob[13 + SALT_LEN..13 + SALT_LEN + NONCE_LEN]
-            .try_into()
-            .map_err(|_| bad())?;
+        let nonce: &[u8; NONCE_LEN] = blob[13 + SALT_LEN..13 + SALT_LEN + NONCE_LEN].try_into().map_err(|_| bad())?;
         let ct = &blob[13 + SALT_LEN + NONCE_LEN..];
         let kek = derive(pin, salt, params)?;
-        let mk =
-            crypto::gcm_open(kek.as_ref(), nonce, role_aad, ct).map_err(|_| Error::PinIncorrect)?;
+        let mk = crypto::gcm_open(kek.as_ref(), nonce, role_aad, ct).map_err(|_| Error::PinIncorrect)?;
         let mut k = Zeroizing::new([0u8; MASTER_KEY_LEN]);
         k.copy_from_slice(&mk);
         Ok(MasterKey(k))
@@ -177,11 +152,7 @@ pub fn index_hash(key: Option<&[u8]>, attr: u64, value: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    const CHEAP: KdfParams = KdfParams {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    };
+    const CHEAP: KdfParams = KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
 
     #[test]
     fn pin_wrap_round_trip_and_wrong_pin() {
@@ -190,29 +161,17 @@ mod tests {
         let w = mk.wrap(b"1234", CHEAP, &aad).unwrap();
         let back = MasterKey::unwrap(&w, b"1234", &aad).unwrap();
         assert_eq!(back.0.as_ref(), mk.0.as_ref());
-        assert!(matches!(
-            MasterKey::unwrap(&w, b"1235", &aad),
-            Err(Error::PinIncorrect)
-        ));
+        assert!(matches!(MasterKey::unwrap(&w, b"1235", &aad), Err(Error::PinIncorrect)));
         // The SO wrap cannot stand in for the user wrap.
-        assert!(matches!(
-            MasterKey::unwrap(&w, b"1234", &role_aad("serial", "so")),
-            Err(Error::PinIncorrect)
-        ));
-        assert!(matches!(
-            MasterKey::unwrap(&w[..40], b"1234", &aad),
-            Err(Error::Storage(_))
-        ));
+        assert!(matches!(MasterKey::unwrap(&w, b"1234", &role_aad("serial", "so")), Err(Error::PinIncorrect)));
+        assert!(matches!(MasterKey::unwrap(&w[..40], b"1234", &aad), Err(Error::Storage(_))));
     }
 
     #[test]
     fn sealed_blobs_are_bound_to_their_place() {
         let mk = MasterKey::generate().unwrap();
         let b = mk.seal("s", "obj1", 0x11, b"secret").unwrap();
-        assert_eq!(
-            mk.open("s", "obj1", 0x11, &b).unwrap().as_slice(),
-            b"secret"
-        );
+        assert_eq!(mk.open("s", "obj1", 0x11, &b).unwrap().as_slice(), b"secret");
         assert!(mk.open("s", "obj2", 0x11, &b).is_err());
         assert!(mk.open("s", "obj1", 0x03, &b).is_err());
         assert!(mk.open("t", "obj1", 0x11, &b).is_err());

@@ -65,12 +65,7 @@ fn copy_out(out: &mut [u8], data: &[u8]) -> usize {
 
 /// Runs one step of the cipher operation in `slot`, writing into `out` (None: the caller
 /// only asks for the length). Returns the length written or needed.
-pub fn cipher_step(
-    slot: &mut Option<Cipher>,
-    step: Step,
-    input: &[u8],
-    out: Option<&mut [u8]>,
-) -> Result<usize> {
+pub fn cipher_step(slot: &mut Option<Cipher>, step: Step, input: &[u8], out: Option<&mut [u8]>) -> Result<usize> {
     let c = slot.as_mut().ok_or(Error::OperationNotInitialized)?;
     if step == Step::Single && c.multipart {
         return Err(Error::OperationActive);
@@ -147,10 +142,7 @@ pub fn fixed_len_step<T: ?Sized>(
 }
 
 /// Feeds data to a multi-part operation; an error ends it.
-pub fn update_step<T: ?Sized>(
-    slot: &mut Option<Box<T>>,
-    run: impl FnOnce(&mut T) -> Result<()>,
-) -> Result<()> {
+pub fn update_step<T: ?Sized>(slot: &mut Option<Box<T>>, run: impl FnOnce(&mut T) -> Result<()>) -> Result<()> {
     let op = slot.as_mut().ok_or(Error::OperationNotInitialized)?;
     let r = run(op);
     if r.is_err() {

@@ -22,14 +22,8 @@ use zeroize::Zeroizing;
 pub const SESSION_OBJECT_BASE: u64 = 1 << 40;
 
 /// Attributes the store indexes for C_FindObjects.
-const INDEXED: [CK_ATTRIBUTE_TYPE; 6] = [
-    CKA_CLASS,
-    CKA_ID,
-    CKA_LABEL,
-    CKA_KEY_TYPE,
-    CKA_KMSTOKEN_KEY_ID,
-    CKA_KMSTOKEN_KEY_STATE,
-];
+const INDEXED: [CK_ATTRIBUTE_TYPE; 6] =
+    [CKA_CLASS, CKA_ID, CKA_LABEL, CKA_KEY_TYPE, CKA_KMSTOKEN_KEY_ID, CKA_KMSTOKEN_KEY_STATE];
 
 /// Indexed KMS metadata is not secret: its index uses the plain hash even on private
 /// objects, so that key ids and states are found without the master key.
@@ -40,10 +34,7 @@ fn plain_index(ty: CK_ATTRIBUTE_TYPE) -> bool {
 /// The index entry that marks a key pending deletion (hidden from ordinary searches).
 pub fn pending_deletion_entry() -> IndexEntry {
     let v = ck_ulong(crate::vendor::KMSTOKEN_STATE_PENDING_DELETION);
-    (
-        CKA_KMSTOKEN_KEY_STATE,
-        index_hash(None, CKA_KMSTOKEN_KEY_STATE, &v),
-    )
+    (CKA_KMSTOKEN_KEY_STATE, index_hash(None, CKA_KMSTOKEN_KEY_STATE, &v))
 }
 
 #[derive(Default)]
@@ -111,21 +102,12 @@ fn role_name(role: Role) -> &'static str {
 }
 
 pub fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 impl Token {
     /// Creates a token database in `dir` for `slot_id` (C_InitToken, `kmstoken init-token`).
-    pub fn create(
-        dir: &Path,
-        slot_id: u64,
-        label: &str,
-        so_pin: &[u8],
-        config: &Config,
-    ) -> Result<Token> {
+    pub fn create(dir: &Path, slot_id: u64, label: &str, so_pin: &[u8], config: &Config) -> Result<Token> {
         let mut serial_bytes = [0u8; 8];
         crate::crypto::random(&mut serial_bytes)?;
         let serial: String = serial_bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -148,20 +130,10 @@ impl Token {
     pub fn open(path: &Path, config: &Config) -> Result<Token> {
         let store = SqliteStore::open(path)?;
         let rec = store.record()?;
-        Ok(Self::with_store(
-            path.to_path_buf(),
-            Box::new(store),
-            rec,
-            config,
-        ))
+        Ok(Self::with_store(path.to_path_buf(), Box::new(store), rec, config))
     }
 
-    fn with_store(
-        path: PathBuf,
-        store: Box<dyn Store>,
-        rec: TokenRecord,
-        config: &Config,
-    ) -> Token {
+    fn with_store(path: PathBuf, store: Box<dyn Store>, rec: TokenRecord, config: &Config) -> Token {
         Token {
             slot_id: rec.slot_id,
             store,
@@ -176,10 +148,7 @@ impl Token {
                 audit_required: config.kms.audit_required,
             },
             audit: AuditLog::new(
-                path.parent()
-                    .unwrap_or(Path::new("."))
-                    .join("audit")
-                    .join(format!("token-{}.jsonl", rec.serial)),
+                path.parent().unwrap_or(Path::new(".")).join("audit").join(format!("token-{}.jsonl", rec.serial)),
             ),
             serial: rec.serial,
             label: rec.label,
@@ -241,11 +210,7 @@ impl Token {
 
     pub fn login(&self, role: Role, pin: &[u8]) -> Result<()> {
         if let Some(have) = self.logged_in() {
-            return Err(if have == role {
-                Error::UserAlreadyLoggedIn
-            } else {
-                Error::UserAnotherAlreadyLoggedIn
-            });
+            return Err(if have == role { Error::UserAlreadyLoggedIn } else { Error::UserAnotherAlreadyLoggedIn });
         }
         let mk = self.verify_pin(role, pin)?;
         let mut l = self.login.write();
@@ -329,10 +294,7 @@ impl Token {
     /// The object behind `handle`, as the current login may see it.
     pub fn object(&self, handle: u64) -> Result<Arc<Object>> {
         let obj = if handle >= SESSION_OBJECT_BASE {
-            self.session_objects
-                .read()
-                .get(&handle)
-                .map(|s| s.obj.clone())
+            self.session_objects.read().get(&handle).map(|s| s.obj.clone())
         } else {
             self.token_object(handle)?
         };
@@ -342,8 +304,7 @@ impl Token {
         }
         // A key scheduled for deletion has no handle any more (it is found only by the
         // KMS layer, through `object_any`).
-        if obj.ulong(CKA_KMSTOKEN_KEY_STATE) == Some(crate::vendor::KMSTOKEN_STATE_PENDING_DELETION)
-        {
+        if obj.ulong(CKA_KMSTOKEN_KEY_STATE) == Some(crate::vendor::KMSTOKEN_STATE_PENDING_DELETION) {
             return Err(Error::ObjectHandleInvalid);
         }
         Ok(obj)
@@ -379,8 +340,7 @@ impl Token {
 
     fn to_stored(&self, obj: &Object, id: u64) -> Result<(StoredObject, Vec<IndexEntry>)> {
         let l = self.login.read();
-        let uid =
-            String::from_utf8_lossy(obj.get_raw(CKA_UNIQUE_ID).unwrap_or_default()).into_owned();
+        let uid = String::from_utf8_lossy(obj.get_raw(CKA_UNIQUE_ID).unwrap_or_default()).into_owned();
         let mut attrs = Vec::with_capacity(obj.attrs.len());
         for (ty, v) in &obj.attrs {
             let sealed = obj.must_seal(*ty);
@@ -390,22 +350,10 @@ impl Token {
             } else {
                 v.to_vec()
             };
-            attrs.push(StoredAttr {
-                ty: *ty,
-                sealed,
-                value,
-            });
+            attrs.push(StoredAttr { ty: *ty, sealed, value });
         }
-        let key = if obj.is_private() {
-            Some(
-                l.index_key
-                    .as_ref()
-                    .ok_or(Error::UserNotLoggedIn)?
-                    .as_slice(),
-            )
-        } else {
-            None
-        };
+        let key =
+            if obj.is_private() { Some(l.index_key.as_ref().ok_or(Error::UserNotLoggedIn)?.as_slice()) } else { None };
         let index = INDEXED
             .iter()
             .filter_map(|ty| {
@@ -413,16 +361,7 @@ impl Token {
                 obj.get_raw(*ty).map(|v| (*ty, index_hash(k, *ty, v)))
             })
             .collect();
-        Ok((
-            StoredObject {
-                id,
-                uid,
-                class: obj.class(),
-                private: obj.is_private(),
-                attrs,
-            },
-            index,
-        ))
+        Ok((StoredObject { id, uid, class: obj.class(), private: obj.is_private(), attrs }, index))
     }
 
     /// Stores a new object; returns its handle. Token objects are durable on return.
@@ -433,13 +372,7 @@ impl Token {
         obj.set(CKA_UNIQUE_ID, uuid::Uuid::new_v4().to_string().into_bytes());
         if !obj.is_token() {
             let h = self.next_session_object.fetch_add(1, Ordering::Relaxed);
-            self.session_objects.write().insert(
-                h,
-                SessionObject {
-                    owner,
-                    obj: Arc::new(obj),
-                },
-            );
+            self.session_objects.write().insert(h, SessionObject { owner, obj: Arc::new(obj) });
             return Ok(h);
         }
         let (stored, index) = self.to_stored(&obj, 0)?;
@@ -464,12 +397,7 @@ impl Token {
 
     pub fn remove_object(&self, handle: u64) -> Result<()> {
         if handle >= SESSION_OBJECT_BASE {
-            return self
-                .session_objects
-                .write()
-                .remove(&handle)
-                .map(|_| ())
-                .ok_or(Error::ObjectHandleInvalid);
+            return self.session_objects.write().remove(&handle).map(|_| ()).ok_or(Error::ObjectHandleInvalid);
         }
         self.cache.lock().objects.remove(&handle);
         if !self.store.delete(handle)? {
@@ -480,12 +408,7 @@ impl Token {
 
     /// Several token-object changes in one durable transaction (a rotation writes the
     /// old version and the new material together). Returns the handles of `inserts`.
-    pub fn apply(
-        &self,
-        inserts: Vec<Object>,
-        updates: Vec<(u64, Object)>,
-        deletes: Vec<u64>,
-    ) -> Result<Vec<u64>> {
+    pub fn apply(&self, inserts: Vec<Object>, updates: Vec<(u64, Object)>, deletes: Vec<u64>) -> Result<Vec<u64>> {
         let mut changes = Vec::new();
         let mut inserted = Vec::new();
         for mut obj in inserts {
@@ -515,10 +438,7 @@ impl Token {
 
     /// Handles of every token object of KMS key `key_id` (all versions, any state).
     pub fn objects_of_key(&self, key_id: &str) -> Result<Vec<u64>> {
-        let cond = vec![(
-            CKA_KMSTOKEN_KEY_ID,
-            vec![index_hash(None, CKA_KMSTOKEN_KEY_ID, key_id.as_bytes())],
-        )];
+        let cond = vec![(CKA_KMSTOKEN_KEY_ID, vec![index_hash(None, CKA_KMSTOKEN_KEY_ID, key_id.as_bytes())])];
         self.store.find(&cond, true, &[])
     }
 
@@ -526,27 +446,18 @@ impl Token {
     /// directly because purging needs no login.
     pub fn due_for_purge(&self, now: i64) -> Result<Vec<(u64, String)>> {
         let state = ck_ulong(crate::vendor::KMSTOKEN_STATE_PENDING_DELETION);
-        let cond = vec![(
-            CKA_KMSTOKEN_KEY_STATE,
-            vec![index_hash(None, CKA_KMSTOKEN_KEY_STATE, &state)],
-        )];
+        let cond = vec![(CKA_KMSTOKEN_KEY_STATE, vec![index_hash(None, CKA_KMSTOKEN_KEY_STATE, &state)])];
         let mut due = Vec::new();
         for id in self.store.find(&cond, true, &[])? {
             let Some(so) = self.store.load(id)? else {
                 continue;
             };
-            let clear = |ty: u64| {
-                so.attrs
-                    .iter()
-                    .find(|a| a.ty == ty && !a.sealed)
-                    .map(|a| a.value.clone())
-            };
+            let clear = |ty: u64| so.attrs.iter().find(|a| a.ty == ty && !a.sealed).map(|a| a.value.clone());
             let date = clear(crate::vendor::CKA_KMSTOKEN_DELETION_DATE)
                 .and_then(|v| v.try_into().ok())
                 .map(u64::from_ne_bytes)
                 .unwrap_or(0);
-            let key_id =
-                clear(CKA_KMSTOKEN_KEY_ID).map(|v| String::from_utf8_lossy(&v).into_owned());
+            let key_id = clear(CKA_KMSTOKEN_KEY_ID).map(|v| String::from_utf8_lossy(&v).into_owned());
             if let (true, Some(k)) = (date as i64 <= now, key_id) {
                 due.push((id, k));
             }
@@ -556,8 +467,7 @@ impl Token {
 
     /// Deletes objects without login (the purge of keys whose deletion date has come).
     pub fn purge(&self, handles: &[u64], key_id: &str) -> Result<()> {
-        self.store
-            .commit(handles.iter().map(|h| Change::Delete(*h)).collect())?;
+        self.store.commit(handles.iter().map(|h| Change::Delete(*h)).collect())?;
         self.store.delete_aliases_of(key_id)?;
         let mut cache = self.cache.lock();
         handles.iter().for_each(|h| {
@@ -595,35 +505,22 @@ impl Token {
                 (*ty, hashes)
             })
             .collect();
-        let wants_token = template
-            .iter()
-            .find(|(ty, _)| *ty == CKA_TOKEN)
-            .map(|(_, v)| v.first() == Some(&1));
+        let wants_token = template.iter().find(|(ty, _)| *ty == CKA_TOKEN).map(|(_, v)| v.first() == Some(&1));
         let mut out = Vec::new();
         if wants_token != Some(false) {
             // Keys pending deletion are hidden unless the template asks for their state.
             let asks_state = template.iter().any(|(ty, _)| *ty == CKA_KMSTOKEN_KEY_STATE);
-            let exclude = if asks_state {
-                Vec::new()
-            } else {
-                vec![pending_deletion_entry()]
-            };
+            let exclude = if asks_state { Vec::new() } else { vec![pending_deletion_entry()] };
             let ids = self.store.find(&conditions, user, &exclude)?;
             // When the index decides every condition, the objects need not be loaded (and
             // unsealed) at all: a search stays proportional to what it finds.
-            if template
-                .iter()
-                .all(|(ty, _)| INDEXED.contains(ty) || *ty == CKA_TOKEN)
-            {
+            if template.iter().all(|(ty, _)| INDEXED.contains(ty) || *ty == CKA_TOKEN) {
                 out = ids;
             } else {
                 let mut cache = self.cache.lock();
                 self.sync(&mut cache)?;
                 for id in ids {
-                    if self
-                        .cached_object(&mut cache, id)?
-                        .is_some_and(|o| o.matches(template))
-                    {
+                    if self.cached_object(&mut cache, id)?.is_some_and(|o| o.matches(template)) {
                         out.push(id);
                     }
                 }

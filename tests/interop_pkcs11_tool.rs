@@ -28,9 +28,7 @@ fn module_path() -> PathBuf {
         assert!(p.is_file(), "KMSTOKEN_MODULE={} is not a file", p.display());
         return p;
     }
-    let beside = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent()?.parent().map(|d| d.join("libkmstoken.so")));
+    let beside = std::env::current_exe().ok().and_then(|exe| exe.parent()?.parent().map(|d| d.join("libkmstoken.so")));
     if let Some(p) = beside.filter(|p| p.is_file()) {
         return p;
     }
@@ -78,10 +76,7 @@ impl Fixture {
         let store = dir.path().join("store");
         std::fs::write(
             &conf,
-            format!(
-                "keystore = \"{}\"\n[argon2]\nmemory_kib = 64\niterations = 1\n",
-                store.display()
-            ),
+            format!("keystore = \"{}\"\n[argon2]\nmemory_kib = 64\niterations = 1\n", store.display()),
         )
         .expect("write configuration");
         Fixture { dir, conf, module: module_path() }
@@ -126,7 +121,10 @@ impl Fixture {
     /// Initialises the token on the empty slot (0 on a fresh keystore) and its user PIN.
     fn init_token(&self) {
         let slots = self.p11(&["--list-slots"]);
-        assert!(slots.contains("Slot 0") && slots.contains("uninitialized"), "a fresh keystore shows empty slot 0:\n{slots}");
+        assert!(
+            slots.contains("Slot 0") && slots.contains("uninitialized"),
+            "a fresh keystore shows empty slot 0:\n{slots}"
+        );
         let out = self.p11(&["--init-token", "--slot", "0", "--label", TOKEN_LABEL, "--so-pin", SO_PIN]);
         assert!(out.contains("Token successfully initialized"), "{out}");
         let out = self.p11(&["--init-pin", "--slot", "0", "--so-pin", SO_PIN, "--pin", USER_PIN]);
@@ -239,14 +237,38 @@ fn aes_cbc_pad_matches_openssl() {
         let (plain_s, ct_s, exp_s, back_s) =
             (plain.to_str().unwrap(), ct.to_str().unwrap(), expected.to_str().unwrap(), back.to_str().unwrap());
 
-        f.p11_user(&["--encrypt", "--mechanism", "AES-CBC-PAD", "--iv", iv, "--id", "0102", "--input-file", plain_s, "--output-file", ct_s]);
+        f.p11_user(&[
+            "--encrypt",
+            "--mechanism",
+            "AES-CBC-PAD",
+            "--iv",
+            iv,
+            "--id",
+            "0102",
+            "--input-file",
+            plain_s,
+            "--output-file",
+            ct_s,
+        ]);
         f.openssl(&["enc", "-aes-256-cbc", "-K", &key_hex, "-iv", iv, "-in", plain_s, "-out", exp_s]);
         let (ours, theirs) = (read(&ct), read(&expected));
         assert_eq!(ours.len(), (len / 16 + 1) * 16, "CBC-PAD ciphertext length for {len} bytes");
         assert_eq!(hex::encode(&ours), hex::encode(&theirs), "AES-CBC-PAD of {len} bytes differs from openssl's");
 
         // Decryption of openssl's ciphertext gives the plaintext back.
-        f.p11_user(&["--decrypt", "--mechanism", "AES-CBC-PAD", "--iv", iv, "--id", "0102", "--input-file", exp_s, "--output-file", back_s]);
+        f.p11_user(&[
+            "--decrypt",
+            "--mechanism",
+            "AES-CBC-PAD",
+            "--iv",
+            iv,
+            "--id",
+            "0102",
+            "--input-file",
+            exp_s,
+            "--output-file",
+            back_s,
+        ]);
         assert_eq!(read(&back), read(&plain), "decryption of {len} bytes");
         // And openssl decrypts ours.
         let dec = f.openssl(&["enc", "-d", "-aes-256-cbc", "-K", &key_hex, "-iv", iv, "-in", ct_s]);
@@ -259,8 +281,22 @@ fn aes_cbc_pad_matches_openssl() {
     bad[n - 17] ^= 0x01; // last byte of the previous block flips the padding byte
     let bad_file = f.write("bad.bin", &bad);
     let o = f.p11_raw(&[
-        "--slot", "0", "--login", "--pin", USER_PIN, "--decrypt", "-m", "AES-CBC-PAD", "--iv", iv, "--id", "0102",
-        "-i", bad_file.to_str().unwrap(), "-o", f.path("bad-out.bin").to_str().unwrap(),
+        "--slot",
+        "0",
+        "--login",
+        "--pin",
+        USER_PIN,
+        "--decrypt",
+        "-m",
+        "AES-CBC-PAD",
+        "--iv",
+        iv,
+        "--id",
+        "0102",
+        "-i",
+        bad_file.to_str().unwrap(),
+        "-o",
+        f.path("bad-out.bin").to_str().unwrap(),
     ]);
     assert!(!o.status.success(), "broken padding decrypted:\n{}", text(&o));
     assert!(text(&o).contains("CKR_ENCRYPTED_DATA_INVALID"), "{}", text(&o));
@@ -273,7 +309,15 @@ fn hmac_sha256_matches_openssl() {
     // OpenSC 0.23 cannot --write-object a GENERIC key (see the top of this file): the key
     // is generated extractable and its value read back.
     let out = f.p11_user(&[
-        "--keygen", "--key-type", "GENERIC:32", "--label", "mac-key", "--id", "33", "--extractable", "--usage-sign",
+        "--keygen",
+        "--key-type",
+        "GENERIC:32",
+        "--label",
+        "mac-key",
+        "--id",
+        "33",
+        "--extractable",
+        "--usage-sign",
     ]);
     assert!(out.contains("Key generated") && out.contains("Generic secret length 32"), "{out}");
     let key_file = f.path("mac-key.bin");
@@ -287,10 +331,25 @@ fn hmac_sha256_matches_openssl() {
         let data = f.write(&format!("data{len}.bin"), &pattern(len, 9));
         let mac = f.path(&format!("mac{len}.bin"));
         let (data_s, mac_s) = (data.to_str().unwrap(), mac.to_str().unwrap());
-        f.p11_user(&["--sign", "--mechanism", "SHA256-HMAC", "--id", "33", "--input-file", data_s, "--output-file", mac_s]);
-        let expected = f.openssl(&["dgst", "-sha256", "-mac", "HMAC", "-macopt", &format!("hexkey:{key_hex}"), "-binary", data_s]);
+        f.p11_user(&[
+            "--sign",
+            "--mechanism",
+            "SHA256-HMAC",
+            "--id",
+            "33",
+            "--input-file",
+            data_s,
+            "--output-file",
+            mac_s,
+        ]);
+        let expected =
+            f.openssl(&["dgst", "-sha256", "-mac", "HMAC", "-macopt", &format!("hexkey:{key_hex}"), "-binary", data_s]);
         assert_eq!(expected.len(), 32);
-        assert_eq!(hex::encode(read(&mac)), hex::encode(&expected), "HMAC-SHA256 of {len} bytes differs from openssl's");
+        assert_eq!(
+            hex::encode(read(&mac)),
+            hex::encode(&expected),
+            "HMAC-SHA256 of {len} bytes differs from openssl's"
+        );
     }
 }
 
@@ -310,7 +369,18 @@ fn second_process_sees_key_and_deletion() {
     assert_eq!(f.labels(), vec!["keeper".to_string()], "the deleted key is still listed");
 
     // Deleting it again finds nothing.
-    let o = f.p11_raw(&["--slot", "0", "--login", "--pin", USER_PIN, "--delete-object", "--type", "secrkey", "--label", "shared-key"]);
+    let o = f.p11_raw(&[
+        "--slot",
+        "0",
+        "--login",
+        "--pin",
+        USER_PIN,
+        "--delete-object",
+        "--type",
+        "secrkey",
+        "--label",
+        "shared-key",
+    ]);
     assert!(!o.status.success(), "deleting a deleted key succeeded:\n{}", text(&o));
     assert_eq!(f.labels(), vec!["keeper".to_string()]);
 }
@@ -325,7 +395,17 @@ fn digests_match_openssl() {
         for (mech, ossl) in [("SHA256", "-sha256"), ("SHA-1", "-sha1"), ("SHA384", "-sha384"), ("SHA512", "-sha512")] {
             let out = f.path(&format!("h{len}-{mech}.bin"));
             // Digests need no login.
-            f.p11(&["--slot", "0", "--hash", "-m", mech, "--input-file", data_s, "--output-file", out.to_str().unwrap()]);
+            f.p11(&[
+                "--slot",
+                "0",
+                "--hash",
+                "-m",
+                mech,
+                "--input-file",
+                data_s,
+                "--output-file",
+                out.to_str().unwrap(),
+            ]);
             let expected = f.openssl(&["dgst", ossl, "-binary", data_s]);
             assert_eq!(hex::encode(read(&out)), hex::encode(&expected), "{mech} of {len} bytes differs from openssl's");
         }

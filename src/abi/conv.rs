@@ -57,9 +57,7 @@ pub fn output<'a>(p: *mut u8, len: *mut CK_ULONG) -> Result<Option<&'a mut [u8]>
         return Ok(None);
     }
     // SAFETY: `len` is non-NULL; the caller owns *len writable bytes at `p`.
-    Ok(Some(unsafe {
-        std::slice::from_raw_parts_mut(p, (*len as usize).min(MAX_INPUT as usize * 2))
-    }))
+    Ok(Some(unsafe { std::slice::from_raw_parts_mut(p, (*len as usize).min(MAX_INPUT as usize * 2)) }))
 }
 
 /// Stores a length (written or needed) where the caller asked for it; a too-small
@@ -93,15 +91,7 @@ pub fn template(p: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Vec<Attribute
     }
     // SAFETY: the caller passes `count` CK_ATTRIBUTEs at `p`.
     let attrs = unsafe { std::slice::from_raw_parts(p, count as usize) };
-    attrs
-        .iter()
-        .map(|a| {
-            Ok((
-                a.type_,
-                input(a.pValue as *const u8, a.ulValueLen)?.to_vec(),
-            ))
-        })
-        .collect()
+    attrs.iter().map(|a| Ok((a.type_, input(a.pValue as *const u8, a.ulValueLen)?.to_vec()))).collect()
 }
 
 /// The caller's template for C_GetAttributeValue, to be filled in place.
@@ -158,30 +148,18 @@ pub fn mechanism(p: *const CK_MECHANISM) -> Result<Mechanism> {
     }
     // SAFETY: non-NULL pointer to the caller's CK_MECHANISM.
     let m = unsafe { &*p };
-    let bytes = |m: &CK_MECHANISM| {
-        input(m.pParameter as *const u8, m.ulParameterLen).map_err(|_| Error::MechanismParamInvalid)
-    };
+    let bytes =
+        |m: &CK_MECHANISM| input(m.pParameter as *const u8, m.ulParameterLen).map_err(|_| Error::MechanismParamInvalid);
     let param = match m.mechanism {
         CKM_AES_GCM => {
             let g: CK_GCM_PARAMS = param_struct(m)?;
-            let iv = input(g.pIv, g.ulIvLen)
-                .map_err(|_| Error::MechanismParamInvalid)?
-                .to_vec();
-            let aad = input(g.pAAD, g.ulAADLen)
-                .map_err(|_| Error::MechanismParamInvalid)?
-                .to_vec();
-            Param::Gcm {
-                iv,
-                aad,
-                tag_bits: g.ulTagBits,
-            }
+            let iv = input(g.pIv, g.ulIvLen).map_err(|_| Error::MechanismParamInvalid)?.to_vec();
+            let aad = input(g.pAAD, g.ulAADLen).map_err(|_| Error::MechanismParamInvalid)?.to_vec();
+            Param::Gcm { iv, aad, tag_bits: g.ulTagBits }
         }
         CKM_AES_CTR => {
             let c: CK_AES_CTR_PARAMS = param_struct(m)?;
-            Param::Ctr {
-                counter_bits: c.ulCounterBits,
-                cb: c.cb,
-            }
+            Param::Ctr { counter_bits: c.ulCounterBits, cb: c.cb }
         }
         CKM_SHA_1_HMAC_GENERAL
         | CKM_SHA224_HMAC_GENERAL
@@ -201,24 +179,27 @@ pub fn mechanism(p: *const CK_MECHANISM) -> Result<Mechanism> {
             .to_vec();
             Param::Oaep { hash: o.hashAlg, mgf: o.mgf, label }
         }
-        CKM_RSA_PKCS_PSS | CKM_SHA1_RSA_PKCS_PSS | CKM_SHA224_RSA_PKCS_PSS | CKM_SHA256_RSA_PKCS_PSS
-        | CKM_SHA384_RSA_PKCS_PSS | CKM_SHA512_RSA_PKCS_PSS => {
+        CKM_RSA_PKCS_PSS
+        | CKM_SHA1_RSA_PKCS_PSS
+        | CKM_SHA224_RSA_PKCS_PSS
+        | CKM_SHA256_RSA_PKCS_PSS
+        | CKM_SHA384_RSA_PKCS_PSS
+        | CKM_SHA512_RSA_PKCS_PSS => {
             let p: CK_RSA_PKCS_PSS_PARAMS = param_struct(m)?;
             Param::Pss { hash: p.hashAlg, mgf: p.mgf, salt_len: p.sLen }
         }
         CKM_ECDH1_DERIVE => {
             let d: CK_ECDH1_DERIVE_PARAMS = param_struct(m)?;
-            let shared_data = input(d.pSharedData, d.ulSharedDataLen).map_err(|_| Error::MechanismParamInvalid)?.to_vec();
-            let public_data = input(d.pPublicData, d.ulPublicDataLen).map_err(|_| Error::MechanismParamInvalid)?.to_vec();
+            let shared_data =
+                input(d.pSharedData, d.ulSharedDataLen).map_err(|_| Error::MechanismParamInvalid)?.to_vec();
+            let public_data =
+                input(d.pPublicData, d.ulPublicDataLen).map_err(|_| Error::MechanismParamInvalid)?.to_vec();
             Param::Ecdh { kdf: d.kdf, shared_data, public_data }
         }
         _ if m.ulParameterLen == 0 => Param::None,
         _ => Param::Bytes(bytes(m)?.to_vec()),
     };
-    Ok(Mechanism {
-        ty: m.mechanism,
-        param,
-    })
+    Ok(Mechanism { ty: m.mechanism, param })
 }
 
 /// Copies `s` into a blank-padded fixed field, cutting at a character boundary.

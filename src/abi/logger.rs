@@ -9,9 +9,7 @@ struct Logger {
     file: Mutex<Option<std::fs::File>>,
 }
 
-static LOGGER: Logger = Logger {
-    file: Mutex::new(None),
-};
+static LOGGER: Logger = Logger { file: Mutex::new(None) };
 
 impl log::Log for Logger {
     fn enabled(&self, m: &log::Metadata) -> bool {
@@ -22,12 +20,7 @@ impl log::Log for Logger {
         if !self.enabled(r.metadata()) {
             return;
         }
-        let line = format!(
-            "kmstoken[{}]: {}: {}\n",
-            std::process::id(),
-            r.level(),
-            r.args()
-        );
+        let line = format!("kmstoken[{}]: {}: {}\n", std::process::id(), r.level(), r.args());
         let mut f = self.file.lock();
         match f.as_mut() {
             Some(f) => {
@@ -45,16 +38,9 @@ impl log::Log for Logger {
 /// Sets the level and destination from the configuration (again on each C_Initialize).
 pub fn init(config: &Config) {
     let _ = log::set_logger(&LOGGER);
-    let level = std::env::var("KMSTOKEN_LOG")
-        .ok()
-        .unwrap_or_else(|| config.log.level.clone());
+    let level = std::env::var("KMSTOKEN_LOG").ok().unwrap_or_else(|| config.log.level.clone());
     log::set_max_level(level.parse().unwrap_or(log::LevelFilter::Warn));
-    let file = config.log.file.as_ref().and_then(|p| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .ok()
-    });
+    let file =
+        config.log.file.as_ref().and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok());
     *LOGGER.file.lock() = file;
 }

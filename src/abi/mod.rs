@@ -62,12 +62,7 @@ fn initialize(args: *mut c_void) -> Result<()> {
         if !a.pReserved.is_null() {
             return Err(Error::ArgumentsBad);
         }
-        let given = [
-            a.CreateMutex.is_some(),
-            a.DestroyMutex.is_some(),
-            a.LockMutex.is_some(),
-            a.UnlockMutex.is_some(),
-        ];
+        let given = [a.CreateMutex.is_some(), a.DestroyMutex.is_some(), a.LockMutex.is_some(), a.UnlockMutex.is_some()];
         if given.iter().any(|g| *g) && !given.iter().all(|g| *g) {
             return Err(Error::ArgumentsBad);
         }
@@ -100,12 +95,7 @@ fn initialize(args: *mut c_void) -> Result<()> {
 fn token_info(slot: CK_SLOT_ID, out: &mut CK_TOKEN_INFO) -> Result<()> {
     let lib = lib()?;
     let (label, serial, flags, counts) = match lib.slot(slot)? {
-        Slot::Empty => (
-            String::new(),
-            String::new(),
-            CKF_RNG | CKF_LOGIN_REQUIRED,
-            (0, 0),
-        ),
+        Slot::Empty => (String::new(), String::new(), CKF_RNG | CKF_LOGIN_REQUIRED, (0, 0)),
         Slot::Token(t) => {
             let st = t.status()?;
             let mut f = CKF_RNG | CKF_LOGIN_REQUIRED | CKF_TOKEN_INITIALIZED;
@@ -119,19 +109,8 @@ fn token_info(slot: CK_SLOT_ID, out: &mut CK_TOKEN_INFO) -> Result<()> {
                 CKF_USER_PIN_FINAL_TRY,
                 CKF_USER_PIN_LOCKED,
             );
-            f |= pin_flags(
-                st.so_failed,
-                st.max_failed,
-                CKF_SO_PIN_COUNT_LOW,
-                CKF_SO_PIN_FINAL_TRY,
-                CKF_SO_PIN_LOCKED,
-            );
-            (
-                t.label.clone(),
-                t.serial.clone(),
-                f,
-                lib.session_counts(slot),
-            )
+            f |= pin_flags(st.so_failed, st.max_failed, CKF_SO_PIN_COUNT_LOW, CKF_SO_PIN_FINAL_TRY, CKF_SO_PIN_LOCKED);
+            (t.label.clone(), t.serial.clone(), f, lib.session_counts(slot))
         }
     };
     *out = CK_TOKEN_INFO {
@@ -169,12 +148,7 @@ fn pin_flags(failed: u32, max: u32, low: CK_FLAGS, last: CK_FLAGS, locked: CK_FL
     }
 }
 
-fn get_attributes(
-    h: CK_SESSION_HANDLE,
-    obj: CK_OBJECT_HANDLE,
-    p: *mut CK_ATTRIBUTE,
-    n: CK_ULONG,
-) -> Result<()> {
+fn get_attributes(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE, p: *mut CK_ATTRIBUTE, n: CK_ULONG) -> Result<()> {
     let lib = lib()?;
     let object = lib.object(h, obj)?;
     let template = template_out(p, n)?;
@@ -182,11 +156,7 @@ fn get_attributes(
     let mut rv = Ok(());
     for a in template.iter_mut() {
         if let Err(e) = fill_attribute(a, object.read(a.type_)) {
-            let e = if let Error::BufferTooSmall(_) = e {
-                Error::BufferTooSmall(0)
-            } else {
-                e
-            };
+            let e = if let Error::BufferTooSmall(_) = e { Error::BufferTooSmall(0) } else { e };
             if rv.is_ok() || e != Error::BufferTooSmall(0) {
                 rv = Err(e);
             }

@@ -33,20 +33,15 @@ pub fn run(cmd: AuditCommand) -> Result<Value, Failure> {
             let t = pick(&lib, token, None)?;
             let path = t.audit.path();
             match audit::verify(path)? {
-                Verdict::Intact { records } => Ok(
-                    json!({ "Log": path.display().to_string(), "Records": records, "Intact": true }),
-                ),
-                Verdict::Broken { line, reason } => Err(Failure(format!(
-                    "{}: record {line} is broken: {reason}",
-                    path.display()
-                ))),
+                Verdict::Intact { records } => {
+                    Ok(json!({ "Log": path.display().to_string(), "Records": records, "Intact": true }))
+                }
+                Verdict::Broken { line, reason } => {
+                    Err(Failure(format!("{}: record {line} is broken: {reason}", path.display())))
+                }
             }
         }
-        AuditCommand::Tail {
-            token,
-            key_id,
-            lines,
-        } => {
+        AuditCommand::Tail { token, key_id, lines } => {
             let t = pick(&lib, token, None)?;
             let records = audit::tail(t.audit.path(), lines, key_id.as_deref())?;
             Ok(json!({ "Records": records }))

@@ -187,19 +187,11 @@ fn act<'a>(lib: &'a Library, login: &Login) -> Result<Acting<'a>, Failure> {
     let (user, env) = match login.principal.as_str() {
         "user" => (CKU_USER, "KMSTOKEN_PIN"),
         "so" => (CKU_SO, "KMSTOKEN_SO_PIN"),
-        other => {
-            return Err(Failure(format!(
-                "unknown principal {other:?}: use user or so"
-            )))
-        }
+        other => return Err(Failure(format!("unknown principal {other:?}: use user or so"))),
     };
     let pin = secret(login.pin.clone(), env, "PIN: ")?;
     let session = lib.open_session(token.slot_id, CKF_SERIAL_SESSION | CKF_RW_SESSION)?;
-    let acting = Acting {
-        lib,
-        token,
-        session,
-    };
+    let acting = Acting { lib, token, session };
     lib.login(session, user, pin.as_bytes())?;
     Ok(acting)
 }
@@ -209,12 +201,8 @@ pub fn run(args: KmsArgs) -> Result<Value, Failure> {
     let op = args.command.operation();
     let lib = open()?;
     let a = act(&lib, &args.login)?;
-    execute(&a, args.command).map_err(|e| {
-        Failure(format!(
-            "An error occurred ({}) when calling the {op} operation: {}",
-            e.code, e.message
-        ))
-    })
+    execute(&a, args.command)
+        .map_err(|e| Failure(format!("An error occurred ({}) when calling the {op} operation: {}", e.code, e.message)))
 }
 
 fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
@@ -223,11 +211,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
     let meta = |h: u64| -> KmsResult<Value> { Ok(lc::describe(&*t.object_any(h)?)) };
     use KmsCommand::*;
     Ok(match cmd {
-        CreateKey {
-            description,
-            key_usage,
-            key_spec,
-        } => {
+        CreateKey { description, key_usage, key_spec } => {
             let h = create_key(a, &key_spec, key_usage.as_deref())?;
             if !description.is_empty() {
                 lc::update_description(t, h, &description)?;
@@ -236,10 +220,8 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
         }
         DescribeKey { key_id } => json!({ "KeyMetadata": meta(resolve(&key_id)?)? }),
         ListKeys => {
-            let keys: Vec<Value> = lc::keys(t)?
-                .iter()
-                .map(|(_, o)| json!({ "KeyId": kms::key_id(o), "KeyArn": kms::arn(o) }))
-                .collect();
+            let keys: Vec<Value> =
+                lc::keys(t)?.iter().map(|(_, o)| json!({ "KeyId": kms::key_id(o), "KeyArn": kms::arn(o) })).collect();
             json!({ "Keys": keys, "Truncated": false })
         }
         EnableKey { key_id } => {
@@ -250,11 +232,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
             lc::enable(t, resolve(&key_id)?, false)?;
             Value::Null
         }
-        ScheduleKeyDeletion {
-            key_id,
-            pending_window_in_days,
-            force,
-        } => {
+        ScheduleKeyDeletion { key_id, pending_window_in_days, force } => {
             let h = resolve(&key_id)?;
             let arn = kms::arn(&*t.object_any(h)?);
             if force {
@@ -275,10 +253,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
             lc::cancel_deletion(t, h)?;
             json!({ "KeyId": kms::arn(&*t.object_any(h)?) })
         }
-        EnableKeyRotation {
-            key_id,
-            rotation_period_in_days,
-        } => {
+        EnableKeyRotation { key_id, rotation_period_in_days } => {
             lc::enable_rotation(t, resolve(&key_id)?, rotation_period_in_days)?;
             Value::Null
         }
@@ -306,17 +281,11 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
             }
             json!({ "Rotations": rotations, "Truncated": false })
         }
-        CreateAlias {
-            alias_name,
-            target_key_id,
-        } => {
+        CreateAlias { alias_name, target_key_id } => {
             lc::create_alias(t, &alias_name, resolve(&target_key_id)?)?;
             Value::Null
         }
-        UpdateAlias {
-            alias_name,
-            target_key_id,
-        } => {
+        UpdateAlias { alias_name, target_key_id } => {
             lc::update_alias(t, &alias_name, resolve(&target_key_id)?)?;
             Value::Null
         }
@@ -325,9 +294,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
             Value::Null
         }
         ListAliases { key_id } => {
-            let only = key_id
-                .map(|k| resolve(&k).and_then(|h| Ok(kms::key_id(&*t.object_any(h)?))))
-                .transpose()?;
+            let only = key_id.map(|k| resolve(&k).and_then(|h| Ok(kms::key_id(&*t.object_any(h)?)))).transpose()?;
             let aliases: Vec<Value> = t
                 .store()
                 .aliases()?
@@ -363,10 +330,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
                 .collect();
             json!({ "Tags": tags, "Truncated": false })
         }
-        UpdateKeyDescription {
-            key_id,
-            description,
-        } => {
+        UpdateKeyDescription { key_id, description } => {
             lc::update_description(t, resolve(&key_id)?, &description)?;
             Value::Null
         }
@@ -375,22 +339,14 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
 
 /// `TagKey=k,TagValue=v` (the aws CLI's shorthand) or a JSON list of tag objects.
 fn parse_tags(args: &[String]) -> KmsResult<Vec<(String, String)>> {
-    let bad = |a: &str| {
-        KmsError::new(
-            "ValidationException",
-            format!("cannot read tag {a:?}: use TagKey=k,TagValue=v"),
-        )
-    };
+    let bad = |a: &str| KmsError::new("ValidationException", format!("cannot read tag {a:?}: use TagKey=k,TagValue=v"));
     let mut out = Vec::new();
     for a in args {
         if a.trim_start().starts_with('[') {
             let v: Vec<Value> = serde_json::from_str(a).map_err(|_| bad(a))?;
             for t in v {
                 let k = t["TagKey"].as_str().ok_or_else(|| bad(a))?;
-                out.push((
-                    k.to_string(),
-                    t["TagValue"].as_str().unwrap_or("").to_string(),
-                ));
+                out.push((k.to_string(), t["TagValue"].as_str().unwrap_or("").to_string()));
             }
             continue;
         }
@@ -410,12 +366,7 @@ fn parse_tags(args: &[String]) -> KmsResult<Vec<(String, String)>> {
 
 /// CreateKey through the same path as C_GenerateKey: a token key with its KMS life.
 fn create_key(a: &Acting, spec: &str, usage: Option<&str>) -> KmsResult<u64> {
-    let unsupported = || {
-        KmsError::new(
-            "ValidationException",
-            format!("KeySpec {spec} is not supported here"),
-        )
-    };
+    let unsupported = || KmsError::new("ValidationException", format!("KeySpec {spec} is not supported here"));
     let (mech, len, want_usage) = match spec {
         "SYMMETRIC_DEFAULT" => (CKM_AES_KEY_GEN, 32u64, "ENCRYPT_DECRYPT"),
         "HMAC_224" => (CKM_GENERIC_SECRET_KEY_GEN, 28, "GENERATE_VERIFY_MAC"),
@@ -427,10 +378,7 @@ fn create_key(a: &Acting, spec: &str, usage: Option<&str>) -> KmsResult<u64> {
     if usage.is_some_and(|u| u != want_usage) {
         return Err(KmsError::new(
             "ValidationException",
-            format!(
-                "KeyUsage {} is not valid for KeySpec {spec}",
-                usage.unwrap_or_default()
-            ),
+            format!("KeyUsage {} is not valid for KeySpec {spec}", usage.unwrap_or_default()),
         ));
     }
     let mac = want_usage == "GENERATE_VERIFY_MAC";
@@ -450,9 +398,6 @@ fn create_key(a: &Acting, spec: &str, usage: Option<&str>) -> KmsResult<u64> {
     if mac {
         template.push((CKA_KEY_TYPE, ck_ulong(CKK_GENERIC_SECRET)));
     }
-    let m = Mechanism {
-        ty: mech,
-        param: Param::None,
-    };
+    let m = Mechanism { ty: mech, param: Param::None };
     Ok(a.lib.generate_key(a.session, &m, &template)?)
 }

@@ -39,8 +39,7 @@ pub fn secret(flag: Option<String>, env: &str, prompt: &str) -> Result<String, F
         return Ok(v);
     }
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        return rpassword::prompt_password(prompt)
-            .map_err(|e| Failure(format!("cannot read the PIN: {e}")));
+        return rpassword::prompt_password(prompt).map_err(|e| Failure(format!("cannot read the PIN: {e}")));
     }
     Err(Failure(format!("no {prompt} given: use the flag or {env}")))
 }
@@ -51,33 +50,20 @@ pub fn open() -> Result<Library, Failure> {
 }
 
 /// The token named by label or serial (or KMSTOKEN_TOKEN), else the only one there is.
-pub fn pick(
-    lib: &Library,
-    label: Option<String>,
-    serial: Option<String>,
-) -> Result<Arc<Token>, Failure> {
+pub fn pick(lib: &Library, label: Option<String>, serial: Option<String>) -> Result<Arc<Token>, Failure> {
     let label = label.or_else(|| std::env::var("KMSTOKEN_TOKEN").ok());
     let tokens = lib.tokens();
     let found: Vec<_> = tokens
         .iter()
-        .filter(|t| {
-            label.as_ref().is_none_or(|l| &t.label == l)
-                && serial.as_ref().is_none_or(|s| &t.serial == s)
-        })
+        .filter(|t| label.as_ref().is_none_or(|l| &t.label == l) && serial.as_ref().is_none_or(|s| &t.serial == s))
         .cloned()
         .collect();
     match (found.len(), &label, &serial) {
         (1, _, _) => Ok(found[0].clone()),
-        (0, None, None) => Err(Failure(
-            "there is no initialised token (kmstoken init-token)".into(),
-        )),
+        (0, None, None) => Err(Failure("there is no initialised token (kmstoken init-token)".into())),
         (0, _, _) => Err(Failure("no token has that label or serial".into())),
-        (_, None, None) => Err(Failure(
-            "several tokens exist: choose one with --token LABEL".into(),
-        )),
-        _ => Err(Failure(
-            "several tokens have that label: choose one with --serial".into(),
-        )),
+        (_, None, None) => Err(Failure("several tokens exist: choose one with --token LABEL".into())),
+        _ => Err(Failure("several tokens have that label: choose one with --serial".into())),
     }
 }
 

@@ -60,9 +60,7 @@ fn sha256_hex(prev: &str, body: &[u8]) -> String {
 }
 
 fn process_name() -> String {
-    std::fs::read_to_string("/proc/self/comm")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    std::fs::read_to_string("/proc/self/comm").map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
 /// The sequence number and hash of the last complete record of `f`.
@@ -77,19 +75,11 @@ fn last_record(f: &mut File) -> Result<(u64, String)> {
     let mut tail = Vec::with_capacity(back as usize);
     f.take(back).read_to_end(&mut tail).map_err(io)?;
     let text = String::from_utf8_lossy(&tail);
-    let last = text
-        .trim_end_matches('\n')
-        .rsplit('\n')
-        .next()
-        .unwrap_or_default();
-    let v: Value = serde_json::from_str(last)
-        .map_err(|e| Error::storage(format!("audit log: last record unreadable: {e}")))?;
-    let seq = v["seq"]
-        .as_u64()
-        .ok_or_else(|| Error::storage("audit log: last record has no seq"))?;
-    let hash = v["hash"]
-        .as_str()
-        .ok_or_else(|| Error::storage("audit log: last record has no hash"))?;
+    let last = text.trim_end_matches('\n').rsplit('\n').next().unwrap_or_default();
+    let v: Value =
+        serde_json::from_str(last).map_err(|e| Error::storage(format!("audit log: last record unreadable: {e}")))?;
+    let seq = v["seq"].as_u64().ok_or_else(|| Error::storage("audit log: last record has no seq"))?;
+    let hash = v["hash"].as_str().ok_or_else(|| Error::storage("audit log: last record has no hash"))?;
     Ok((seq, hash.to_string()))
 }
 
@@ -103,10 +93,7 @@ fn io(e: std::io::Error) -> Error {
 
 impl AuditLog {
     pub fn new(path: PathBuf) -> AuditLog {
-        AuditLog {
-            path,
-            last_sync: Mutex::new(None),
-        }
+        AuditLog { path, last_sync: Mutex::new(None) }
     }
 
     pub fn path(&self) -> &Path {
@@ -121,14 +108,7 @@ impl AuditLog {
         body.insert("eventTime".into(), json!(clock::iso8601(now)));
         body.insert("eventSource".into(), json!("kmstoken"));
         body.insert("eventName".into(), json!(e.name));
-        body.insert(
-            "eventType".into(),
-            json!(if e.service {
-                "AwsServiceEvent"
-            } else {
-                "AwsApiCall"
-            }),
-        );
+        body.insert("eventType".into(), json!(if e.service { "AwsServiceEvent" } else { "AwsApiCall" }));
         body.insert(
             "userIdentity".into(),
             if e.service {
@@ -154,10 +134,7 @@ impl AuditLog {
             req.insert("mechanism".into(), json!(format!("{m:#x}")));
         }
         if !e.encryption_context_keys.is_empty() {
-            req.insert(
-                "encryptionContextKeys".into(),
-                json!(e.encryption_context_keys),
-            );
+            req.insert("encryptionContextKeys".into(), json!(e.encryption_context_keys));
         }
         if let Some(d) = &e.details {
             req.insert("details".into(), d.clone());
@@ -168,10 +145,7 @@ impl AuditLog {
             body.insert("errorMessage".into(), json!(msg));
         }
         if let Some(arn) = &e.key_arn {
-            body.insert(
-                "resources".into(),
-                json!([{ "type": "AWS::KMS::Key", "ARN": arn }]),
-            );
+            body.insert("resources".into(), json!([{ "type": "AWS::KMS::Key", "ARN": arn }]));
         }
         body.insert("readOnly".into(), json!(e.read_only));
         body.insert("requestID".into(), json!(uuid::Uuid::new_v4().to_string()));
@@ -186,21 +160,14 @@ impl AuditLog {
         }
         let mut f = {
             use std::os::unix::fs::OpenOptionsExt;
-            OpenOptions::new()
-                .read(true)
-                .append(true)
-                .create(true)
-                .mode(0o600)
-                .open(&self.path)
-                .map_err(io)?
+            OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(&self.path).map_err(io)?
         };
         f.lock().map_err(io)?;
         let r = (|| {
             let (seq, prev) = last_record(&mut f)?;
             body.insert("seq".into(), json!(seq + 1));
             body.insert("prevHash".into(), json!(prev));
-            let text = serde_json::to_string(&Value::Object(body))
-                .map_err(|e| Error::general(e.to_string()))?;
+            let text = serde_json::to_string(&Value::Object(body)).map_err(|e| Error::general(e.to_string()))?;
             let hash = sha256_hex(&prev, text.as_bytes());
             // The hash goes last so that the hashed bytes are exactly the line before it.
             let line = format!("{},\"hash\":\"{hash}\"}}\n", &text[..text.len() - 1]);
@@ -232,12 +199,7 @@ pub fn verify(path: &Path) -> Result<Verdict> {
     for (i, line) in BufReader::new(f).split(b'\n').enumerate() {
         let line_no = i as u64 + 1;
         let line = line.map_err(io)?;
-        let broken = |reason: String| {
-            Ok(Verdict::Broken {
-                line: line_no,
-                reason,
-            })
-        };
+        let broken = |reason: String| Ok(Verdict::Broken { line: line_no, reason });
         let Ok(text) = std::str::from_utf8(&line) else {
             return broken("not UTF-8".into());
         };
@@ -245,27 +207,17 @@ pub fn verify(path: &Path) -> Result<Verdict> {
             return broken("truncated record".into());
         }
         let (head, tail) = text.split_at(text.len() - HASH_SUFFIX_LEN);
-        let Some(claimed) = tail
-            .strip_prefix(",\"hash\":\"")
-            .and_then(|t| t.strip_suffix("\"}"))
-        else {
+        let Some(claimed) = tail.strip_prefix(",\"hash\":\"").and_then(|t| t.strip_suffix("\"}")) else {
             return broken("record does not end with its hash".into());
         };
         let Ok(v) = serde_json::from_str::<Value>(text) else {
             return broken("not JSON".into());
         };
         if v["prevHash"].as_str() != Some(prev.as_str()) {
-            return broken(
-                "prevHash does not match the record before: a record was removed, added or moved"
-                    .into(),
-            );
+            return broken("prevHash does not match the record before: a record was removed, added or moved".into());
         }
         if v["seq"].as_u64() != Some(n + 1) {
-            return broken(format!(
-                "sequence number {} where {} was expected",
-                v["seq"],
-                n + 1
-            ));
+            return broken(format!("sequence number {} where {} was expected", v["seq"], n + 1));
         }
         if sha256_hex(&prev, format!("{head}}}").as_bytes()) != claimed {
             return broken("the record's content does not match its hash: it was altered".into());
@@ -304,13 +256,7 @@ mod tests {
     use super::*;
 
     fn event(name: &str) -> Event<'_> {
-        Event {
-            name,
-            principal: "user",
-            key_id: Some("k1"),
-            read_only: true,
-            ..Default::default()
-        }
+        Event { name, principal: "user", key_id: Some("k1"), read_only: true, ..Default::default() }
     }
 
     #[test]
@@ -328,26 +274,17 @@ mod tests {
         // One byte changed in the second record.
         let altered = text.replacen("\"Decrypt\"", "\"Decrypu\"", 1);
         std::fs::write(&p, &altered).unwrap();
-        assert!(matches!(
-            verify(&p).unwrap(),
-            Verdict::Broken { line: 2, .. }
-        ));
+        assert!(matches!(verify(&p).unwrap(), Verdict::Broken { line: 2, .. }));
 
         // The third record removed.
         let removed = [lines[0], lines[1], lines[3]].join("\n") + "\n";
         std::fs::write(&p, removed).unwrap();
-        assert!(matches!(
-            verify(&p).unwrap(),
-            Verdict::Broken { line: 3, .. }
-        ));
+        assert!(matches!(verify(&p).unwrap(), Verdict::Broken { line: 3, .. }));
 
         // Two records swapped.
         let swapped = [lines[0], lines[2], lines[1], lines[3]].join("\n") + "\n";
         std::fs::write(&p, swapped).unwrap();
-        assert!(matches!(
-            verify(&p).unwrap(),
-            Verdict::Broken { line: 2, .. }
-        ));
+        assert!(matches!(verify(&p).unwrap(), Verdict::Broken { line: 2, .. }));
     }
 
     #[test]
@@ -380,10 +317,7 @@ mod tests {
         e.encryption_context_keys = vec!["purpose".into()];
         log.append("serial", &e).unwrap();
         let v = &tail(&p, 1, None).unwrap()[0];
-        assert_eq!(
-            v["requestParameters"]["encryptionContextKeys"][0],
-            "purpose"
-        );
+        assert_eq!(v["requestParameters"]["encryptionContextKeys"][0], "purpose");
         assert!(v.get("plaintext").is_none() && v["requestParameters"].get("plaintext").is_none());
     }
 }

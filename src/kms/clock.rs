@@ -8,14 +8,8 @@ pub const DAY: i64 = 86_400;
 
 /// Seconds since the epoch, as the KMS layer sees them.
 pub fn now() -> i64 {
-    let wall = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let offset = std::env::var("KMSTOKEN_CLOCK_OFFSET")
-        .ok()
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .unwrap_or(0);
+    let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let offset = std::env::var("KMSTOKEN_CLOCK_OFFSET").ok().and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(0);
     wall.saturating_add(offset)
 }
 

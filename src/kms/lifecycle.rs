@@ -26,37 +26,18 @@ pub const MAX_DESCRIPTION: usize = 8192;
 
 /// Gives a new token key its KMS life: key id, ARN, spec, one usage, state, dates, and
 /// the defaults of CKA_ID (the key id's 16 bytes) and CKA_LABEL (the key id).
-pub fn on_create(
-    token: &Token,
-    obj: &mut Object,
-    template: &Template,
-    external: bool,
-) -> crate::error::Result<()> {
+pub fn on_create(token: &Token, obj: &mut Object, template: &Template, external: bool) -> crate::error::Result<()> {
     let key_type = obj.key_type().ok_or(Error::TemplateIncomplete)?;
     let usage = meta::derive_usage(template, key_type, token.kms.strict_usage)?;
     let id = uuid::Uuid::new_v4();
     let key_id = id.to_string();
     let now = clock::now();
-    let st = if external {
-        KeyState::PendingImport
-    } else {
-        KeyState::Enabled
-    };
+    let st = if external { KeyState::PendingImport } else { KeyState::Enabled };
     obj.set(CKA_KMSTOKEN_KEY_ID, key_id.clone().into_bytes());
-    obj.set(
-        CKA_KMSTOKEN_ARN,
-        format!("arn:kmstoken:kms:local:{}:key/{key_id}", token.serial).into_bytes(),
-    );
+    obj.set(CKA_KMSTOKEN_ARN, format!("arn:kmstoken:kms:local:{}:key/{key_id}", token.serial).into_bytes());
     obj.set(CKA_KMSTOKEN_KEY_SPEC, meta::key_spec(obj).into_bytes());
     obj.set(CKA_KMSTOKEN_KEY_USAGE, usage.name().as_bytes().to_vec());
-    obj.set(
-        CKA_KMSTOKEN_ORIGIN,
-        if external {
-            b"EXTERNAL".to_vec()
-        } else {
-            b"AWS_KMS".to_vec()
-        },
-    );
+    obj.set(CKA_KMSTOKEN_ORIGIN, if external { b"EXTERNAL".to_vec() } else { b"AWS_KMS".to_vec() });
     obj.set(CKA_KMSTOKEN_CREATION_DATE, ck_ulong(now as u64));
     obj.set(CKA_KMSTOKEN_KEY_STATE, ck_ulong(st.code()));
     obj.set(CKA_KMSTOKEN_KEY_VERSION, ck_ulong(1));
@@ -65,10 +46,7 @@ pub fn on_create(
     obj.set(CKA_KMSTOKEN_DELETION_DATE, ck_ulong(0));
     obj.set(CKA_KMSTOKEN_PENDING_WINDOW_DAYS, ck_ulong(0));
     obj.set(CKA_KMSTOKEN_ROTATION_ENABLED, ck_bool(false));
-    obj.set(
-        CKA_KMSTOKEN_ROTATION_PERIOD_DAYS,
-        ck_ulong(DEFAULT_ROTATION_DAYS as u64),
-    );
+    obj.set(CKA_KMSTOKEN_ROTATION_PERIOD_DAYS, ck_ulong(DEFAULT_ROTATION_DAYS as u64));
     obj.set(CKA_KMSTOKEN_NEXT_ROTATION_DATE, ck_ulong(0));
     obj.set(CKA_KMSTOKEN_ON_DEMAND_ROTATIONS, ck_ulong(0));
     // One key id names one key: a copy would be a second key with the same material.
@@ -136,12 +114,7 @@ pub fn audit(
 }
 
 /// Runs a management operation and records it, success or failure.
-fn audited<T>(
-    token: &Token,
-    name: &str,
-    handle: u64,
-    op: impl FnOnce(&Object) -> KmsResult<T>,
-) -> KmsResult<T> {
+fn audited<T>(token: &Token, name: &str, handle: u64, op: impl FnOnce(&Object) -> KmsResult<T>) -> KmsResult<T> {
     let obj = token.object_any(handle)?;
     let r = op(&obj);
     let after = token.object_any(handle).unwrap_or(obj);
@@ -151,32 +124,19 @@ fn audited<T>(
 
 /// The current object (the one that holds the newest material) of every key id.
 fn is_current(obj: &Object) -> bool {
-    obj.class() != CKO_PUBLIC_KEY
-        && (obj.get_raw(CKA_KMSTOKEN_CURRENT).is_none() || obj.bool(CKA_KMSTOKEN_CURRENT))
+    obj.class() != CKO_PUBLIC_KEY && (obj.get_raw(CKA_KMSTOKEN_CURRENT).is_none() || obj.bool(CKA_KMSTOKEN_CURRENT))
 }
 
 /// Finds a key by key id, key ARN, alias name or alias ARN; returns its current handle.
 pub fn resolve(token: &Token, reference: &str) -> KmsResult<u64> {
-    let not_found = || {
-        KmsError::new(
-            "NotFoundException",
-            format!("Key '{reference}' does not exist"),
-        )
-    };
+    let not_found = || KmsError::new("NotFoundException", format!("Key '{reference}' does not exist"));
     let alias_prefix = format!("arn:kmstoken:kms:local:{}:", token.serial);
     let reference = reference.strip_prefix(&alias_prefix).unwrap_or(reference);
     let key_id = if reference.starts_with("alias/") {
         let aliases = token.store().aliases()?;
-        aliases
-            .into_iter()
-            .find(|a| a.name == reference)
-            .map(|a| a.key_id)
-            .ok_or_else(not_found)?
+        aliases.into_iter().find(|a| a.name == reference).map(|a| a.key_id).ok_or_else(not_found)?
     } else {
-        reference
-            .strip_prefix("key/")
-            .unwrap_or(reference)
-            .to_string()
+        reference.strip_prefix("key/").unwrap_or(reference).to_string()
     };
     current_handle(token, &key_id)?.ok_or_else(not_found)
 }
@@ -206,11 +166,7 @@ pub fn keys(token: &Token) -> KmsResult<Vec<(u64, Arc<Object>)>> {
 }
 
 /// Changes KMS attributes on every object of the key (current, versions, public key).
-fn set_on_all(
-    token: &Token,
-    obj: &Object,
-    changes: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
-) -> KmsResult<()> {
+fn set_on_all(token: &Token, obj: &Object, changes: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> KmsResult<()> {
     let mut updates = Vec::new();
     for h in token.objects_of_key(&key_id(obj))? {
         let mut o = (*token.object_any(h)?).clone();
@@ -224,31 +180,19 @@ fn set_on_all(
 }
 
 fn invalid_state(obj: &Object, what: &str) -> KmsError {
-    KmsError::new(
-        "KMSInvalidStateException",
-        format!("{} is {what}.", arn(obj)),
-    )
+    KmsError::new("KMSInvalidStateException", format!("{} is {what}.", arn(obj)))
 }
 
 pub fn enable(token: &Token, handle: u64, enabled: bool) -> KmsResult<()> {
-    audited(
-        token,
-        if enabled { "EnableKey" } else { "DisableKey" },
-        handle,
-        |obj| {
-            match state(obj)? {
-                KeyState::PendingDeletion => return Err(invalid_state(obj, "pending deletion")),
-                KeyState::PendingImport => return Err(invalid_state(obj, "pending import")),
-                _ => {}
-            }
-            let st = if enabled {
-                KeyState::Enabled
-            } else {
-                KeyState::Disabled
-            };
-            set_on_all(token, obj, &[(CKA_KMSTOKEN_KEY_STATE, ck_ulong(st.code()))])
-        },
-    )
+    audited(token, if enabled { "EnableKey" } else { "DisableKey" }, handle, |obj| {
+        match state(obj)? {
+            KeyState::PendingDeletion => return Err(invalid_state(obj, "pending deletion")),
+            KeyState::PendingImport => return Err(invalid_state(obj, "pending import")),
+            _ => {}
+        }
+        let st = if enabled { KeyState::Enabled } else { KeyState::Disabled };
+        set_on_all(token, obj, &[(CKA_KMSTOKEN_KEY_STATE, ck_ulong(st.code()))])
+    })
 }
 
 /// Schedules deletion after `days` (7..=30); returns the deletion date.
@@ -268,10 +212,7 @@ pub fn schedule_deletion(token: &Token, handle: u64, days: u32) -> KmsResult<i64
             token,
             obj,
             &[
-                (
-                    CKA_KMSTOKEN_KEY_STATE,
-                    ck_ulong(KeyState::PendingDeletion.code()),
-                ),
+                (CKA_KMSTOKEN_KEY_STATE, ck_ulong(KeyState::PendingDeletion.code())),
                 (CKA_KMSTOKEN_DELETION_DATE, ck_ulong(date as u64)),
                 (CKA_KMSTOKEN_PENDING_WINDOW_DAYS, ck_ulong(days as u64)),
             ],
@@ -318,10 +259,7 @@ pub fn purge_due(token: &Token) -> KmsResult<usize> {
                 ..Default::default()
             },
         )?;
-        log::info!(
-            "token {}: key {key_id} purged after its deletion window",
-            token.serial
-        );
+        log::info!("token {}: key {key_id} purged after its deletion window", token.serial);
     }
     Ok(by_key.len())
 }
@@ -330,13 +268,7 @@ pub fn purge_due(token: &Token) -> KmsResult<usize> {
 pub fn delete_now(token: &Token, handle: u64) -> KmsResult<()> {
     let obj = token.object_any(handle)?;
     let id = key_id(&obj);
-    audit(
-        token,
-        "DeleteKey",
-        Some(&obj),
-        None,
-        Some(json!({ "force": true })),
-    )?;
+    audit(token, "DeleteKey", Some(&obj), None, Some(json!({ "force": true })))?;
     let handles = token.objects_of_key(&id)?;
     token.purge(&handles, &id)?;
     Ok(())
@@ -346,19 +278,13 @@ fn rotatable(obj: &Object) -> KmsResult<()> {
     if obj.class() != CKO_SECRET_KEY {
         return Err(KmsError::new(
             "UnsupportedOperationException",
-            format!(
-                "{} is not a symmetric or HMAC key; asymmetric keys do not rotate.",
-                arn(obj)
-            ),
+            format!("{} is not a symmetric or HMAC key; asymmetric keys do not rotate.", arn(obj)),
         ));
     }
     if obj.get_raw(CKA_KMSTOKEN_ORIGIN) == Some(b"EXTERNAL") {
         return Err(KmsError::new(
             "UnsupportedOperationException",
-            format!(
-                "{} origin is EXTERNAL which is not valid for this operation.",
-                arn(obj)
-            ),
+            format!("{} origin is EXTERNAL which is not valid for this operation.", arn(obj)),
         ));
     }
     Ok(())
@@ -366,10 +292,7 @@ fn rotatable(obj: &Object) -> KmsResult<()> {
 
 fn usable_for_management(obj: &Object) -> KmsResult<()> {
     match state(obj)? {
-        KeyState::Disabled => Err(KmsError::new(
-            "DisabledException",
-            format!("{} is disabled.", arn(obj)),
-        )),
+        KeyState::Disabled => Err(KmsError::new("DisabledException", format!("{} is disabled.", arn(obj)))),
         KeyState::PendingDeletion => Err(invalid_state(obj, "pending deletion")),
         KeyState::PendingImport => Err(invalid_state(obj, "pending import")),
         KeyState::Enabled => Ok(()),
@@ -407,10 +330,7 @@ pub fn disable_rotation(token: &Token, handle: u64) -> KmsResult<()> {
         set_on_all(
             token,
             obj,
-            &[
-                (CKA_KMSTOKEN_ROTATION_ENABLED, ck_bool(false)),
-                (CKA_KMSTOKEN_NEXT_ROTATION_DATE, ck_ulong(0)),
-            ],
+            &[(CKA_KMSTOKEN_ROTATION_ENABLED, ck_bool(false)), (CKA_KMSTOKEN_NEXT_ROTATION_DATE, ck_ulong(0))],
         )
     })
 }
@@ -425,10 +345,7 @@ pub fn rotate_on_demand(token: &Token, handle: u64) -> KmsResult<u64> {
         if done >= MAX_ON_DEMAND_ROTATIONS {
             return Err(KmsError::new(
                 "LimitExceededException",
-                format!(
-                    "{} has reached the limit of {MAX_ON_DEMAND_ROTATIONS} on-demand rotations.",
-                    arn(obj)
-                ),
+                format!("{} has reached the limit of {MAX_ON_DEMAND_ROTATIONS} on-demand rotations.", arn(obj)),
             ));
         }
         rotate(token, handle, obj, true)
@@ -437,23 +354,12 @@ pub fn rotate_on_demand(token: &Token, handle: u64) -> KmsResult<u64> {
 
 fn rotate(token: &Token, handle: u64, obj: &Object, on_demand: bool) -> KmsResult<u64> {
     let version = obj.ulong(CKA_KMSTOKEN_KEY_VERSION).unwrap_or(1);
-    let len = obj
-        .get_raw(CKA_VALUE)
-        .map(<[u8]>::len)
-        .ok_or_else(|| KmsError::from(Error::UserNotLoggedIn))?;
+    let len = obj.get_raw(CKA_VALUE).map(<[u8]>::len).ok_or_else(|| KmsError::from(Error::UserNotLoggedIn))?;
     let now = clock::now();
     // The old material, kept as its own read-only object for decrypt, unwrap and verify.
     let mut old = obj.clone();
     old.attrs.remove(&CKA_UNIQUE_ID);
-    for ty in [
-        CKA_ENCRYPT,
-        CKA_SIGN,
-        CKA_WRAP,
-        CKA_DERIVE,
-        CKA_MODIFIABLE,
-        CKA_DESTROYABLE,
-        CKA_COPYABLE,
-    ] {
+    for ty in [CKA_ENCRYPT, CKA_SIGN, CKA_WRAP, CKA_DERIVE, CKA_MODIFIABLE, CKA_DESTROYABLE, CKA_COPYABLE] {
         old.set(ty, ck_bool(false));
     }
     old.set(CKA_KMSTOKEN_CURRENT, ck_bool(false));
@@ -467,13 +373,8 @@ fn rotate(token: &Token, handle: u64, obj: &Object, on_demand: bool) -> KmsResul
         let n = obj.ulong(CKA_KMSTOKEN_ON_DEMAND_ROTATIONS).unwrap_or(0);
         new.set(CKA_KMSTOKEN_ON_DEMAND_ROTATIONS, ck_ulong(n + 1));
     } else {
-        let period = obj
-            .ulong(CKA_KMSTOKEN_ROTATION_PERIOD_DAYS)
-            .unwrap_or(DEFAULT_ROTATION_DAYS as u64) as i64;
-        new.set(
-            CKA_KMSTOKEN_NEXT_ROTATION_DATE,
-            ck_ulong((now + period * clock::DAY) as u64),
-        );
+        let period = obj.ulong(CKA_KMSTOKEN_ROTATION_PERIOD_DAYS).unwrap_or(DEFAULT_ROTATION_DAYS as u64) as i64;
+        new.set(CKA_KMSTOKEN_NEXT_ROTATION_DATE, ck_ulong((now + period * clock::DAY) as u64));
     }
     token.apply(vec![old], vec![(handle, new)], Vec::new())?;
     Ok(version + 1)
@@ -481,17 +382,9 @@ fn rotate(token: &Token, handle: u64, obj: &Object, on_demand: bool) -> KmsResul
 
 /// Rotates `obj` if its automatic rotation is due (checked at login and on use); returns
 /// the object to use.
-pub fn rotate_if_due(
-    token: &Token,
-    handle: u64,
-    obj: Arc<Object>,
-) -> crate::error::Result<Arc<Object>> {
+pub fn rotate_if_due(token: &Token, handle: u64, obj: Arc<Object>) -> crate::error::Result<Arc<Object>> {
     let next = obj.ulong(CKA_KMSTOKEN_NEXT_ROTATION_DATE).unwrap_or(0);
-    if !is_kms_key(&obj)
-        || !obj.bool(CKA_KMSTOKEN_ROTATION_ENABLED)
-        || next == 0
-        || next as i64 > clock::now()
-    {
+    if !is_kms_key(&obj) || !obj.bool(CKA_KMSTOKEN_ROTATION_ENABLED) || next == 0 || next as i64 > clock::now() {
         return Ok(obj);
     }
     // A disabled key keeps its schedule and rotates when it is enabled again.
@@ -545,23 +438,14 @@ pub fn update_description(token: &Token, handle: u64, description: &str) -> KmsR
         if state(obj)? == KeyState::PendingDeletion {
             return Err(invalid_state(obj, "pending deletion"));
         }
-        set_on_all(
-            token,
-            obj,
-            &[(CKA_KMSTOKEN_DESCRIPTION, description.as_bytes().to_vec())],
-        )
+        set_on_all(token, obj, &[(CKA_KMSTOKEN_DESCRIPTION, description.as_bytes().to_vec())])
     })
 }
 
 /// The alias rules: `alias/` + [a-zA-Z0-9:/_-], at most 256 characters, `alias/aws/`
 /// reserved.
 pub fn check_alias_name(name: &str) -> KmsResult<()> {
-    let bad = |why: &str| {
-        Err(KmsError::new(
-            "InvalidAliasNameException",
-            format!("Alias {name} {why}"),
-        ))
-    };
+    let bad = |why: &str| Err(KmsError::new("InvalidAliasNameException", format!("Alias {name} {why}")));
     let Some(rest) = name.strip_prefix("alias/") else {
         return bad("must begin with alias/");
     };
@@ -571,10 +455,7 @@ pub fn check_alias_name(name: &str) -> KmsResult<()> {
     if rest.is_empty() || name.len() > 256 {
         return bad("must be 7 to 256 characters long");
     }
-    if !rest
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | ':'))
-    {
+    if !rest.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | ':')) {
         return bad("may contain only letters, digits and / _ - :");
     }
     Ok(())
@@ -586,10 +467,7 @@ pub fn create_alias(token: &Token, name: &str, handle: u64) -> KmsResult<()> {
         if state(obj)? == KeyState::PendingDeletion {
             return Err(invalid_state(obj, "pending deletion"));
         }
-        if !token
-            .store()
-            .put_alias(name, &key_id(obj), false, clock::now())?
-        {
+        if !token.store().put_alias(name, &key_id(obj), false, clock::now())? {
             return Err(KmsError::new(
                 "AlreadyExistsException",
                 format!("An alias with the name {name} already exists"),
@@ -605,20 +483,11 @@ pub fn update_alias(token: &Token, name: &str, handle: u64) -> KmsResult<()> {
         if state(obj)? == KeyState::PendingDeletion {
             return Err(invalid_state(obj, "pending deletion"));
         }
-        let old = token
-            .store()
-            .aliases()?
-            .into_iter()
-            .find(|a| a.name == name);
+        let old = token.store().aliases()?.into_iter().find(|a| a.name == name);
         let Some(old) = old else {
-            return Err(KmsError::new(
-                "NotFoundException",
-                format!("Alias {name} does not exist"),
-            ));
+            return Err(KmsError::new("NotFoundException", format!("Alias {name} does not exist")));
         };
-        let prev = current_handle(token, &old.key_id)?
-            .map(|h| token.object_any(h))
-            .transpose()?;
+        let prev = current_handle(token, &old.key_id)?.map(|h| token.object_any(h)).transpose()?;
         if let Some(prev) = &prev {
             if prev.class() != obj.class() || usage_name(prev) != usage_name(obj) {
                 return Err(KmsError::new(
@@ -627,9 +496,7 @@ pub fn update_alias(token: &Token, name: &str, handle: u64) -> KmsResult<()> {
                 ));
             }
         }
-        token
-            .store()
-            .put_alias(name, &key_id(obj), true, clock::now())?;
+        token.store().put_alias(name, &key_id(obj), true, clock::now())?;
         relabel(token, obj)?;
         // The key the alias left falls back to its next alias, else its key id.
         match prev {
@@ -640,55 +507,30 @@ pub fn update_alias(token: &Token, name: &str, handle: u64) -> KmsResult<()> {
 }
 
 fn usage_name(obj: &Object) -> Vec<u8> {
-    obj.get_raw(CKA_KMSTOKEN_KEY_USAGE)
-        .map(<[u8]>::to_vec)
-        .unwrap_or_default()
+    obj.get_raw(CKA_KMSTOKEN_KEY_USAGE).map(<[u8]>::to_vec).unwrap_or_default()
 }
 
 pub fn delete_alias(token: &Token, name: &str) -> KmsResult<()> {
-    let alias = token
-        .store()
-        .aliases()?
-        .into_iter()
-        .find(|a| a.name == name);
+    let alias = token.store().aliases()?.into_iter().find(|a| a.name == name);
     let Some(alias) = alias else {
         let e = KmsError::new("NotFoundException", format!("Alias {name} does not exist"));
-        audit(
-            token,
-            "DeleteAlias",
-            None,
-            Some(&e),
-            Some(json!({ "aliasName": name })),
-        )?;
+        audit(token, "DeleteAlias", None, Some(&e), Some(json!({ "aliasName": name })))?;
         return Err(e);
     };
     token.store().delete_alias(name)?;
-    let obj = current_handle(token, &alias.key_id)?
-        .map(|h| token.object_any(h))
-        .transpose()?;
+    let obj = current_handle(token, &alias.key_id)?.map(|h| token.object_any(h)).transpose()?;
     if let Some(o) = &obj {
         relabel(token, o)?;
     }
-    audit(
-        token,
-        "DeleteAlias",
-        obj.as_deref(),
-        None,
-        Some(json!({ "aliasName": name })),
-    )
+    audit(token, "DeleteAlias", obj.as_deref(), None, Some(json!({ "aliasName": name })))
 }
 
 /// CKA_LABEL follows the key's first alias while the label is still a default (the key id
 /// or an alias of the key); a label the caller chose is left alone.
 fn relabel(token: &Token, obj: &Object) -> KmsResult<()> {
     let id = key_id(obj);
-    let aliases: Vec<String> = token
-        .store()
-        .aliases()?
-        .into_iter()
-        .filter(|a| a.key_id == id)
-        .map(|a| a.name)
-        .collect();
+    let aliases: Vec<String> =
+        token.store().aliases()?.into_iter().filter(|a| a.key_id == id).map(|a| a.name).collect();
     let label = String::from_utf8_lossy(obj.get_raw(CKA_LABEL).unwrap_or_default()).into_owned();
     let is_default = label == id || label.starts_with("alias/");
     if !is_default {
@@ -704,12 +546,7 @@ fn relabel(token: &Token, obj: &Object) -> KmsResult<()> {
 /// Tag rules: key 1..=128 characters, value 0..=256, neither starting with `aws:`.
 pub fn check_tag(k: &str, v: &str) -> KmsResult<()> {
     let n = k.chars().count();
-    if n == 0
-        || n > 128
-        || v.chars().count() > 256
-        || k.starts_with("aws:")
-        || v.starts_with("aws:")
-    {
+    if n == 0 || n > 128 || v.chars().count() > 256 || k.starts_with("aws:") || v.starts_with("aws:") {
         return Err(KmsError::new("TagException", format!("Tag {k:?} is invalid: keys have 1 to 128 characters, values up to 256, and neither may begin with aws:")));
     }
     Ok(())
@@ -723,14 +560,8 @@ pub fn tag(token: &Token, handle: u64, tags: &[(String, String)]) -> KmsResult<(
         if state(obj)? == KeyState::PendingDeletion {
             return Err(invalid_state(obj, "pending deletion"));
         }
-        if !token
-            .store()
-            .change_tags(&key_id(obj), tags, &[], MAX_TAGS)?
-        {
-            return Err(KmsError::new(
-                "LimitExceededException",
-                format!("A key can have at most {MAX_TAGS} tags"),
-            ));
+        if !token.store().change_tags(&key_id(obj), tags, &[], MAX_TAGS)? {
+            return Err(KmsError::new("LimitExceededException", format!("A key can have at most {MAX_TAGS} tags")));
         }
         Ok(())
     })
@@ -741,9 +572,7 @@ pub fn untag(token: &Token, handle: u64, keys: &[String]) -> KmsResult<()> {
         if state(obj)? == KeyState::PendingDeletion {
             return Err(invalid_state(obj, "pending deletion"));
         }
-        token
-            .store()
-            .change_tags(&key_id(obj), &[], keys, MAX_TAGS)?;
+        token.store().change_tags(&key_id(obj), &[], keys, MAX_TAGS)?;
         Ok(())
     })
 }
@@ -776,8 +605,7 @@ pub fn describe(obj: &Object) -> Value {
     });
     if st == "PendingDeletion" {
         m["DeletionDate"] = date_or_null(obj, CKA_KMSTOKEN_DELETION_DATE);
-        m["PendingDeletionWindowInDays"] =
-            json!(obj.ulong(CKA_KMSTOKEN_PENDING_WINDOW_DAYS).unwrap_or(0));
+        m["PendingDeletionWindowInDays"] = json!(obj.ulong(CKA_KMSTOKEN_PENDING_WINDOW_DAYS).unwrap_or(0));
     }
     if text(CKA_KMSTOKEN_KEY_USAGE) == "ENCRYPT_DECRYPT" && obj.class() == CKO_SECRET_KEY {
         m["EncryptionAlgorithms"] = json!(["SYMMETRIC_DEFAULT"]);
@@ -794,8 +622,7 @@ pub fn rotation_status(obj: &Object) -> Value {
         "KeyRotationEnabled": obj.bool(CKA_KMSTOKEN_ROTATION_ENABLED) && !pending,
     });
     if obj.bool(CKA_KMSTOKEN_ROTATION_ENABLED) {
-        v["RotationPeriodInDays"] =
-            json!(obj.ulong(CKA_KMSTOKEN_ROTATION_PERIOD_DAYS).unwrap_or(0));
+        v["RotationPeriodInDays"] = json!(obj.ulong(CKA_KMSTOKEN_ROTATION_PERIOD_DAYS).unwrap_or(0));
         v["NextRotationDate"] = date_or_null(obj, CKA_KMSTOKEN_NEXT_ROTATION_DATE);
     }
     v
@@ -808,18 +635,8 @@ mod tests {
     #[test]
     fn alias_rules() {
         assert!(check_alias_name("alias/demo-lab_cmk/1").is_ok());
-        for bad in [
-            "demo",
-            "alias/",
-            "alias/aws/x",
-            "alias/has space",
-            &format!("alias/{}", "a".repeat(251)),
-        ] {
-            assert_eq!(
-                check_alias_name(bad).unwrap_err().code,
-                "InvalidAliasNameException",
-                "{bad}"
-            );
+        for bad in ["demo", "alias/", "alias/aws/x", "alias/has space", &format!("alias/{}", "a".repeat(251))] {
+            assert_eq!(check_alias_name(bad).unwrap_err().code, "InvalidAliasNameException", "{bad}");
         }
         assert!(check_alias_name(&format!("alias/{}", "a".repeat(250))).is_ok());
     }

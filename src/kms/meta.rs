@@ -25,14 +25,9 @@ impl KeyUsage {
     }
 
     pub fn parse(s: &str) -> Option<KeyUsage> {
-        [
-            KeyUsage::SignVerify,
-            KeyUsage::GenerateVerifyMac,
-            KeyUsage::EncryptDecrypt,
-            KeyUsage::KeyAgreement,
-        ]
-        .into_iter()
-        .find(|u| u.name() == s)
+        [KeyUsage::SignVerify, KeyUsage::GenerateVerifyMac, KeyUsage::EncryptDecrypt, KeyUsage::KeyAgreement]
+            .into_iter()
+            .find(|u| u.name() == s)
     }
 }
 
@@ -66,30 +61,17 @@ impl KeyState {
 
     /// An unknown value is refused rather than guessed.
     pub fn from_code(v: CK_ULONG) -> Result<KeyState> {
-        [
-            KeyState::Enabled,
-            KeyState::Disabled,
-            KeyState::PendingDeletion,
-            KeyState::PendingImport,
-        ]
-        .into_iter()
-        .find(|s| s.code() == v)
-        .ok_or(Error::AttributeValueInvalid)
+        [KeyState::Enabled, KeyState::Disabled, KeyState::PendingDeletion, KeyState::PendingImport]
+            .into_iter()
+            .find(|s| s.code() == v)
+            .ok_or(Error::AttributeValueInvalid)
     }
 }
 
 /// What the template asks a key to do, as the KMS usages it implies.
 fn requested(template: &crate::object::Template, key_type: CK_KEY_TYPE) -> Vec<KeyUsage> {
-    let asked = |ty: CK_ATTRIBUTE_TYPE| {
-        template
-            .iter()
-            .any(|(t, v)| *t == ty && v.first() == Some(&1))
-    };
-    let sign = if matches!(key_type, CKK_EC | CKK_RSA) {
-        KeyUsage::SignVerify
-    } else {
-        KeyUsage::GenerateVerifyMac
-    };
+    let asked = |ty: CK_ATTRIBUTE_TYPE| template.iter().any(|(t, v)| *t == ty && v.first() == Some(&1));
+    let sign = if matches!(key_type, CKK_EC | CKK_RSA) { KeyUsage::SignVerify } else { KeyUsage::GenerateVerifyMac };
     let mut out = Vec::new();
     // The order is the precedence of the compat rule: SIGN_VERIFY, ENCRYPT_DECRYPT, KEY_AGREEMENT.
     if asked(CKA_SIGN) || asked(CKA_VERIFY) {
@@ -115,11 +97,7 @@ fn default_usage(key_type: CK_KEY_TYPE) -> KeyUsage {
 
 /// The key's one usage: what the template asks for; with two or more, `strict` refuses
 /// (CKR_TEMPLATE_INCONSISTENT) and compat keeps the first by precedence.
-pub fn derive_usage(
-    template: &crate::object::Template,
-    key_type: CK_KEY_TYPE,
-    strict: bool,
-) -> Result<KeyUsage> {
+pub fn derive_usage(template: &crate::object::Template, key_type: CK_KEY_TYPE, strict: bool) -> Result<KeyUsage> {
     let asked = requested(template, key_type);
     match asked.as_slice() {
         [] => Ok(default_usage(key_type)),
@@ -135,26 +113,19 @@ pub fn key_spec(obj: &Object) -> String {
     match obj.key_type() {
         Some(CKK_AES) if len == 32 => "SYMMETRIC_DEFAULT".into(),
         Some(CKK_AES) => format!("AES_{}", len * 8),
+        // The curves by their named-curve OIDs (prime256v1, secp384r1).
         Some(CKK_EC) => match obj.get_raw(CKA_EC_PARAMS) {
-            Some(p) if p.ends_with(&[0x03, 0x01, 0x07]) => "ECC_NIST_P256".into(),
-            Some(p) if p.ends_with(&[0x00, 0x22]) => "ECC_NIST_P384".into(),
+            Some([0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]) => "ECC_NIST_P256".into(),
+            Some([0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22]) => "ECC_NIST_P384".into(),
             _ => "ECC".into(),
         },
         Some(CKK_RSA) => {
-            let bits = obj
-                .get_raw(CKA_MODULUS)
-                .map(|m| m.iter().skip_while(|b| **b == 0).count() * 8)
-                .unwrap_or(0);
+            let bits = obj.get_raw(CKA_MODULUS).map(|m| m.iter().skip_while(|b| **b == 0).count() * 8).unwrap_or(0);
             format!("RSA_{bits}")
         }
         Some(_) => format!("HMAC_{}", len * 8),
         None => "UNKNOWN".into(),
     }
-}
-
-/// Whether a key use of `usage` is allowed for a key whose recorded usage is `key`.
-pub fn usage_allows(key: KeyUsage, wanted: KeyUsage) -> bool {
-    key == wanted
 }
 
 #[cfg(test)]
@@ -165,48 +136,22 @@ mod tests {
     #[test]
     fn one_usage_per_key() {
         let both = vec![(CKA_SIGN, ck_bool(true)), (CKA_DECRYPT, ck_bool(true))];
-        assert_eq!(
-            derive_usage(&both, CKK_RSA, false).unwrap(),
-            KeyUsage::SignVerify
-        );
-        assert_eq!(
-            derive_usage(&both, CKK_RSA, true).unwrap_err(),
-            Error::TemplateInconsistent
-        );
-        assert_eq!(
-            derive_usage(&[], CKK_AES, true).unwrap(),
-            KeyUsage::EncryptDecrypt
-        );
-        assert_eq!(
-            derive_usage(&[], CKK_GENERIC_SECRET, true).unwrap(),
-            KeyUsage::GenerateVerifyMac
-        );
+        assert_eq!(derive_usage(&both, CKK_RSA, false).unwrap(), KeyUsage::SignVerify);
+        assert_eq!(derive_usage(&both, CKK_RSA, true).unwrap_err(), Error::TemplateInconsistent);
+        assert_eq!(derive_usage(&[], CKK_AES, true).unwrap(), KeyUsage::EncryptDecrypt);
+        assert_eq!(derive_usage(&[], CKK_GENERIC_SECRET, true).unwrap(), KeyUsage::GenerateVerifyMac);
         let derive = vec![(CKA_DERIVE, ck_bool(true))];
-        assert_eq!(
-            derive_usage(&derive, CKK_EC, true).unwrap(),
-            KeyUsage::KeyAgreement
-        );
+        assert_eq!(derive_usage(&derive, CKK_EC, true).unwrap(), KeyUsage::KeyAgreement);
         // FALSE asks for nothing.
         let no = vec![(CKA_SIGN, ck_bool(false)), (CKA_ENCRYPT, ck_bool(true))];
-        assert_eq!(
-            derive_usage(&no, CKK_AES, true).unwrap(),
-            KeyUsage::EncryptDecrypt
-        );
+        assert_eq!(derive_usage(&no, CKK_AES, true).unwrap(), KeyUsage::EncryptDecrypt);
     }
 
     #[test]
     fn state_codes_round_trip_and_unknown_is_refused() {
-        for s in [
-            KeyState::Enabled,
-            KeyState::Disabled,
-            KeyState::PendingDeletion,
-            KeyState::PendingImport,
-        ] {
+        for s in [KeyState::Enabled, KeyState::Disabled, KeyState::PendingDeletion, KeyState::PendingImport] {
             assert_eq!(KeyState::from_code(s.code()).unwrap(), s);
         }
-        assert_eq!(
-            KeyState::from_code(99).unwrap_err(),
-            Error::AttributeValueInvalid
-        );
+        assert_eq!(KeyState::from_code(99).unwrap_err(), Error::AttributeValueInvalid);
     }
 }

@@ -50,12 +50,8 @@ impl KeyUse {
     /// The KMS usage this use needs.
     fn usage(self, key_type: CK_KEY_TYPE) -> Option<KeyUsage> {
         Some(match self {
-            KeyUse::Encrypt | KeyUse::Decrypt | KeyUse::Wrap | KeyUse::Unwrap => {
-                KeyUsage::EncryptDecrypt
-            }
-            KeyUse::Sign | KeyUse::Verify if matches!(key_type, CKK_EC | CKK_RSA) => {
-                KeyUsage::SignVerify
-            }
+            KeyUse::Encrypt | KeyUse::Decrypt | KeyUse::Wrap | KeyUse::Unwrap => KeyUsage::EncryptDecrypt,
+            KeyUse::Sign | KeyUse::Verify if matches!(key_type, CKK_EC | CKK_RSA) => KeyUsage::SignVerify,
             KeyUse::Sign | KeyUse::Verify => KeyUsage::GenerateVerifyMac,
             KeyUse::Derive => KeyUsage::KeyAgreement,
             KeyUse::Digest => return None,
@@ -87,10 +83,7 @@ pub struct KmsError {
 
 impl KmsError {
     pub fn new(code: &'static str, message: impl Into<String>) -> KmsError {
-        KmsError {
-            code,
-            message: message.into(),
-        }
+        KmsError { code, message: message.into() }
     }
 
     /// The CK_RV a PKCS#11 caller gets for this refusal.
@@ -98,10 +91,9 @@ impl KmsError {
         match self.code {
             "NotFoundException" => Error::ObjectHandleInvalid,
             "KMSInternalException" => Error::General(self.message.clone()),
-            "ValidationException"
-            | "LimitExceededException"
-            | "TagException"
-            | "InvalidAliasNameException" => Error::ArgumentsBad,
+            "ValidationException" | "LimitExceededException" | "TagException" | "InvalidAliasNameException" => {
+                Error::ArgumentsBad
+            }
             _ => Error::KeyFunctionNotPermitted,
         }
     }
@@ -110,9 +102,7 @@ impl KmsError {
 impl From<Error> for KmsError {
     fn from(e: Error) -> KmsError {
         match e {
-            Error::ObjectHandleInvalid | Error::KeyHandleInvalid => {
-                KmsError::new("NotFoundException", "Key not found")
-            }
+            Error::ObjectHandleInvalid | Error::KeyHandleInvalid => KmsError::new("NotFoundException", "Key not found"),
             Error::UserNotLoggedIn => KmsError::new("AccessDeniedException", "log in first"),
             Error::Storage(m) | Error::General(m) => KmsError::new("KMSInternalException", m),
             other => KmsError::new("KMSInternalException", other.to_string()),
@@ -126,9 +116,7 @@ pub fn is_kms_key(obj: &Object) -> bool {
 }
 
 fn text(obj: &Object, ty: CK_ATTRIBUTE_TYPE) -> String {
-    obj.get_raw(ty)
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-        .unwrap_or_default()
+    obj.get_raw(ty).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()
 }
 
 pub fn key_id(obj: &Object) -> String {
@@ -140,10 +128,7 @@ pub fn arn(obj: &Object) -> String {
 }
 
 pub fn state(obj: &Object) -> Result<KeyState> {
-    KeyState::from_code(
-        obj.ulong(CKA_KMSTOKEN_KEY_STATE)
-            .unwrap_or(KMSTOKEN_STATE_ENABLED),
-    )
+    KeyState::from_code(obj.ulong(CKA_KMSTOKEN_KEY_STATE).unwrap_or(KMSTOKEN_STATE_ENABLED))
 }
 
 pub fn usage(obj: &Object) -> Option<KeyUsage> {
@@ -165,10 +150,7 @@ fn pkcs11_rules(key: &Object, what: KeyUse, unit: &dyn Unit) -> Result<()> {
     if what != KeyUse::Digest && unit.key_types().is_empty() {
         return Err(Error::MechanismInvalid);
     }
-    if !matches!(
-        key.class(),
-        CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY
-    ) {
+    if !matches!(key.class(), CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY) {
         return Err(Error::KeyTypeInconsistent);
     }
     let key_type = key.key_type().ok_or(Error::KeyTypeInconsistent)?;
@@ -193,49 +175,26 @@ fn kms_rules(key: &Object, what: KeyUse) -> std::result::Result<(), KmsError> {
     let arn = arn(key);
     match state(key) {
         Ok(KeyState::Enabled) => {}
-        Ok(KeyState::Disabled) => {
-            return Err(KmsError::new(
-                "DisabledException",
-                format!("{arn} is disabled."),
-            ))
-        }
+        Ok(KeyState::Disabled) => return Err(KmsError::new("DisabledException", format!("{arn} is disabled."))),
         Ok(KeyState::PendingDeletion) => {
-            return Err(KmsError::new(
-                "KMSInvalidStateException",
-                format!("{arn} is pending deletion."),
-            ))
+            return Err(KmsError::new("KMSInvalidStateException", format!("{arn} is pending deletion.")))
         }
         Ok(KeyState::PendingImport) => {
-            return Err(KmsError::new(
-                "KMSInvalidStateException",
-                format!("{arn} is pending import."),
-            ))
+            return Err(KmsError::new("KMSInvalidStateException", format!("{arn} is pending import.")))
         }
-        Err(_) => {
-            return Err(KmsError::new(
-                "KMSInvalidStateException",
-                format!("{arn} has an unknown state."),
-            ))
-        }
+        Err(_) => return Err(KmsError::new("KMSInvalidStateException", format!("{arn} has an unknown state."))),
     }
     let key_type = key.key_type().unwrap_or(CKK_GENERIC_SECRET);
     if let (Some(have), Some(want)) = (usage(key), what.usage(key_type)) {
         if have != want {
             return Err(KmsError::new(
                 "InvalidKeyUsageException",
-                format!(
-                    "{arn} key usage is {} which is not valid for {}.",
-                    have.name(),
-                    what.action(key_type)
-                ),
+                format!("{arn} key usage is {} which is not valid for {}.", have.name(), what.action(key_type)),
             ));
         }
     }
     if material_expired(key) {
-        return Err(KmsError::new(
-            "KMSInvalidStateException",
-            format!("{arn} key material has expired."),
-        ));
+        return Err(KmsError::new("KMSInvalidStateException", format!("{arn} key material has expired.")));
     }
     Ok(())
 }

@@ -50,18 +50,11 @@ pub(super) struct MacSign<M> {
 
 impl<M: Mac> MacSign<M> {
     pub(super) fn new(mac: M, len: usize) -> Self {
-        MacSign {
-            mac: Some(mac),
-            len,
-        }
+        MacSign { mac: Some(mac), len }
     }
 
     fn compute(&mut self) -> Result<Vec<u8>> {
-        let mut full = self
-            .mac
-            .take()
-            .ok_or(Error::OperationNotInitialized)?
-            .finish()?;
+        let mut full = self.mac.take().ok_or(Error::OperationNotInitialized)?.finish()?;
         if full.len() < self.len {
             return Err(Error::general("MAC shorter than requested"));
         }
@@ -72,10 +65,7 @@ impl<M: Mac> MacSign<M> {
 
 impl<M: Mac> SignOp for MacSign<M> {
     fn update(&mut self, data: &[u8]) -> Result<()> {
-        self.mac
-            .as_mut()
-            .ok_or(Error::OperationNotInitialized)?
-            .update(data)
+        self.mac.as_mut().ok_or(Error::OperationNotInitialized)?.update(data)
     }
     fn finish(&mut self) -> Result<Vec<u8>> {
         self.compute()
@@ -151,11 +141,7 @@ impl Unit for HmacUnit {
         self.ty
     }
     fn info(&self) -> Info {
-        Info {
-            min_key: MIN_KEY as u64,
-            max_key: MAX_KEY as u64,
-            flags: CKF_SIGN | CKF_VERIFY,
-        }
+        Info { min_key: MIN_KEY as u64, max_key: MAX_KEY as u64, flags: CKF_SIGN | CKF_VERIFY }
     }
     fn key_types(&self) -> &'static [CK_KEY_TYPE] {
         self.key_types
@@ -172,74 +158,21 @@ impl Unit for HmacUnit {
 
 macro_rules! hmac_pair {
     ($full:ident, $general:ident, $ckm:ident, $ckm_general:ident, $hash:expr, $ckk:ident) => {
-        const $full: HmacUnit = HmacUnit {
-            ty: $ckm,
-            hash: $hash,
-            general: false,
-            key_types: &[CKK_GENERIC_SECRET, $ckk],
-        };
-        const $general: HmacUnit = HmacUnit {
-            ty: $ckm_general,
-            hash: $hash,
-            general: true,
-            key_types: &[CKK_GENERIC_SECRET, $ckk],
-        };
+        const $full: HmacUnit =
+            HmacUnit { ty: $ckm, hash: $hash, general: false, key_types: &[CKK_GENERIC_SECRET, $ckk] };
+        const $general: HmacUnit =
+            HmacUnit { ty: $ckm_general, hash: $hash, general: true, key_types: &[CKK_GENERIC_SECRET, $ckk] };
     };
 }
 
-hmac_pair!(
-    SHA_1,
-    SHA_1_GEN,
-    CKM_SHA_1_HMAC,
-    CKM_SHA_1_HMAC_GENERAL,
-    Hash::Sha1,
-    CKK_SHA_1_HMAC
-);
-hmac_pair!(
-    SHA224,
-    SHA224_GEN,
-    CKM_SHA224_HMAC,
-    CKM_SHA224_HMAC_GENERAL,
-    Hash::Sha224,
-    CKK_SHA224_HMAC
-);
-hmac_pair!(
-    SHA256,
-    SHA256_GEN,
-    CKM_SHA256_HMAC,
-    CKM_SHA256_HMAC_GENERAL,
-    Hash::Sha256,
-    CKK_SHA256_HMAC
-);
-hmac_pair!(
-    SHA384,
-    SHA384_GEN,
-    CKM_SHA384_HMAC,
-    CKM_SHA384_HMAC_GENERAL,
-    Hash::Sha384,
-    CKK_SHA384_HMAC
-);
-hmac_pair!(
-    SHA512,
-    SHA512_GEN,
-    CKM_SHA512_HMAC,
-    CKM_SHA512_HMAC_GENERAL,
-    Hash::Sha512,
-    CKK_SHA512_HMAC
-);
+hmac_pair!(SHA_1, SHA_1_GEN, CKM_SHA_1_HMAC, CKM_SHA_1_HMAC_GENERAL, Hash::Sha1, CKK_SHA_1_HMAC);
+hmac_pair!(SHA224, SHA224_GEN, CKM_SHA224_HMAC, CKM_SHA224_HMAC_GENERAL, Hash::Sha224, CKK_SHA224_HMAC);
+hmac_pair!(SHA256, SHA256_GEN, CKM_SHA256_HMAC, CKM_SHA256_HMAC_GENERAL, Hash::Sha256, CKK_SHA256_HMAC);
+hmac_pair!(SHA384, SHA384_GEN, CKM_SHA384_HMAC, CKM_SHA384_HMAC_GENERAL, Hash::Sha384, CKK_SHA384_HMAC);
+hmac_pair!(SHA512, SHA512_GEN, CKM_SHA512_HMAC, CKM_SHA512_HMAC_GENERAL, Hash::Sha512, CKK_SHA512_HMAC);
 
-pub static UNITS: &[&dyn Unit] = &[
-    &SHA_1,
-    &SHA_1_GEN,
-    &SHA224,
-    &SHA224_GEN,
-    &SHA256,
-    &SHA256_GEN,
-    &SHA384,
-    &SHA384_GEN,
-    &SHA512,
-    &SHA512_GEN,
-];
+pub static UNITS: &[&dyn Unit] =
+    &[&SHA_1, &SHA_1_GEN, &SHA224, &SHA224_GEN, &SHA256, &SHA256_GEN, &SHA384, &SHA384_GEN, &SHA512, &SHA512_GEN];
 
 #[cfg(test)]
 mod tests {
@@ -258,11 +191,7 @@ mod tests {
     }
 
     fn key(key_type: CK_KEY_TYPE, value: &[u8]) -> Key<'_> {
-        Key {
-            key_type,
-            value,
-            attrs: None,
-        }
+        Key { key_type, value, attrs: None }
     }
 
     fn is_general(ty: CK_MECHANISM_TYPE) -> bool {
@@ -313,30 +242,10 @@ mod tests {
     }
 
     const SHA2: [(CK_MECHANISM_TYPE, CK_MECHANISM_TYPE, Hash, CK_KEY_TYPE); 4] = [
-        (
-            CKM_SHA224_HMAC,
-            CKM_SHA224_HMAC_GENERAL,
-            Hash::Sha224,
-            CKK_SHA224_HMAC,
-        ),
-        (
-            CKM_SHA256_HMAC,
-            CKM_SHA256_HMAC_GENERAL,
-            Hash::Sha256,
-            CKK_SHA256_HMAC,
-        ),
-        (
-            CKM_SHA384_HMAC,
-            CKM_SHA384_HMAC_GENERAL,
-            Hash::Sha384,
-            CKK_SHA384_HMAC,
-        ),
-        (
-            CKM_SHA512_HMAC,
-            CKM_SHA512_HMAC_GENERAL,
-            Hash::Sha512,
-            CKK_SHA512_HMAC,
-        ),
+        (CKM_SHA224_HMAC, CKM_SHA224_HMAC_GENERAL, Hash::Sha224, CKK_SHA224_HMAC),
+        (CKM_SHA256_HMAC, CKM_SHA256_HMAC_GENERAL, Hash::Sha256, CKK_SHA256_HMAC),
+        (CKM_SHA384_HMAC, CKM_SHA384_HMAC_GENERAL, Hash::Sha384, CKK_SHA384_HMAC),
+        (CKM_SHA512_HMAC, CKM_SHA512_HMAC_GENERAL, Hash::Sha512, CKK_SHA512_HMAC),
     ];
 
     #[test]
@@ -350,25 +259,13 @@ mod tests {
                     let data = rand(dlen);
                     let expect = oracle(hash, &value, &data);
                     for k in [key(CKK_GENERIC_SECRET, &value), key(ckk, &value)] {
-                        assert_eq!(
-                            sign(unit(full), &k, &Param::None, &data, 7).unwrap(),
-                            expect
-                        );
-                        assert_eq!(
-                            sign(unit(full), &k, &Param::None, &data, 1000).unwrap(),
-                            expect
-                        );
+                        assert_eq!(sign(unit(full), &k, &Param::None, &data, 7).unwrap(), expect);
+                        assert_eq!(sign(unit(full), &k, &Param::None, &data, 1000).unwrap(), expect);
                         assert_eq!(verify(unit(full), &k, &Param::None, &data, &expect), Ok(()));
                         for len in [1, n / 2, n] {
                             let p = Param::Ulong(len as u64);
-                            assert_eq!(
-                                sign(unit(general), &k, &p, &data, 13).unwrap(),
-                                expect[..len]
-                            );
-                            assert_eq!(
-                                verify(unit(general), &k, &p, &data, &expect[..len]),
-                                Ok(())
-                            );
+                            assert_eq!(sign(unit(general), &k, &p, &data, 13).unwrap(), expect[..len]);
+                            assert_eq!(verify(unit(general), &k, &p, &data, &expect[..len]), Ok(()));
                         }
                     }
                 }
@@ -379,21 +276,9 @@ mod tests {
     #[test]
     fn sha1_rfc2202() {
         let cases = [
-            (
-                vec![0x0b; 20],
-                b"Hi There".to_vec(),
-                "b617318655057264e28bc0b6fb378c8ef146be00",
-            ),
-            (
-                b"Jefe".to_vec(),
-                b"what do ya want for nothing?".to_vec(),
-                "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79",
-            ),
-            (
-                vec![0xaa; 20],
-                vec![0xdd; 50],
-                "125d7342b9ac11cd91a39af48aa17b4f63f175d3",
-            ),
+            (vec![0x0b; 20], b"Hi There".to_vec(), "b617318655057264e28bc0b6fb378c8ef146be00"),
+            (b"Jefe".to_vec(), b"what do ya want for nothing?".to_vec(), "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"),
+            (vec![0xaa; 20], vec![0xdd; 50], "125d7342b9ac11cd91a39af48aa17b4f63f175d3"),
             // A key longer than the block.
             (
                 vec![0xaa; 80],
@@ -404,19 +289,10 @@ mod tests {
         for (value, data, mac) in cases {
             for ckk in [CKK_GENERIC_SECRET, CKK_SHA_1_HMAC] {
                 let k = key(ckk, &value);
-                assert_eq!(
-                    sign(unit(CKM_SHA_1_HMAC), &k, &Param::None, &data, 3).unwrap(),
-                    h(mac)
-                );
+                assert_eq!(sign(unit(CKM_SHA_1_HMAC), &k, &Param::None, &data, 3).unwrap(), h(mac));
                 let p = Param::Ulong(10);
-                assert_eq!(
-                    sign(unit(CKM_SHA_1_HMAC_GENERAL), &k, &p, &data, 5).unwrap(),
-                    h(mac)[..10]
-                );
-                assert_eq!(
-                    verify(unit(CKM_SHA_1_HMAC), &k, &Param::None, &data, &h(mac)),
-                    Ok(())
-                );
+                assert_eq!(sign(unit(CKM_SHA_1_HMAC_GENERAL), &k, &p, &data, 5).unwrap(), h(mac)[..10]);
+                assert_eq!(verify(unit(CKM_SHA_1_HMAC), &k, &Param::None, &data, &h(mac)), Ok(()));
             }
         }
     }
@@ -427,33 +303,17 @@ mod tests {
         let k = key(CKK_GENERIC_SECRET, &value);
         let data = rand(100);
         for u in UNITS {
-            let p = if is_general(u.ty()) {
-                Param::Ulong(12)
-            } else {
-                Param::None
-            };
+            let p = if is_general(u.ty()) { Param::Ulong(12) } else { Param::None };
             let sig = sign(*u, &k, &p, &data, 9).unwrap();
             assert_eq!(verify(*u, &k, &p, &data, &sig), Ok(()));
-            assert_eq!(
-                verify(*u, &k, &p, &data, &sig[1..]),
-                Err(Error::SignatureLenRange)
-            );
-            assert_eq!(
-                verify(*u, &k, &p, &data, &[sig.as_slice(), &[0]].concat()),
-                Err(Error::SignatureLenRange)
-            );
+            assert_eq!(verify(*u, &k, &p, &data, &sig[1..]), Err(Error::SignatureLenRange));
+            assert_eq!(verify(*u, &k, &p, &data, &[sig.as_slice(), &[0]].concat()), Err(Error::SignatureLenRange));
             for i in [0, sig.len() - 1] {
                 let mut bad = sig.clone();
                 bad[i] ^= 0x10;
-                assert_eq!(
-                    verify(*u, &k, &p, &data, &bad),
-                    Err(Error::SignatureInvalid)
-                );
+                assert_eq!(verify(*u, &k, &p, &data, &bad), Err(Error::SignatureInvalid));
             }
-            assert_eq!(
-                verify(*u, &k, &p, &data[1..], &sig),
-                Err(Error::SignatureInvalid)
-            );
+            assert_eq!(verify(*u, &k, &p, &data[1..], &sig), Err(Error::SignatureInvalid));
         }
     }
 
@@ -476,21 +336,13 @@ mod tests {
                     }
                 }
                 assert!([20, 28, 32, 48, 64].contains(&max));
-                for bad in [
-                    Param::Ulong(0),
-                    Param::Ulong(max + 1),
-                    Param::Ulong(u64::MAX),
-                    Param::Bytes(vec![4]),
-                ] {
+                for bad in [Param::Ulong(0), Param::Ulong(max + 1), Param::Ulong(u64::MAX), Param::Bytes(vec![4])] {
                     assert_eq!(u.sign(&k, &bad).err(), Some(Error::MechanismParamInvalid));
                     assert_eq!(u.verify(&k, &bad).err(), Some(Error::MechanismParamInvalid));
                 }
             } else {
                 assert!([20, 28, 32, 48, 64].contains(&full.unwrap()));
-                assert_eq!(
-                    u.sign(&k, &Param::Ulong(8)).err(),
-                    Some(Error::MechanismParamInvalid)
-                );
+                assert_eq!(u.sign(&k, &Param::Ulong(8)).err(), Some(Error::MechanismParamInvalid));
             }
         }
     }
@@ -500,34 +352,18 @@ mod tests {
         let value = rand(32);
         let s256 = unit(CKM_SHA256_HMAC);
         for wrong in [CKK_AES, CKK_SHA384_HMAC, CKK_SHA_1_HMAC] {
-            assert_eq!(
-                s256.sign(&key(wrong, &value), &Param::None).err(),
-                Some(Error::KeyTypeInconsistent)
-            );
-            assert_eq!(
-                s256.verify(&key(wrong, &value), &Param::None).err(),
-                Some(Error::KeyTypeInconsistent)
-            );
+            assert_eq!(s256.sign(&key(wrong, &value), &Param::None).err(), Some(Error::KeyTypeInconsistent));
+            assert_eq!(s256.verify(&key(wrong, &value), &Param::None).err(), Some(Error::KeyTypeInconsistent));
         }
         assert_eq!(s256.key_types(), &[CKK_GENERIC_SECRET, CKK_SHA256_HMAC]);
         for len in [0, 513] {
             let v = vec![1u8; len];
-            assert_eq!(
-                s256.sign(&key(CKK_GENERIC_SECRET, &v), &Param::None).err(),
-                Some(Error::KeySizeRange)
-            );
+            assert_eq!(s256.sign(&key(CKK_GENERIC_SECRET, &v), &Param::None).err(), Some(Error::KeySizeRange));
         }
         for u in UNITS {
             let info = u.info();
-            assert_eq!(
-                (info.min_key, info.max_key, info.flags),
-                (1, 512, CKF_SIGN | CKF_VERIFY)
-            );
-            assert_eq!(
-                u.encrypt(&key(CKK_GENERIC_SECRET, &value), &Param::None)
-                    .err(),
-                Some(Error::MechanismInvalid)
-            );
+            assert_eq!((info.min_key, info.max_key, info.flags), (1, 512, CKF_SIGN | CKF_VERIFY));
+            assert_eq!(u.encrypt(&key(CKK_GENERIC_SECRET, &value), &Param::None).err(), Some(Error::MechanismInvalid));
         }
     }
 

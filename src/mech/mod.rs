@@ -21,31 +21,15 @@ pub enum Param {
     /// CK_ULONG parameter (the output length of *_HMAC_GENERAL).
     Ulong(u64),
     /// CK_GCM_PARAMS.
-    Gcm {
-        iv: Vec<u8>,
-        aad: Vec<u8>,
-        tag_bits: u64,
-    },
+    Gcm { iv: Vec<u8>, aad: Vec<u8>, tag_bits: u64 },
     /// CK_AES_CTR_PARAMS.
     Ctr { counter_bits: u64, cb: [u8; 16] },
     /// CK_RSA_PKCS_OAEP_PARAMS: hash and MGF mechanisms, and the label (CKZ_DATA_SPECIFIED).
-    Oaep {
-        hash: CK_MECHANISM_TYPE,
-        mgf: CK_RSA_PKCS_MGF_TYPE,
-        label: Vec<u8>,
-    },
+    Oaep { hash: CK_MECHANISM_TYPE, mgf: CK_RSA_PKCS_MGF_TYPE, label: Vec<u8> },
     /// CK_RSA_PKCS_PSS_PARAMS.
-    Pss {
-        hash: CK_MECHANISM_TYPE,
-        mgf: CK_RSA_PKCS_MGF_TYPE,
-        salt_len: u64,
-    },
+    Pss { hash: CK_MECHANISM_TYPE, mgf: CK_RSA_PKCS_MGF_TYPE, salt_len: u64 },
     /// CK_ECDH1_DERIVE_PARAMS: the peer's public point (raw or DER OCTET STRING).
-    Ecdh {
-        kdf: CK_EC_KDF_TYPE,
-        shared_data: Vec<u8>,
-        public_data: Vec<u8>,
-    },
+    Ecdh { kdf: CK_EC_KDF_TYPE, shared_data: Vec<u8>, public_data: Vec<u8> },
 }
 
 /// A mechanism as the caller asked for it.
@@ -237,9 +221,7 @@ impl CipherOp for FirstAuthentic {
         self.0.iter().map(|o| o.one_shot_len(n)).max().unwrap_or(0)
     }
     fn boxed_clone(&self) -> Box<dyn CipherOp> {
-        Box::new(FirstAuthentic(
-            self.0.iter().map(|o| o.boxed_clone()).collect(),
-        ))
+        Box::new(FirstAuthentic(self.0.iter().map(|o| o.boxed_clone()).collect()))
     }
 }
 
@@ -283,19 +265,12 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(enable_ecb: bool) -> Self {
-        let units = all()
-            .into_iter()
-            .filter(|u| enable_ecb || u.ty() != CKM_AES_ECB)
-            .collect();
+        let units = all().into_iter().filter(|u| enable_ecb || u.ty() != CKM_AES_ECB).collect();
         Registry { units }
     }
 
     pub fn lookup(&self, ty: CK_MECHANISM_TYPE) -> Result<&'static dyn Unit> {
-        self.units
-            .iter()
-            .copied()
-            .find(|u| u.ty() == ty)
-            .ok_or(Error::MechanismInvalid)
+        self.units.iter().copied().find(|u| u.ty() == ty).ok_or(Error::MechanismInvalid)
     }
 
     pub fn list(&self) -> Vec<CK_MECHANISM_TYPE> {

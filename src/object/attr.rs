@@ -71,47 +71,17 @@ pub struct Rule {
 }
 
 const fn r(ty: CK_ATTRIBUTE_TYPE, kind: Kind, scope: Scope, flags: u32) -> Rule {
-    Rule {
-        ty,
-        kind,
-        scope,
-        flags,
-    }
+    Rule { ty, kind, scope, flags }
 }
 
 /// The table. Defaults are applied in `object::defaults`.
 pub static RULES: &[Rule] = &[
-    r(
-        CKA_CLASS,
-        Kind::Ulong,
-        Scope::Any,
-        REQUIRED_ON_CREATE | CREATE_ONLY,
-    ),
-    r(
-        CKA_TOKEN,
-        Kind::Bool,
-        Scope::Any,
-        CREATE_ONLY | CHANGE_ON_COPY,
-    ),
-    r(
-        CKA_PRIVATE,
-        Kind::Bool,
-        Scope::Any,
-        CREATE_ONLY | CHANGE_ON_COPY,
-    ),
-    r(
-        CKA_MODIFIABLE,
-        Kind::Bool,
-        Scope::Any,
-        CREATE_ONLY | CHANGE_ON_COPY,
-    ),
+    r(CKA_CLASS, Kind::Ulong, Scope::Any, REQUIRED_ON_CREATE | CREATE_ONLY),
+    r(CKA_TOKEN, Kind::Bool, Scope::Any, CREATE_ONLY | CHANGE_ON_COPY),
+    r(CKA_PRIVATE, Kind::Bool, Scope::Any, CREATE_ONLY | CHANGE_ON_COPY),
+    r(CKA_MODIFIABLE, Kind::Bool, Scope::Any, CREATE_ONLY | CHANGE_ON_COPY),
     r(CKA_COPYABLE, Kind::Bool, Scope::Any, ONLY_TO_FALSE),
-    r(
-        CKA_DESTROYABLE,
-        Kind::Bool,
-        Scope::Any,
-        ONLY_TO_FALSE | CHANGE_ON_COPY,
-    ),
+    r(CKA_DESTROYABLE, Kind::Bool, Scope::Any, ONLY_TO_FALSE | CHANGE_ON_COPY),
     r(CKA_LABEL, Kind::Bytes, Scope::Any, 0),
     r(CKA_UNIQUE_ID, Kind::Bytes, Scope::Any, READ_ONLY),
     // Data objects.
@@ -119,12 +89,7 @@ pub static RULES: &[Rule] = &[
     r(CKA_OBJECT_ID, Kind::Bytes, Scope::Data, 0),
     r(CKA_VALUE, Kind::Bytes, Scope::Data, 0),
     // Every key.
-    r(
-        CKA_KEY_TYPE,
-        Kind::Ulong,
-        Scope::Key,
-        REQUIRED_ON_CREATE | CREATE_ONLY,
-    ),
+    r(CKA_KEY_TYPE, Kind::Ulong, Scope::Key, REQUIRED_ON_CREATE | CREATE_ONLY),
     r(CKA_ID, Kind::Bytes, Scope::Key, 0),
     r(CKA_START_DATE, Kind::Date, Scope::Key, 0),
     r(CKA_END_DATE, Kind::Date, Scope::Key, 0),
@@ -239,9 +204,7 @@ pub fn rule(class: CK_OBJECT_CLASS, ty: CK_ATTRIBUTE_TYPE) -> Option<&'static Ru
     if ty == CKA_VALUE && class == CKO_PRIVATE_KEY {
         return Some(&PRIVATE_VALUE);
     }
-    RULES
-        .iter()
-        .find(|r| r.ty == ty && in_scope(r.scope, class))
+    RULES.iter().find(|r| r.ty == ty && in_scope(r.scope, class))
 }
 
 /// Classes this token stores.
@@ -256,9 +219,7 @@ pub fn well_formed(kind: Kind, value: &[u8]) -> bool {
         Kind::Bool => value.len() == 1 && value[0] <= 1,
         Kind::Ulong => value.len() == UL,
         Kind::Bytes => true,
-        Kind::Date => {
-            value.is_empty() || (value.len() == 8 && value.iter().all(u8::is_ascii_digit))
-        }
+        Kind::Date => value.is_empty() || (value.len() == 8 && value.iter().all(u8::is_ascii_digit)),
         Kind::UlongArray => value.len().is_multiple_of(UL),
     }
 }

@@ -27,19 +27,14 @@ pub struct Object {
 
 impl Clone for Object {
     fn clone(&self) -> Self {
-        Object {
-            attrs: self.attrs.clone(),
-            prepared: OnceLock::new(),
-        }
+        Object { attrs: self.attrs.clone(), prepared: OnceLock::new() }
     }
 }
 
 impl std::fmt::Debug for Object {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Attribute values may be secret: show only which attributes there are.
-        f.debug_struct("Object")
-            .field("attributes", &self.attrs.keys().collect::<Vec<_>>())
-            .finish()
+        f.debug_struct("Object").field("attributes", &self.attrs.keys().collect::<Vec<_>>()).finish()
     }
 }
 
@@ -68,8 +63,9 @@ fn as_ulong(v: &[u8]) -> Option<CK_ULONG> {
 fn secret_len_ok(key_type: CK_KEY_TYPE, len: usize) -> Result<()> {
     let ok = match key_type {
         CKK_AES => matches!(len, 16 | 24 | 32),
-        CKK_GENERIC_SECRET | CKK_SHA_1_HMAC | CKK_SHA224_HMAC | CKK_SHA256_HMAC
-        | CKK_SHA384_HMAC | CKK_SHA512_HMAC => (1..=512).contains(&len),
+        CKK_GENERIC_SECRET | CKK_SHA_1_HMAC | CKK_SHA224_HMAC | CKK_SHA256_HMAC | CKK_SHA384_HMAC | CKK_SHA512_HMAC => {
+            (1..=512).contains(&len)
+        }
         _ => return Err(Error::AttributeValueInvalid),
     };
     if ok {
@@ -82,10 +78,7 @@ fn secret_len_ok(key_type: CK_KEY_TYPE, len: usize) -> Result<()> {
 impl Object {
     /// The value `make` derives from this object (e.g. a parsed private key), computed
     /// once per cached object.
-    pub fn prepared<T: Any + Send + Sync>(
-        &self,
-        make: impl FnOnce() -> Result<T>,
-    ) -> Result<Arc<T>> {
+    pub fn prepared<T: Any + Send + Sync>(&self, make: impl FnOnce() -> Result<T>) -> Result<Arc<T>> {
         if let Some(p) = self.prepared.get() {
             if let Ok(t) = p.clone().downcast::<T>() {
                 return Ok(t);
@@ -130,9 +123,7 @@ impl Object {
 
     /// Mechanisms this key may be used with; None when unrestricted.
     pub fn allowed_mechanisms(&self) -> Option<Vec<CK_MECHANISM_TYPE>> {
-        let raw = self
-            .get_raw(CKA_ALLOWED_MECHANISMS)
-            .filter(|v| !v.is_empty())?;
+        let raw = self.get_raw(CKA_ALLOWED_MECHANISMS).filter(|v| !v.is_empty())?;
         Some(raw.chunks_exact(8).filter_map(as_ulong).collect())
     }
 
@@ -168,12 +159,7 @@ impl Object {
     /// `extra` holds what the token supplies: the key value and class of generated or
     /// unwrapped keys. Derived attributes are filled in; CKA_UNIQUE_ID is set by the token
     /// when it stores the object.
-    pub fn build(
-        template: &Template,
-        origin: Origin,
-        extra: &Template,
-        is_so: bool,
-    ) -> Result<Object> {
+    pub fn build(template: &Template, origin: Origin, extra: &Template, is_so: bool) -> Result<Object> {
         let mut obj = Object::default();
         let class = template
             .iter()
@@ -220,10 +206,7 @@ impl Object {
             obj.set(*ty, v.clone());
         }
         if origin == Origin::Create {
-            for r in attr::RULES
-                .iter()
-                .filter(|r| r.flags & REQUIRED_ON_CREATE != 0)
-            {
+            for r in attr::RULES.iter().filter(|r| r.flags & REQUIRED_ON_CREATE != 0) {
                 if rule(class, r.ty).is_some() && !obj.attrs.contains_key(&r.ty) {
                     return Err(Error::TemplateIncomplete);
                 }
@@ -264,14 +247,7 @@ impl Object {
                 def(CKA_END_DATE, Vec::new());
                 def(CKA_DERIVE, ck_bool(false));
                 def(CKA_ALLOWED_MECHANISMS, Vec::new());
-                for ty in [
-                    CKA_ENCRYPT,
-                    CKA_DECRYPT,
-                    CKA_SIGN,
-                    CKA_VERIFY,
-                    CKA_WRAP,
-                    CKA_UNWRAP,
-                ] {
+                for ty in [CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY, CKA_WRAP, CKA_UNWRAP] {
                     def(ty, ck_bool(true));
                 }
                 // Secure by default: a key stays inside unless the template says otherwise.
@@ -289,11 +265,8 @@ impl Object {
                 def(CKA_ALLOWED_MECHANISMS, Vec::new());
                 def(CKA_SUBJECT, Vec::new());
                 let public = class == CKO_PUBLIC_KEY;
-                let caps: &[CK_ATTRIBUTE_TYPE] = if public {
-                    &[CKA_ENCRYPT, CKA_VERIFY, CKA_WRAP]
-                } else {
-                    &[CKA_DECRYPT, CKA_SIGN, CKA_UNWRAP]
-                };
+                let caps: &[CK_ATTRIBUTE_TYPE] =
+                    if public { &[CKA_ENCRYPT, CKA_VERIFY, CKA_WRAP] } else { &[CKA_DECRYPT, CKA_SIGN, CKA_UNWRAP] };
                 for ty in caps {
                     def(*ty, ck_bool(true));
                 }
@@ -323,10 +296,7 @@ impl Object {
 
     fn derive_key_attributes(&mut self, origin: Origin) -> Result<()> {
         let key_type = self.key_type().ok_or(Error::TemplateIncomplete)?;
-        let len = self
-            .get_raw(CKA_VALUE)
-            .map(<[u8]>::len)
-            .ok_or(Error::TemplateIncomplete)?;
+        let len = self.get_raw(CKA_VALUE).map(<[u8]>::len).ok_or(Error::TemplateIncomplete)?;
         secret_len_ok(key_type, len)?;
         let (local, mech) = match origin {
             Origin::Generate(m) => (true, m),
@@ -404,10 +374,7 @@ impl Object {
                 }
                 return Err(Error::AttributeReadOnly);
             }
-            if r.flags & CREATE_ONLY != 0
-                && !(copying && r.flags & CHANGE_ON_COPY != 0)
-                && !unchanged
-            {
+            if r.flags & CREATE_ONLY != 0 && !(copying && r.flags & CHANGE_ON_COPY != 0) && !unchanged {
                 return Err(Error::AttributeReadOnly);
             }
             let now = self.bool(*ty);
@@ -448,11 +415,7 @@ mod tests {
     use super::*;
 
     fn aes_template(value: &[u8]) -> Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)> {
-        vec![
-            (CKA_CLASS, ck_ulong(CKO_SECRET_KEY)),
-            (CKA_KEY_TYPE, ck_ulong(CKK_AES)),
-            (CKA_VALUE, value.to_vec()),
-        ]
+        vec![(CKA_CLASS, ck_ulong(CKO_SECRET_KEY)), (CKA_KEY_TYPE, ck_ulong(CKK_AES)), (CKA_VALUE, value.to_vec())]
     }
 
     #[test]
@@ -461,10 +424,7 @@ mod tests {
         assert!(o.bool(CKA_SENSITIVE) && !o.bool(CKA_EXTRACTABLE) && o.bool(CKA_PRIVATE));
         assert!(!o.bool(CKA_LOCAL) && !o.bool(CKA_ALWAYS_SENSITIVE));
         assert_eq!(o.ulong(CKA_VALUE_LEN), Some(32));
-        assert_eq!(
-            o.ulong(CKA_KEY_GEN_MECHANISM),
-            Some(CK_UNAVAILABLE_INFORMATION)
-        );
+        assert_eq!(o.ulong(CKA_KEY_GEN_MECHANISM), Some(CK_UNAVAILABLE_INFORMATION));
         assert_eq!(o.read(CKA_VALUE), Err(Error::AttributeSensitive));
         assert_eq!(o.read(CKA_MODULUS), Err(Error::AttributeTypeInvalid));
     }
@@ -472,70 +432,37 @@ mod tests {
     #[test]
     fn create_errors() {
         let mut t = aes_template(&[7; 15]);
-        assert_eq!(
-            Object::build(&t, Origin::Create, &[], false).unwrap_err(),
-            Error::AttributeValueInvalid
-        );
+        assert_eq!(Object::build(&t, Origin::Create, &[], false).unwrap_err(), Error::AttributeValueInvalid);
         t = aes_template(&[7; 16]);
         t.push((CKA_LOCAL, ck_bool(true)));
-        assert_eq!(
-            Object::build(&t, Origin::Create, &[], false).unwrap_err(),
-            Error::AttributeReadOnly
-        );
+        assert_eq!(Object::build(&t, Origin::Create, &[], false).unwrap_err(), Error::AttributeReadOnly);
         t = aes_template(&[7; 16]);
         t.push((CKA_VALUE_LEN, ck_ulong(16)));
-        assert_eq!(
-            Object::build(&t, Origin::Create, &[], false).unwrap_err(),
-            Error::TemplateInconsistent
-        );
+        assert_eq!(Object::build(&t, Origin::Create, &[], false).unwrap_err(), Error::TemplateInconsistent);
         t = aes_template(&[7; 16]);
         t.push((CKA_SENSITIVE, vec![1, 0]));
-        assert_eq!(
-            Object::build(&t, Origin::Create, &[], false).unwrap_err(),
-            Error::AttributeValueInvalid
-        );
+        assert_eq!(Object::build(&t, Origin::Create, &[], false).unwrap_err(), Error::AttributeValueInvalid);
         t = aes_template(&[7; 16]);
         t.push((CKA_MODULUS, vec![1]));
-        assert_eq!(
-            Object::build(&t, Origin::Create, &[], false).unwrap_err(),
-            Error::AttributeTypeInvalid
-        );
+        assert_eq!(Object::build(&t, Origin::Create, &[], false).unwrap_err(), Error::AttributeTypeInvalid);
         t = aes_template(&[7; 16]);
         t.push((CKA_TRUSTED, ck_bool(true)));
-        assert_eq!(
-            Object::build(&t, Origin::Create, &[], false).unwrap_err(),
-            Error::AttributeReadOnly
-        );
+        assert_eq!(Object::build(&t, Origin::Create, &[], false).unwrap_err(), Error::AttributeReadOnly);
         assert!(Object::build(&t, Origin::Create, &[], true).is_ok());
         t = aes_template(&[7; 16]);
         t.remove(2);
-        assert_eq!(
-            Object::build(&t, Origin::Create, &[], false).unwrap_err(),
-            Error::TemplateIncomplete
-        );
+        assert_eq!(Object::build(&t, Origin::Create, &[], false).unwrap_err(), Error::TemplateIncomplete);
         t = vec![(CKA_KEY_TYPE, ck_ulong(CKK_AES))];
-        assert_eq!(
-            Object::build(&t, Origin::Create, &[], false).unwrap_err(),
-            Error::TemplateIncomplete
-        );
+        assert_eq!(Object::build(&t, Origin::Create, &[], false).unwrap_err(), Error::TemplateIncomplete);
     }
 
     #[test]
     fn generated_key_is_local() {
-        let t = vec![
-            (CKA_VALUE_LEN, ck_ulong(32)),
-            (CKA_EXTRACTABLE, ck_bool(true)),
-            (CKA_SENSITIVE, ck_bool(false)),
-        ];
-        let extra = vec![
-            (CKA_CLASS, ck_ulong(CKO_SECRET_KEY)),
-            (CKA_KEY_TYPE, ck_ulong(CKK_AES)),
-            (CKA_VALUE, vec![1; 32]),
-        ];
+        let t = vec![(CKA_VALUE_LEN, ck_ulong(32)), (CKA_EXTRACTABLE, ck_bool(true)), (CKA_SENSITIVE, ck_bool(false))];
+        let extra =
+            vec![(CKA_CLASS, ck_ulong(CKO_SECRET_KEY)), (CKA_KEY_TYPE, ck_ulong(CKK_AES)), (CKA_VALUE, vec![1; 32])];
         let o = Object::build(&t, Origin::Generate(CKM_AES_KEY_GEN), &extra, false).unwrap();
-        assert!(
-            o.bool(CKA_LOCAL) && !o.bool(CKA_NEVER_EXTRACTABLE) && !o.bool(CKA_ALWAYS_SENSITIVE)
-        );
+        assert!(o.bool(CKA_LOCAL) && !o.bool(CKA_NEVER_EXTRACTABLE) && !o.bool(CKA_ALWAYS_SENSITIVE));
         assert_eq!(o.ulong(CKA_KEY_GEN_MECHANISM), Some(CKM_AES_KEY_GEN));
         assert_eq!(o.read(CKA_VALUE).unwrap(), &[1; 32]);
         let mut bad = t.clone();
@@ -549,45 +476,17 @@ mod tests {
     #[test]
     fn change_rules() {
         let mut o = Object::build(&aes_template(&[7; 16]), Origin::Create, &[], false).unwrap();
-        assert_eq!(
-            o.apply_changes(&[(CKA_SENSITIVE, ck_bool(false))], false, false),
-            Err(Error::AttributeReadOnly)
-        );
-        assert_eq!(
-            o.apply_changes(&[(CKA_EXTRACTABLE, ck_bool(true))], false, false),
-            Err(Error::AttributeReadOnly)
-        );
-        assert_eq!(
-            o.apply_changes(&[(CKA_KEY_TYPE, ck_ulong(CKK_DES3))], false, false),
-            Err(Error::AttributeReadOnly)
-        );
-        assert_eq!(
-            o.apply_changes(&[(CKA_TOKEN, ck_bool(true))], false, false),
-            Err(Error::AttributeReadOnly)
-        );
-        assert!(o
-            .apply_changes(&[(CKA_TOKEN, ck_bool(true))], true, false)
-            .is_ok());
+        assert_eq!(o.apply_changes(&[(CKA_SENSITIVE, ck_bool(false))], false, false), Err(Error::AttributeReadOnly));
+        assert_eq!(o.apply_changes(&[(CKA_EXTRACTABLE, ck_bool(true))], false, false), Err(Error::AttributeReadOnly));
+        assert_eq!(o.apply_changes(&[(CKA_KEY_TYPE, ck_ulong(CKK_DES3))], false, false), Err(Error::AttributeReadOnly));
+        assert_eq!(o.apply_changes(&[(CKA_TOKEN, ck_bool(true))], false, false), Err(Error::AttributeReadOnly));
+        assert!(o.apply_changes(&[(CKA_TOKEN, ck_bool(true))], true, false).is_ok());
         // Nothing of a refused template is applied.
         let before = o.get_raw(CKA_LABEL).map(<[u8]>::to_vec);
-        assert!(o
-            .apply_changes(
-                &[(CKA_LABEL, b"x".to_vec()), (CKA_LOCAL, ck_bool(true))],
-                false,
-                false
-            )
-            .is_err());
+        assert!(o.apply_changes(&[(CKA_LABEL, b"x".to_vec()), (CKA_LOCAL, ck_bool(true))], false, false).is_err());
         assert_eq!(o.get_raw(CKA_LABEL).map(<[u8]>::to_vec), before);
-        o.apply_changes(
-            &[(CKA_LABEL, b"x".to_vec()), (CKA_COPYABLE, ck_bool(false))],
-            false,
-            false,
-        )
-        .unwrap();
-        assert_eq!(
-            o.apply_changes(&[(CKA_COPYABLE, ck_bool(true))], false, false),
-            Err(Error::AttributeReadOnly)
-        );
+        o.apply_changes(&[(CKA_LABEL, b"x".to_vec()), (CKA_COPYABLE, ck_bool(false))], false, false).unwrap();
+        assert_eq!(o.apply_changes(&[(CKA_COPYABLE, ck_bool(true))], false, false), Err(Error::AttributeReadOnly));
     }
 
     #[test]

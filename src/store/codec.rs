@@ -33,11 +33,7 @@ pub fn decode(mut buf: &[u8]) -> Result<Vec<StoredAttr>> {
         if rest.len() < len {
             return Err(corrupt());
         }
-        attrs.push(StoredAttr {
-            ty,
-            sealed,
-            value: rest[..len].to_vec(),
-        });
+        attrs.push(StoredAttr { ty, sealed, value: rest[..len].to_vec() });
         buf = &rest[len..];
     }
     Ok(attrs)
@@ -50,21 +46,9 @@ mod tests {
     #[test]
     fn round_trip_and_truncation() {
         let attrs = vec![
-            StoredAttr {
-                ty: 0,
-                sealed: false,
-                value: vec![4, 0, 0, 0, 0, 0, 0, 0],
-            },
-            StoredAttr {
-                ty: 0x11,
-                sealed: true,
-                value: vec![9; 40],
-            },
-            StoredAttr {
-                ty: 3,
-                sealed: false,
-                value: vec![],
-            },
+            StoredAttr { ty: 0, sealed: false, value: vec![4, 0, 0, 0, 0, 0, 0, 0] },
+            StoredAttr { ty: 0x11, sealed: true, value: vec![9; 40] },
+            StoredAttr { ty: 3, sealed: false, value: vec![] },
         ];
         let enc = encode(&attrs);
         assert_eq!(decode(&enc).unwrap(), attrs);

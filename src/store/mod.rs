@@ -86,14 +86,11 @@ pub trait Store: Send + Sync {
     /// Inserts an object with its search keys; returns its id.
     fn insert(&self, obj: &StoredObject, index: &[IndexEntry]) -> Result<u64> {
         let ids = self.commit(vec![Change::Insert(obj.clone(), index.to_vec())])?;
-        ids.first()
-            .copied()
-            .ok_or_else(|| crate::error::Error::general("insert returned no id"))
+        ids.first().copied().ok_or_else(|| crate::error::Error::general("insert returned no id"))
     }
     /// Replaces an object (same id) and its search keys.
     fn update(&self, obj: &StoredObject, index: &[IndexEntry]) -> Result<()> {
-        self.commit(vec![Change::Update(obj.clone(), index.to_vec())])
-            .map(|_| ())
+        self.commit(vec![Change::Update(obj.clone(), index.to_vec())]).map(|_| ())
     }
     /// Removes an object; false if it was not there.
     fn delete(&self, id: u64) -> Result<bool> {
@@ -107,12 +104,7 @@ pub trait Store: Send + Sync {
     /// Ids of objects that match every `(attr, any of hashes)` condition and none of the
     /// `exclude` entries, public only unless `private` is set. With no conditions, every
     /// visible object.
-    fn find(
-        &self,
-        conditions: &[(u64, Vec<Vec<u8>>)],
-        private: bool,
-        exclude: &[IndexEntry],
-    ) -> Result<Vec<u64>>;
+    fn find(&self, conditions: &[(u64, Vec<Vec<u8>>)], private: bool, exclude: &[IndexEntry]) -> Result<Vec<u64>>;
     /// A number that changes whenever any process commits a change to the token, and the
     /// ids changed since `since` (None: too many to tell, drop everything cached).
     fn changes_since(&self, since: u64) -> Result<(u64, Option<Vec<u64>>)>;
@@ -130,11 +122,5 @@ pub trait Store: Send + Sync {
     fn tags(&self, key_id: &str) -> Result<Vec<(String, String)>>;
     /// Sets and removes tags in one transaction; refuses (false) when the key would end
     /// with more than `max` tags.
-    fn change_tags(
-        &self,
-        key_id: &str,
-        set: &[(String, String)],
-        remove: &[String],
-        max: usize,
-    ) -> Result<bool>;
+    fn change_tags(&self, key_id: &str, set: &[(String, String)], remove: &[String], max: usize) -> Result<bool>;
 }

@@ -55,13 +55,8 @@ fn configure(conn: &Connection) -> Result<()> {
 
 fn migrate(conn: &mut Connection) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute(
-        "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)",
-        [],
-    )?;
-    let have: Option<i64> = tx
-        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-        .optional()?;
+    tx.execute("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)", [])?;
+    let have: Option<i64> = tx.query_row("SELECT version FROM schema_version", [], |r| r.get(0)).optional()?;
     let have = have.unwrap_or(0) as usize;
     if have > MIGRATIONS.len() {
         return Err(Error::storage(format!(
@@ -73,10 +68,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         tx.execute_batch(m)?;
     }
     tx.execute("DELETE FROM schema_version", [])?;
-    tx.execute(
-        "INSERT INTO schema_version(version) VALUES (?1)",
-        [MIGRATIONS.len() as i64],
-    )?;
+    tx.execute("INSERT INTO schema_version(version) VALUES (?1)", [MIGRATIONS.len() as i64])?;
     tx.commit()?;
     Ok(())
 }
@@ -105,19 +97,9 @@ impl SqliteStore {
             conn.execute(
                 "INSERT INTO token(id, serial, label, slot_id, so_wrap, user_wrap, created)
                  VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    rec.serial,
-                    rec.label,
-                    rec.slot_id as i64,
-                    rec.so_wrap,
-                    rec.user_wrap,
-                    rec.created
-                ],
+                params![rec.serial, rec.label, rec.slot_id as i64, rec.so_wrap, rec.user_wrap, rec.created],
             )?;
-            Ok(SqliteStore {
-                path: path.to_path_buf(),
-                conn: Mutex::new(conn),
-            })
+            Ok(SqliteStore { path: path.to_path_buf(), conn: Mutex::new(conn) })
         })();
         if made.is_err() {
             let _ = std::fs::remove_file(path);
@@ -128,14 +110,11 @@ impl SqliteStore {
     /// Opens an existing token database, running pending migrations.
     pub fn open(path: &Path) -> Result<SqliteStore> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut conn = Connection::open_with_flags(path, flags)
-            .map_err(|e| Error::storage(format!("{}: {e}", path.display())))?;
+        let mut conn =
+            Connection::open_with_flags(path, flags).map_err(|e| Error::storage(format!("{}: {e}", path.display())))?;
         configure(&conn).map_err(|e| Error::storage(format!("{}: {e}", path.display())))?;
         migrate(&mut conn).map_err(|e| Error::storage(format!("{}: {e}", path.display())))?;
-        let store = SqliteStore {
-            path: path.to_path_buf(),
-            conn: Mutex::new(conn),
-        };
+        let store = SqliteStore { path: path.to_path_buf(), conn: Mutex::new(conn) };
         store.record()?;
         Ok(store)
     }
@@ -155,10 +134,7 @@ impl SqliteStore {
     }
 
     fn note_change(tx: &rusqlite::Transaction, obj: u64) -> Result<()> {
-        tx.execute(
-            "UPDATE token SET generation = generation + 1 WHERE id = 1",
-            [],
-        )?;
+        tx.execute("UPDATE token SET generation = generation + 1 WHERE id = 1", [])?;
         tx.execute("INSERT INTO changes(obj) VALUES (?1)", [obj as i64])?;
         let seq = tx.last_insert_rowid();
         if seq % 256 == 0 {
@@ -168,8 +144,7 @@ impl SqliteStore {
     }
 
     fn put_index(tx: &rusqlite::Transaction, id: u64, index: &[IndexEntry]) -> Result<()> {
-        let mut st =
-            tx.prepare_cached("INSERT OR IGNORE INTO idx(attr, h, obj) VALUES (?1, ?2, ?3)")?;
+        let mut st = tx.prepare_cached("INSERT OR IGNORE INTO idx(attr, h, obj) VALUES (?1, ?2, ?3)")?;
         for (attr, h) in index {
             st.execute(params![*attr as i64, h, id as i64])?;
         }
@@ -205,20 +180,14 @@ impl Store for SqliteStore {
 
     fn set_user_wrap(&self, wrap: &[u8]) -> Result<()> {
         self.write(|tx| {
-            tx.execute(
-                "UPDATE token SET user_wrap = ?1, user_failed = 0 WHERE id = 1",
-                [wrap],
-            )?;
+            tx.execute("UPDATE token SET user_wrap = ?1, user_failed = 0 WHERE id = 1", [wrap])?;
             Ok(())
         })
     }
 
     fn set_so_wrap(&self, wrap: &[u8]) -> Result<()> {
         self.write(|tx| {
-            tx.execute(
-                "UPDATE token SET so_wrap = ?1, so_failed = 0 WHERE id = 1",
-                [wrap],
-            )?;
+            tx.execute("UPDATE token SET so_wrap = ?1, so_failed = 0 WHERE id = 1", [wrap])?;
             Ok(())
         })
     }
@@ -229,14 +198,8 @@ impl Store for SqliteStore {
             Role::User => "user_failed",
         };
         self.write(|tx| {
-            tx.execute(
-                &format!("UPDATE token SET {col} = {col} + 1 WHERE id = 1"),
-                [],
-            )?;
-            let n: i64 =
-                tx.query_row(&format!("SELECT {col} FROM token WHERE id = 1"), [], |r| {
-                    r.get(0)
-                })?;
+            tx.execute(&format!("UPDATE token SET {col} = {col} + 1 WHERE id = 1"), [])?;
+            let n: i64 = tx.query_row(&format!("SELECT {col} FROM token WHERE id = 1"), [], |r| r.get(0))?;
             Ok(n as u32)
         })
     }
@@ -247,10 +210,7 @@ impl Store for SqliteStore {
             Role::User => "user_failed",
         };
         self.write(|tx| {
-            tx.execute(
-                &format!("UPDATE token SET {col} = 0 WHERE id = 1 AND {col} != 0"),
-                [],
-            )?;
+            tx.execute(&format!("UPDATE token SET {col} = 0 WHERE id = 1 AND {col} != 0"), [])?;
             Ok(())
         })
     }
@@ -296,33 +256,17 @@ impl Store for SqliteStore {
         let row = conn
             .prepare_cached("SELECT uid, class, private, attrs FROM objects WHERE id = ?1")?
             .query_row([id as i64], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, bool>(2)?,
-                    r.get::<_, Vec<u8>>(3)?,
-                ))
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, bool>(2)?, r.get::<_, Vec<u8>>(3)?))
             })
             .optional()?;
         drop(conn);
         let Some((uid, class, private, blob)) = row else {
             return Ok(None);
         };
-        Ok(Some(StoredObject {
-            id,
-            uid,
-            class: class as u64,
-            private,
-            attrs: codec::decode(&blob)?,
-        }))
+        Ok(Some(StoredObject { id, uid, class: class as u64, private, attrs: codec::decode(&blob)? }))
     }
 
-    fn find(
-        &self,
-        conditions: &[(u64, Vec<Vec<u8>>)],
-        private: bool,
-        exclude: &[IndexEntry],
-    ) -> Result<Vec<u64>> {
+    fn find(&self, conditions: &[(u64, Vec<Vec<u8>>)], private: bool, exclude: &[IndexEntry]) -> Result<Vec<u64>> {
         let conn = self.conn.lock();
         let mut sql = String::from("SELECT id FROM objects WHERE (private = 0 OR ?1)");
         let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(private)];
@@ -353,10 +297,7 @@ impl Store for SqliteStore {
         sql.push_str(" ORDER BY id");
         let mut st = conn.prepare_cached(&sql)?;
         let ids = st
-            .query_map(
-                rusqlite::params_from_iter(args.iter().map(|b| b.as_ref())),
-                |r| r.get::<_, i64>(0),
-            )?
+            .query_map(rusqlite::params_from_iter(args.iter().map(|b| b.as_ref())), |r| r.get::<_, i64>(0))?
             .map(|r| r.map(|v| v as u64))
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(ids)
@@ -364,17 +305,14 @@ impl Store for SqliteStore {
 
     fn changes_since(&self, since: u64) -> Result<(u64, Option<Vec<u64>>)> {
         let conn = self.conn.lock();
-        let gen: i64 = conn
-            .prepare_cached("SELECT generation FROM token WHERE id = 1")?
-            .query_row([], |r| r.get(0))?;
+        let gen: i64 = conn.prepare_cached("SELECT generation FROM token WHERE id = 1")?.query_row([], |r| r.get(0))?;
         let gen = gen as u64;
         if gen == since {
             return Ok((gen, Some(Vec::new())));
         }
         // The generation and the change rows advance together (one row per increment,
         // seq == generation), so rows seq > since are what happened since.
-        let oldest: Option<i64> =
-            conn.query_row("SELECT MIN(seq) FROM changes", [], |r| r.get(0))?;
+        let oldest: Option<i64> = conn.query_row("SELECT MIN(seq) FROM changes", [], |r| r.get(0))?;
         if since > gen || oldest.is_none_or(|o| o as u64 > since + 1) {
             return Ok((gen, None));
         }
@@ -388,16 +326,10 @@ impl Store for SqliteStore {
 
     fn aliases(&self) -> Result<Vec<Alias>> {
         let conn = self.conn.lock();
-        let mut st = conn
-            .prepare_cached("SELECT name, key_id, created, updated FROM aliases ORDER BY name")?;
+        let mut st = conn.prepare_cached("SELECT name, key_id, created, updated FROM aliases ORDER BY name")?;
         let rows = st
             .query_map([], |r| {
-                Ok(Alias {
-                    name: r.get(0)?,
-                    key_id: r.get(1)?,
-                    created: r.get(2)?,
-                    updated: r.get(3)?,
-                })
+                Ok(Alias { name: r.get(0)?, key_id: r.get(1)?, created: r.get(2)?, updated: r.get(3)? })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
@@ -431,22 +363,12 @@ impl Store for SqliteStore {
 
     fn tags(&self, key_id: &str) -> Result<Vec<(String, String)>> {
         let conn = self.conn.lock();
-        let mut st = conn.prepare_cached(
-            "SELECT tag_key, tag_value FROM tags WHERE key_id = ?1 ORDER BY tag_key",
-        )?;
-        let rows = st
-            .query_map([key_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut st = conn.prepare_cached("SELECT tag_key, tag_value FROM tags WHERE key_id = ?1 ORDER BY tag_key")?;
+        let rows = st.query_map([key_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
-    fn change_tags(
-        &self,
-        key_id: &str,
-        set: &[(String, String)],
-        remove: &[String],
-        max: usize,
-    ) -> Result<bool> {
+    fn change_tags(&self, key_id: &str, set: &[(String, String)], remove: &[String], max: usize) -> Result<bool> {
         self.write(|tx| {
             // Count what the key would end with before changing anything.
             let mut keys: std::collections::BTreeSet<String> = tx
@@ -461,10 +383,7 @@ impl Store for SqliteStore {
                 return Ok(false);
             }
             for k in remove {
-                tx.execute(
-                    "DELETE FROM tags WHERE key_id = ?1 AND tag_key = ?2",
-                    params![key_id, k],
-                )?;
+                tx.execute("DELETE FROM tags WHERE key_id = ?1 AND tag_key = ?2", params![key_id, k])?;
             }
             for (k, v) in set {
                 tx.execute(
@@ -501,11 +420,7 @@ mod tests {
             uid: uid.into(),
             class: 4,
             private: false,
-            attrs: vec![StoredAttr {
-                ty: 3,
-                sealed: false,
-                value: b"label".to_vec(),
-            }],
+            attrs: vec![StoredAttr { ty: 3, sealed: false, value: b"label".to_vec() }],
         }
     }
 
@@ -515,19 +430,13 @@ mod tests {
         let p = dir.path().join("t.sqlite");
         let s = SqliteStore::create(&p, &rec()).unwrap();
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         let (g0, _) = s.changes_since(0).unwrap();
         let a = s.insert(&obj("a"), &[(3, vec![1])]).unwrap();
         let b = s.insert(&obj("b"), &[(3, vec![2])]).unwrap();
         assert_eq!(s.find(&[(3, vec![vec![1]])], false, &[]).unwrap(), vec![a]);
         assert_eq!(s.find(&[], false, &[(3, vec![1])]).unwrap(), vec![b]);
-        assert_eq!(
-            s.find(&[(3, vec![vec![1], vec![2]])], false, &[]).unwrap(),
-            vec![a, b]
-        );
+        assert_eq!(s.find(&[(3, vec![vec![1], vec![2]])], false, &[]).unwrap(), vec![a, b]);
         assert_eq!(s.find(&[], false, &[]).unwrap(), vec![a, b]);
         let (g1, ch) = s.changes_since(g0).unwrap();
         assert_eq!(ch.unwrap(), vec![a, b]);
