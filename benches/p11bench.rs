@@ -198,64 +198,20 @@ fn scenarios(keys: &[usize]) -> Vec<Scen> {
     let mut v = Vec::new();
     let mut add = |name: String, title: String, kind: Kind| v.push(Scen { name, title, kind });
     for (n, tag) in [(64, "64"), (4096, "4k"), (1 << 20, "1m")] {
-        add(
-            format!("aes-gcm-enc-{tag}"),
-            format!("AES-256-GCM encrypt {}", bytes_name(n)),
-            Kind::AesGcmEnc(n),
-        );
+        add(format!("aes-gcm-enc-{tag}"), format!("AES-256-GCM encrypt {}", bytes_name(n)), Kind::AesGcmEnc(n));
     }
     for (n, tag) in [(64, "64"), (4096, "4k"), (1 << 20, "1m")] {
-        add(
-            format!("aes-gcm-dec-{tag}"),
-            format!("AES-256-GCM decrypt {}", bytes_name(n)),
-            Kind::AesGcmDec(n),
-        );
+        add(format!("aes-gcm-dec-{tag}"), format!("AES-256-GCM decrypt {}", bytes_name(n)), Kind::AesGcmDec(n));
     }
-    add(
-        "hmac-sha256-4k".into(),
-        "HMAC-SHA256 4 KiB".into(),
-        Kind::Hmac(4096),
-    );
-    add(
-        "ecdsa-p256-sign".into(),
-        "ECDSA P-256 sign".into(),
-        Kind::EcSign,
-    );
-    add(
-        "ecdsa-p256-verify".into(),
-        "ECDSA P-256 verify".into(),
-        Kind::EcVerify,
-    );
-    add(
-        "rsa2048-sign".into(),
-        "RSA-2048 SHA256-RSA-PKCS sign".into(),
-        Kind::RsaSign,
-    );
-    add(
-        "rsa2048-verify".into(),
-        "RSA-2048 SHA256-RSA-PKCS verify".into(),
-        Kind::RsaVerify,
-    );
-    add(
-        "rsa2048-oaep-dec".into(),
-        "RSA-2048 OAEP decrypt".into(),
-        Kind::RsaOaepDec,
-    );
-    add(
-        "genkey-aes256-token".into(),
-        "C_GenerateKey AES-256 token key".into(),
-        Kind::GenAes,
-    );
-    add(
-        "genkeypair-p256-token".into(),
-        "C_GenerateKeyPair P-256 token pair".into(),
-        Kind::GenEcPair,
-    );
-    add(
-        "random-32".into(),
-        "C_GenerateRandom 32 B".into(),
-        Kind::Random(32),
-    );
+    add("hmac-sha256-4k".into(), "HMAC-SHA256 4 KiB".into(), Kind::Hmac(4096));
+    add("ecdsa-p256-sign".into(), "ECDSA P-256 sign".into(), Kind::EcSign);
+    add("ecdsa-p256-verify".into(), "ECDSA P-256 verify".into(), Kind::EcVerify);
+    add("rsa2048-sign".into(), "RSA-2048 SHA256-RSA-PKCS sign".into(), Kind::RsaSign);
+    add("rsa2048-verify".into(), "RSA-2048 SHA256-RSA-PKCS verify".into(), Kind::RsaVerify);
+    add("rsa2048-oaep-dec".into(), "RSA-2048 OAEP decrypt".into(), Kind::RsaOaepDec);
+    add("genkey-aes256-token".into(), "C_GenerateKey AES-256 token key".into(), Kind::GenAes);
+    add("genkeypair-p256-token".into(), "C_GenerateKeyPair P-256 token pair".into(), Kind::GenEcPair);
+    add("random-32".into(), "C_GenerateRandom 32 B".into(), Kind::Random(32));
     for &k in keys {
         add(
             format!("find-label-{}", size_name(k)),
@@ -297,12 +253,7 @@ fn missing(kind: &Kind, listed: &[MechanismType]) -> Option<String> {
     let miss: Vec<String> = needs(kind)
         .iter()
         .filter(|alts| !alts.iter().any(|m| listed.contains(m)))
-        .map(|alts| {
-            alts.iter()
-                .map(|m| format!("{m}"))
-                .collect::<Vec<_>>()
-                .join(" or ")
-        })
+        .map(|alts| alts.iter().map(|m| format!("{m}")).collect::<Vec<_>>().join(" or "))
         .collect();
     (!miss.is_empty()).then(|| format!("not listed: {}", miss.join(", ")))
 }
@@ -334,11 +285,7 @@ fn parse_args(args: &[String]) -> Opts {
     let mut threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut val = |name: &str| {
-            it.next()
-                .cloned()
-                .unwrap_or_else(|| die(&format!("{name} needs a value")))
-        };
+        let mut val = |name: &str| it.next().cloned().unwrap_or_else(|| die(&format!("{name} needs a value")));
         match a.as_str() {
             // cargo bench passes --bench to harness = false targets.
             "--bench" => {}
@@ -364,11 +311,7 @@ fn parse_args(args: &[String]) -> Opts {
             }
             "--threads" => {
                 let v = val(a);
-                threads = v
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .unwrap_or_else(|| die(&format!("--threads {v:?}")));
+                threads = v.parse().ok().filter(|&n| n > 0).unwrap_or_else(|| die(&format!("--threads {v:?}")));
             }
             "--tmpdir" => tmpdir = Some(PathBuf::from(val(a))),
             "--keep" => keep = true,
@@ -380,20 +323,11 @@ fn parse_args(args: &[String]) -> Opts {
             other => die(&format!("unknown argument {other:?}")),
         }
     }
-    let mut keys = keys.unwrap_or_else(|| {
-        if quick {
-            vec![100, 1000]
-        } else {
-            vec![10_000, 100_000]
-        }
-    });
+    let mut keys = keys.unwrap_or_else(|| if quick { vec![100, 1000] } else { vec![10_000, 100_000] });
     keys.sort_unstable();
     keys.dedup();
     if list {
-        for s in scenarios(&keys)
-            .iter()
-            .filter(|s| only.as_ref().is_none_or(|r: &Regex| r.is_match(&s.name)))
-        {
+        for s in scenarios(&keys).iter().filter(|s| only.as_ref().is_none_or(|r: &Regex| r.is_match(&s.name))) {
             println!("{:24} {}", s.name, s.title);
         }
         std::process::exit(0)
@@ -404,17 +338,9 @@ fn parse_args(args: &[String]) -> Opts {
             kmstoken.display()
         ));
     }
-    let mut modules = vec![Module {
-        name: "kmstoken".into(),
-        path: kmstoken,
-        copy: None,
-    }];
+    let mut modules = vec![Module { name: "kmstoken".into(), path: kmstoken, copy: None }];
     match softhsm {
-        Some(p) if p.exists() => modules.push(Module {
-            name: "SoftHSM2".into(),
-            path: p,
-            copy: None,
-        }),
+        Some(p) if p.exists() => modules.push(Module { name: "SoftHSM2".into(), path: p, copy: None }),
         Some(p) => eprintln!(
             "p11bench: SoftHSM2 module {} not found; running kmstoken alone \
              (install softhsm2 or pass --softhsm PATH)",
@@ -422,17 +348,7 @@ fn parse_args(args: &[String]) -> Opts {
         ),
         None => {}
     }
-    Opts {
-        modules,
-        quick,
-        only,
-        json,
-        keys,
-        tmpdir,
-        keep,
-        threads,
-        timing: Timing::new(quick),
-    }
+    Opts { modules, quick, only, json, keys, tmpdir, keep, threads, timing: Timing::new(quick) }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -465,10 +381,7 @@ struct Results {
 impl Results {
     fn mem(&mut self, module: &str, what: &str, kb: Option<u64>) {
         if let Some(kb) = kb {
-            let e = self
-                .memory
-                .entry((module.to_string(), what.to_string()))
-                .or_insert(0);
+            let e = self.memory.entry((module.to_string(), what.to_string())).or_insert(0);
             *e = (*e).max(kb);
         }
     }
@@ -492,10 +405,7 @@ impl ChildRun {
         let done = self.lines.iter().any(|l| l["kind"] == "done");
         match self.status {
             Some(s) if s.success() && done => None,
-            Some(s) => Some((
-                "crash".into(),
-                format!("child {s}: {}", last_line(&self.stderr_tail)),
-            )),
+            Some(s) => Some(("crash".into(), format!("child {s}: {}", last_line(&self.stderr_tail)))),
             None => Some(("crash".into(), "child did not start".into())),
         }
     }
@@ -508,9 +418,7 @@ fn last_line(s: &str) -> String {
 
 fn vmhwm_of(pid: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    s.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 /// The directory a module's child runs in: configuration files for both kinds of module,
@@ -523,10 +431,7 @@ fn module_dir(dir: &Path) -> std::io::Result<()> {
     // kmstoken: default Argon2 parameters, so that C_Login costs what it costs in use.
     std::fs::write(
         dir.join("kmstoken.toml"),
-        format!(
-            "keystore = {:?}\n[log]\nlevel = \"error\"\n",
-            dir.join("store").display().to_string()
-        ),
+        format!("keystore = {:?}\n[log]\nlevel = \"error\"\n", dir.join("store").display().to_string()),
     )?;
     std::fs::write(
         dir.join("softhsm2.conf"),
@@ -638,27 +543,10 @@ fn run_child(
     let _ = reader.join();
     let _ = err_reader.join();
     if vmhwm.is_none() {
-        vmhwm = lines
-            .iter()
-            .rev()
-            .find(|l| l["kind"] == "mem")
-            .and_then(|l| l["vmhwm_kb"].as_u64());
+        vmhwm = lines.iter().rev().find(|l| l["kind"] == "mem").and_then(|l| l["vmhwm_kb"].as_u64());
     }
-    let stderr_tail = tail
-        .lock()
-        .unwrap()
-        .iter()
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("\n");
-    ChildRun {
-        lines,
-        status,
-        timed_out,
-        vmhwm_kb: vmhwm,
-        stderr_tail,
-        seconds: start.elapsed().as_secs_f64(),
-    }
+    let stderr_tail = tail.lock().unwrap().iter().cloned().collect::<Vec<_>>().join("\n");
+    ChildRun { lines, status, timed_out, vmhwm_kb: vmhwm, stderr_tail, seconds: start.elapsed().as_secs_f64() }
 }
 
 fn cell_from(v: &Value) -> Cell {
@@ -688,11 +576,9 @@ fn progress(module: &str, v: &Value) {
                 c.note
             );
         }
-        Some("progress") => eprintln!(
-            "  [{module}] populated {} keys in {:.0} s",
-            v["count"],
-            v["seconds"].as_f64().unwrap_or(0.0)
-        ),
+        Some("progress") => {
+            eprintln!("  [{module}] populated {} keys in {:.0} s", v["count"], v["seconds"].as_f64().unwrap_or(0.0))
+        }
         Some("note") => eprintln!("  [{module}] {}", v["text"].as_str().unwrap_or("")),
         _ => {}
     }
@@ -701,11 +587,8 @@ fn progress(module: &str, v: &Value) {
 fn parent_main(mut opts: Opts) {
     let started = Instant::now();
     let all = scenarios(&opts.keys);
-    let selected: Vec<Scen> = all
-        .iter()
-        .filter(|s| opts.only.as_ref().is_none_or(|r| r.is_match(&s.name)))
-        .cloned()
-        .collect();
+    let selected: Vec<Scen> =
+        all.iter().filter(|s| opts.only.as_ref().is_none_or(|r| r.is_match(&s.name))).cloned().collect();
     if selected.is_empty() {
         die("--only matches no scenario (see --list)");
     }
@@ -720,11 +603,7 @@ fn parent_main(mut opts: Opts) {
     };
     eprintln!(
         "p11bench: modules {}; {} thread(s) for the parallel column; keystores in {}",
-        opts.modules
-            .iter()
-            .map(|m| format!("{} ({})", m.name, m.path.display()))
-            .collect::<Vec<_>>()
-            .join(", "),
+        opts.modules.iter().map(|m| format!("{} ({})", m.name, m.path.display())).collect::<Vec<_>>().join(", "),
         opts.threads,
         base.path().display()
     );
@@ -735,34 +614,21 @@ fn parent_main(mut opts: Opts) {
         let copy = dir.join(m.path.file_name().unwrap_or_default());
         match std::fs::create_dir_all(&dir).and_then(|()| std::fs::copy(&m.path, &copy)) {
             Ok(_) => m.copy = Some(copy),
-            Err(e) => eprintln!(
-                "p11bench: cannot copy {}: {e}; loading it in place",
-                m.path.display()
-            ),
+            Err(e) => eprintln!("p11bench: cannot copy {}: {e}; loading it in place", m.path.display()),
         }
     }
     let mut res = Results::default();
 
     // openssl speed, single-threaded, as the reference for the crypto engine.
-    if selected
-        .iter()
-        .any(|s| matches!(s.kind, Kind::AesGcmEnc(4096) | Kind::EcSign | Kind::RsaSign))
-    {
+    if selected.iter().any(|s| matches!(s.kind, Kind::AesGcmEnc(4096) | Kind::EcSign | Kind::RsaSign)) {
         res.openssl = openssl_speed(opts.timing.openssl_seconds);
     }
 
     // Scenarios run in a child per module and scenario, modules alternating (and which
     // goes first alternating too, so that neither always runs on a warmer machine).
-    let crypto: Vec<&Scen> = selected
-        .iter()
-        .filter(|s| !matches!(s.kind, Kind::Find(_) | Kind::Cold(_)))
-        .collect();
+    let crypto: Vec<&Scen> = selected.iter().filter(|s| !matches!(s.kind, Kind::Find(_) | Kind::Cold(_))).collect();
     for (i, s) in crypto.iter().enumerate() {
-        eprintln!(
-            "p11bench: {} ({:.0} s so far)",
-            s.name,
-            started.elapsed().as_secs_f64()
-        );
+        eprintln!("p11bench: {} ({:.0} s so far)", s.name, started.elapsed().as_secs_f64());
         let mut order: Vec<&Module> = opts.modules.iter().collect();
         if i % 2 == 1 {
             order.reverse();
@@ -773,24 +639,10 @@ fn parent_main(mut opts: Opts) {
                 die(&format!("{}: {e}", dir.display()))
             }
             let cap = opts.timing.child_cap;
-            let run = run_child(
-                m,
-                &dir,
-                "scenario",
-                &["--scenario".into(), s.name.clone()],
-                &opts,
-                cap,
-                |v| progress(&m.name, v),
-            );
-            absorb(
-                &mut res,
-                m,
-                std::slice::from_ref(&s.name),
-                &run,
-                cap,
-                &opts,
-                "scenario processes",
-            );
+            let run = run_child(m, &dir, "scenario", &["--scenario".into(), s.name.clone()], &opts, cap, |v| {
+                progress(&m.name, v)
+            });
+            absorb(&mut res, m, std::slice::from_ref(&s.name), &run, cap, &opts, "scenario processes");
             if !opts.keep {
                 let _ = std::fs::remove_dir_all(&dir);
             }
@@ -806,11 +658,7 @@ fn parent_main(mut opts: Opts) {
         if find.is_none() && cold.is_none() {
             continue;
         }
-        let names: Vec<String> = find
-            .iter()
-            .chain(cold.iter())
-            .map(|s| s.name.clone())
-            .collect();
+        let names: Vec<String> = find.iter().chain(cold.iter()).map(|s| s.name.clone()).collect();
         let mut counts: BTreeMap<String, (usize, String)> = BTreeMap::new();
         for m in &opts.modules {
             let dir = base.path().join(&m.name).join("keys");
@@ -863,10 +711,7 @@ fn parent_main(mut opts: Opts) {
                 res.mem(&m.name, "population process", run.vmhwm_kb);
                 let fin = run.lines.iter().find(|l| l["kind"] == "populated").cloned();
                 let capped = fin.as_ref().is_some_and(|f| f["capped"] == true);
-                let seconds = fin
-                    .as_ref()
-                    .and_then(|f| f["seconds"].as_f64())
-                    .unwrap_or(run.seconds);
+                let seconds = fin.as_ref().and_then(|f| f["seconds"].as_f64()).unwrap_or(run.seconds);
                 res.population.push(json!({
                     "module": m.name, "from": from, "to": size, "count": count,
                     "seconds": seconds, "capped": capped || run.timed_out,
@@ -879,11 +724,7 @@ fn parent_main(mut opts: Opts) {
                         for t in thread_counts(&opts, n) {
                             res.cells.insert(
                                 (n.clone(), t, m.name.clone()),
-                                Cell {
-                                    status: "n/a".into(),
-                                    note: na.clone(),
-                                    ..Cell::default()
-                                },
+                                Cell { status: "n/a".into(), note: na.clone(), ..Cell::default() },
                             );
                         }
                     }
@@ -906,11 +747,7 @@ fn parent_main(mut opts: Opts) {
                         for t in thread_counts(&opts, n) {
                             res.cells.insert(
                                 (n.clone(), t, m.name.clone()),
-                                Cell {
-                                    status: st.clone(),
-                                    note: note.clone(),
-                                    ..Cell::default()
-                                },
+                                Cell { status: st.clone(), note: note.clone(), ..Cell::default() },
                             );
                         }
                     }
@@ -942,12 +779,7 @@ fn parent_main(mut opts: Opts) {
                     m,
                     &dir,
                     "find",
-                    &[
-                        "--scenario".into(),
-                        f.name.clone(),
-                        "--count".into(),
-                        count.to_string(),
-                    ],
+                    &["--scenario".into(), f.name.clone(), "--count".into(), count.to_string()],
                     &opts,
                     cap,
                     |v| progress(&m.name, v),
@@ -981,20 +813,8 @@ fn parent_main(mut opts: Opts) {
                     }
                     let dir = base.path().join(&m.name).join("keys");
                     let cap = opts.timing.cold_cap;
-                    let run = run_child(
-                        m,
-                        &dir,
-                        "cold",
-                        &["--count".into(), count.to_string()],
-                        &opts,
-                        cap,
-                        |_| {},
-                    );
-                    res.mem(
-                        &m.name,
-                        &format!("cold open, {} keys", size_name(size)),
-                        run.vmhwm_kb,
-                    );
+                    let run = run_child(m, &dir, "cold", &["--count".into(), count.to_string()], &opts, cap, |_| {});
+                    res.mem(&m.name, &format!("cold open, {} keys", size_name(size)), run.vmhwm_kb);
                     match run.lines.iter().find(|l| l["kind"] == "cold") {
                         Some(v) if run.failure(cap).is_none() => {
                             eprintln!(
@@ -1004,15 +824,10 @@ fn parent_main(mut opts: Opts) {
                                 r + 1,
                                 fmt_ns(v["total_ns"].as_u64().unwrap_or(0))
                             );
-                            res.cold
-                                .entry((c.name.clone(), m.name.clone()))
-                                .or_default()
-                                .push(v.clone());
+                            res.cold.entry((c.name.clone(), m.name.clone())).or_default().push(v.clone());
                         }
                         _ => {
-                            let (st, why) = run
-                                .failure(cap)
-                                .unwrap_or(("error".into(), last_line(&run.stderr_tail)));
+                            let (st, why) = run.failure(cap).unwrap_or(("error".into(), last_line(&run.stderr_tail)));
                             let why = run
                                 .lines
                                 .iter()
@@ -1031,20 +846,11 @@ fn parent_main(mut opts: Opts) {
                 if count == 0 {
                     continue;
                 }
-                let samples = res
-                    .cold
-                    .get(&(c.name.clone(), m.name.clone()))
-                    .cloned()
-                    .unwrap_or_default();
+                let samples = res.cold.get(&(c.name.clone(), m.name.clone())).cloned().unwrap_or_default();
                 let mut cell = cold_cell(&samples, &opts);
                 if let Some(d) = dead.get(&m.name) {
                     if samples.is_empty() {
-                        cell.status = if d.starts_with("timeout") {
-                            "timeout"
-                        } else {
-                            "error"
-                        }
-                        .into();
+                        cell.status = if d.starts_with("timeout") { "timeout" } else { "error" }.into();
                     }
                     cell.note = join_notes(&cell.note, d);
                 }
@@ -1087,15 +893,7 @@ fn join_notes(a: &str, b: &str) -> String {
 }
 
 /// Takes a child's result lines into the table, and marks what it did not report.
-fn absorb(
-    res: &mut Results,
-    m: &Module,
-    names: &[String],
-    run: &ChildRun,
-    cap: f64,
-    opts: &Opts,
-    mem_kind: &str,
-) {
+fn absorb(res: &mut Results, m: &Module, names: &[String], run: &ChildRun, cap: f64, opts: &Opts, mem_kind: &str) {
     res.mem(&m.name, mem_kind, run.vmhwm_kb);
     for v in &run.lines {
         let mut v = v.clone();
@@ -1113,13 +911,11 @@ fn absorb(
                 let st = if v["kind"] == "na" { "n/a" } else { "error" };
                 for n in names {
                     for t in thread_counts(opts, n) {
-                        res.cells
-                            .entry((n.clone(), t, m.name.clone()))
-                            .or_insert_with(|| Cell {
-                                status: st.into(),
-                                note: v["note"].as_str().unwrap_or("").to_string(),
-                                ..Cell::default()
-                            });
+                        res.cells.entry((n.clone(), t, m.name.clone())).or_insert_with(|| Cell {
+                            status: st.into(),
+                            note: v["note"].as_str().unwrap_or("").to_string(),
+                            ..Cell::default()
+                        });
                     }
                 }
             }
@@ -1131,13 +927,11 @@ fn absorb(
         eprintln!("  [{}] {st}: {why}", m.name);
         for n in names {
             for t in thread_counts(opts, n) {
-                res.cells
-                    .entry((n.clone(), t, m.name.clone()))
-                    .or_insert_with(|| Cell {
-                        status: st.clone(),
-                        note: why.clone(),
-                        ..Cell::default()
-                    });
+                res.cells.entry((n.clone(), t, m.name.clone())).or_insert_with(|| Cell {
+                    status: st.clone(),
+                    note: why.clone(),
+                    ..Cell::default()
+                });
             }
         }
     }
@@ -1145,24 +939,14 @@ fn absorb(
 
 fn cold_cell(samples: &[Value], opts: &Opts) -> Cell {
     if samples.is_empty() {
-        return Cell {
-            status: "error".into(),
-            ..Cell::default()
-        };
+        return Cell { status: "error".into(), ..Cell::default() };
     }
-    let mut t: Vec<u64> = samples
-        .iter()
-        .filter_map(|v| v["total_ns"].as_u64())
-        .collect();
+    let mut t: Vec<u64> = samples.iter().filter_map(|v| v["total_ns"].as_u64()).collect();
     t.sort_unstable();
     let med = median_u64(&t);
     let mut note = format!("{} processes, p99 = max", t.len());
     if t.len() < opts.timing.cold_rounds {
-        note = format!(
-            "{} of {} processes, p99 = max",
-            t.len(),
-            opts.timing.cold_rounds
-        );
+        note = format!("{} of {} processes, p99 = max", t.len(), opts.timing.cold_rounds);
     }
     Cell {
         status: "ok".into(),
@@ -1201,43 +985,20 @@ fn openssl_speed(seconds: u32) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     let secs = seconds.to_string();
     let runs: [(&str, Vec<&str>); 3] = [
-        (
-            "aes-gcm-enc-4k",
-            vec![
-                "speed",
-                "-mr",
-                "-evp",
-                "aes-256-gcm",
-                "-bytes",
-                "4096",
-                "-seconds",
-                &secs,
-            ],
-        ),
-        (
-            "ecdsa-p256-sign",
-            vec!["speed", "-mr", "-seconds", &secs, "ecdsap256"],
-        ),
-        (
-            "rsa2048-sign",
-            vec!["speed", "-mr", "-seconds", &secs, "rsa2048"],
-        ),
+        ("aes-gcm-enc-4k", vec!["speed", "-mr", "-evp", "aes-256-gcm", "-bytes", "4096", "-seconds", &secs]),
+        ("ecdsa-p256-sign", vec!["speed", "-mr", "-seconds", &secs, "ecdsap256"]),
+        ("rsa2048-sign", vec!["speed", "-mr", "-seconds", &secs, "rsa2048"]),
     ];
     for (name, args) in runs {
         eprintln!("p11bench: openssl {}", args.join(" "));
-        let o = match Command::new("openssl")
-            .args(&args)
-            .stdin(Stdio::null())
-            .output()
-        {
+        let o = match Command::new("openssl").args(&args).stdin(Stdio::null()).output() {
             Ok(o) => o,
             Err(e) => {
                 eprintln!("p11bench: openssl: {e}; no openssl comparison");
                 return out;
             }
         };
-        let text =
-            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+        let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
         for l in text.lines() {
             let f: Vec<&str> = l.split(':').collect();
             let v = match f.first().copied() {
@@ -1306,10 +1067,8 @@ fn machine() -> (usize, String) {
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("model name")
-                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
-            })
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
         })
         .unwrap_or_else(|| "unknown".into());
     (cores, model)
@@ -1408,11 +1167,7 @@ fn render(opts: &Opts, selected: &[Scen], res: &Results, elapsed: f64) -> String
                 p["from"],
                 p["count"],
                 s,
-                if s > 0.0 {
-                    fmt_ops(n as f64 / s)
-                } else {
-                    "—".into()
-                },
+                if s > 0.0 { fmt_ops(n as f64 / s) } else { "—".into() },
                 match (p["failure"].as_str(), p["capped"] == true) {
                     (Some(f), _) => f.replace('|', "/"),
                     (None, true) => format!("capped (target {})", p["to"]),
@@ -1451,14 +1206,8 @@ fn render(opts: &Opts, selected: &[Scen], res: &Results, elapsed: f64) -> String
         );
         o += &format!("| operation | openssl speed ops/s | {first} ops/s | {first} / openssl |\n|---|--:|--:|--:|\n");
         for (scen, label) in [
-            (
-                "aes-gcm-enc-4k",
-                "AES-256-GCM encrypt 4 KiB (openssl speed -evp aes-256-gcm -bytes 4096)",
-            ),
-            (
-                "ecdsa-p256-sign",
-                "ECDSA P-256 sign (openssl speed ecdsap256)",
-            ),
+            ("aes-gcm-enc-4k", "AES-256-GCM encrypt 4 KiB (openssl speed -evp aes-256-gcm -bytes 4096)"),
+            ("ecdsa-p256-sign", "ECDSA P-256 sign (openssl speed ecdsap256)"),
             ("rsa2048-sign", "RSA-2048 sign (openssl speed rsa2048)"),
         ] {
             let Some(os) = res.openssl.get(scen) else {
@@ -1491,16 +1240,10 @@ fn json_doc(opts: &Opts, selected: &[Scen], res: &Results, elapsed: f64) -> Valu
             }
         }
     }
-    let memory: Vec<Value> = res
-        .memory
-        .iter()
-        .map(|((m, k), kb)| json!({"module": m, "process": k, "vmhwm_kb": kb}))
-        .collect();
-    let cold: Vec<Value> = res
-        .cold
-        .iter()
-        .map(|((s, m), v)| json!({"scenario": s, "module": m, "samples": v}))
-        .collect();
+    let memory: Vec<Value> =
+        res.memory.iter().map(|((m, k), kb)| json!({"module": m, "process": k, "vmhwm_kb": kb})).collect();
+    let cold: Vec<Value> =
+        res.cold.iter().map(|((s, m), v)| json!({"scenario": s, "module": m, "samples": v})).collect();
     json!({
         "machine": {"cores": cores, "cpu": model},
         "quick": opts.quick,
@@ -1536,43 +1279,29 @@ fn mem_stage(stage: &str) {
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
 }
 
 fn child_main(role: &str, args: &[String]) -> i32 {
     let module = PathBuf::from(arg(args, "--module").unwrap_or_default());
     let quick = args.iter().any(|a| a == "--quick");
     let timing = Timing::new(quick);
-    let threads: usize = arg(args, "--threads")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(1);
+    let threads: usize = arg(args, "--threads").and_then(|t| t.parse().ok()).unwrap_or(1);
     let r = match role {
         "scenario" | "find" => {
             let name = arg(args, "--scenario").unwrap_or_default();
-            let count: usize = arg(args, "--count")
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0);
+            let count: usize = arg(args, "--count").and_then(|c| c.parse().ok()).unwrap_or(0);
             child_scenario(&module, &name, count, threads, &timing)
         }
         "populate" => {
-            let from = arg(args, "--from")
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0);
+            let from = arg(args, "--from").and_then(|c| c.parse().ok()).unwrap_or(0);
             let to = arg(args, "--to").and_then(|c| c.parse().ok()).unwrap_or(0);
-            let budget = arg(args, "--budget")
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(60.0);
-            let threads = arg(args, "--populate-threads")
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(1);
+            let budget = arg(args, "--budget").and_then(|c| c.parse().ok()).unwrap_or(60.0);
+            let threads = arg(args, "--populate-threads").and_then(|c| c.parse().ok()).unwrap_or(1);
             child_populate(&module, from, to, budget, threads)
         }
         "cold" => {
-            let count = arg(args, "--count")
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(1);
+            let count = arg(args, "--count").and_then(|c| c.parse().ok()).unwrap_or(1);
             child_cold(&module, count)
         }
         other => Err(format!("unknown child role {other:?}")),
@@ -1612,8 +1341,7 @@ fn e2s(what: &'static str) -> impl Fn(cryptoki::error::Error) -> String {
 
 fn load(module: &Path) -> Result<Pkcs11, String> {
     let p = Pkcs11::new(module).map_err(|e| format!("load {}: {}", module.display(), ck(&e)))?;
-    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-        .map_err(e2s("C_Initialize"))?;
+    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).map_err(e2s("C_Initialize"))?;
     Ok(p)
 }
 
@@ -1643,19 +1371,16 @@ fn init_token(p: &Pkcs11) -> Result<(Slot, Session), String> {
         .copied()
         .find(|&s| p.get_token_info(s).is_ok_and(|t| !t.token_initialized()))
         .ok_or("no slot with an uninitialised token")?;
-    p.init_token(free, &AuthPin::from(SO_PIN), TOKEN_LABEL)
-        .map_err(e2s("C_InitToken"))?;
+    p.init_token(free, &AuthPin::from(SO_PIN), TOKEN_LABEL).map_err(e2s("C_InitToken"))?;
     let slot = bench_slot(p)?.ok_or("the initialised token is not in the slot list")?;
     {
         let s = p.open_rw_session(slot).map_err(e2s("C_OpenSession"))?;
-        s.login(UserType::So, Some(&AuthPin::from(SO_PIN)))
-            .map_err(e2s("C_Login(SO)"))?;
+        s.login(UserType::So, Some(&AuthPin::from(SO_PIN))).map_err(e2s("C_Login(SO)"))?;
         s.init_pin(&user_pin()).map_err(e2s("C_InitPIN"))?;
         s.logout().map_err(e2s("C_Logout"))?;
     }
     let s = p.open_rw_session(slot).map_err(e2s("C_OpenSession"))?;
-    s.login(UserType::User, Some(&user_pin()))
-        .map_err(e2s("C_Login(user)"))?;
+    s.login(UserType::User, Some(&user_pin())).map_err(e2s("C_Login(user)"))?;
     Ok((slot, s))
 }
 
@@ -1670,14 +1395,8 @@ impl Local {
     fn new(tid: usize) -> Local {
         let seed = (tid as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ std::process::id() as u64
-            ^ std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
-        Local {
-            tid: tid as u64,
-            n: 0,
-            rng: seed | 1,
-        }
+            ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        Local { tid: tid as u64, n: 0, rng: seed | 1 }
     }
 
     fn next(&mut self) -> u64 {
@@ -1765,12 +1484,7 @@ fn key_label(i: usize) -> String {
 }
 
 /// Sets up a scenario's keys and data; returns its operation and a note.
-fn setup(
-    s: &Session,
-    kind: &Kind,
-    listed: &[MechanismType],
-    count: usize,
-) -> Result<(Box<Op>, String), String> {
+fn setup(s: &Session, kind: &Kind, listed: &[MechanismType], count: usize) -> Result<(Box<Op>, String), String> {
     let mut note = String::new();
     let op: Box<Op> = match kind.clone() {
         Kind::AesGcmEnc(n) | Kind::AesGcmDec(n) => {
@@ -1781,33 +1495,23 @@ fn setup(
             if matches!(kind, Kind::AesGcmEnc(_)) {
                 Box::new(move |s: &Session, l: &mut Local| {
                     let mut iv = gcm_iv(l);
-                    let p =
-                        GcmParams::new(&mut iv, &[], 128u64.into()).map_err(e2s("GcmParams"))?;
-                    s.encrypt(&Mechanism::AesGcm(p), key, &data)
-                        .map(drop)
-                        .map_err(e2s("C_Encrypt"))
+                    let p = GcmParams::new(&mut iv, &[], 128u64.into()).map_err(e2s("GcmParams"))?;
+                    s.encrypt(&Mechanism::AesGcm(p), key, &data).map(drop).map_err(e2s("C_Encrypt"))
                 })
             } else {
                 let mut iv = [7u8; 12];
                 let p = GcmParams::new(&mut iv, &[], 128u64.into()).map_err(e2s("GcmParams"))?;
-                let ct = s
-                    .encrypt(&Mechanism::AesGcm(p), key, &data)
-                    .map_err(e2s("C_Encrypt"))?;
+                let ct = s.encrypt(&Mechanism::AesGcm(p), key, &data).map_err(e2s("C_Encrypt"))?;
                 let mut iv = [7u8; 12];
                 let p = GcmParams::new(&mut iv, &[], 128u64.into()).map_err(e2s("GcmParams"))?;
-                let pt = s
-                    .decrypt(&Mechanism::AesGcm(p), key, &ct)
-                    .map_err(e2s("C_Decrypt"))?;
+                let pt = s.decrypt(&Mechanism::AesGcm(p), key, &ct).map_err(e2s("C_Decrypt"))?;
                 if pt != data {
                     return Err("AES-GCM decrypt does not return the plaintext".into());
                 }
                 Box::new(move |s: &Session, _l: &mut Local| {
                     let mut iv = [7u8; 12];
-                    let p =
-                        GcmParams::new(&mut iv, &[], 128u64.into()).map_err(e2s("GcmParams"))?;
-                    s.decrypt(&Mechanism::AesGcm(p), key, &ct)
-                        .map(drop)
-                        .map_err(e2s("C_Decrypt"))
+                    let p = GcmParams::new(&mut iv, &[], 128u64.into()).map_err(e2s("GcmParams"))?;
+                    s.decrypt(&Mechanism::AesGcm(p), key, &ct).map(drop).map_err(e2s("C_Decrypt"))
                 })
             }
         }
@@ -1830,16 +1534,13 @@ fn setup(
                 .map_err(e2s("C_GenerateKey(generic secret)"))?;
             let data = vec![0x33u8; n];
             Box::new(move |s: &Session, _l: &mut Local| {
-                s.sign(&Mechanism::Sha256Hmac, key, &data)
-                    .map(drop)
-                    .map_err(e2s("C_Sign"))
+                s.sign(&Mechanism::Sha256Hmac, key, &data).map(drop).map_err(e2s("C_Sign"))
             })
         }
         Kind::EcSign | Kind::EcVerify => {
             let (pt, prt) = ec_templates("bench-ec");
-            let (pubk, privk) = s
-                .generate_key_pair(&Mechanism::EccKeyPairGen, &pt, &prt)
-                .map_err(e2s("C_GenerateKeyPair(P-256)"))?;
+            let (pubk, privk) =
+                s.generate_key_pair(&Mechanism::EccKeyPairGen, &pt, &prt).map_err(e2s("C_GenerateKeyPair(P-256)"))?;
             let raw = listed.contains(&MechanismType::ECDSA);
             if !raw {
                 note = "CKM_ECDSA_SHA256 (CKM_ECDSA not listed)".into();
@@ -1854,83 +1555,56 @@ fn setup(
             // A SHA-256 digest's worth of bytes: what openssl speed signs, too.
             let digest = vec![0x42u8; 32];
             let sig = s.sign(&mech(), privk, &digest).map_err(e2s("C_Sign"))?;
-            s.verify(&mech(), pubk, &digest, &sig)
-                .map_err(e2s("C_Verify of a fresh signature"))?;
+            s.verify(&mech(), pubk, &digest, &sig).map_err(e2s("C_Verify of a fresh signature"))?;
             if *kind == Kind::EcSign {
                 Box::new(move |s: &Session, _l: &mut Local| {
-                    s.sign(&mech(), privk, &digest)
-                        .map(drop)
-                        .map_err(e2s("C_Sign"))
+                    s.sign(&mech(), privk, &digest).map(drop).map_err(e2s("C_Sign"))
                 })
             } else {
                 Box::new(move |s: &Session, _l: &mut Local| {
-                    s.verify(&mech(), pubk, &digest, &sig)
-                        .map_err(e2s("C_Verify"))
+                    s.verify(&mech(), pubk, &digest, &sig).map_err(e2s("C_Verify"))
                 })
             }
         }
         Kind::RsaSign | Kind::RsaVerify => {
             let (pubk, privk) = rsa_pair(s, true, "bench-rsa-sign")?;
             let msg = vec![0x17u8; 32];
-            let sig = s
-                .sign(&Mechanism::Sha256RsaPkcs, privk, &msg)
-                .map_err(e2s("C_Sign"))?;
-            s.verify(&Mechanism::Sha256RsaPkcs, pubk, &msg, &sig)
-                .map_err(e2s("C_Verify of a fresh signature"))?;
+            let sig = s.sign(&Mechanism::Sha256RsaPkcs, privk, &msg).map_err(e2s("C_Sign"))?;
+            s.verify(&Mechanism::Sha256RsaPkcs, pubk, &msg, &sig).map_err(e2s("C_Verify of a fresh signature"))?;
             if *kind == Kind::RsaSign {
                 Box::new(move |s: &Session, _l: &mut Local| {
-                    s.sign(&Mechanism::Sha256RsaPkcs, privk, &msg)
-                        .map(drop)
-                        .map_err(e2s("C_Sign"))
+                    s.sign(&Mechanism::Sha256RsaPkcs, privk, &msg).map(drop).map_err(e2s("C_Sign"))
                 })
             } else {
                 Box::new(move |s: &Session, _l: &mut Local| {
-                    s.verify(&Mechanism::Sha256RsaPkcs, pubk, &msg, &sig)
-                        .map_err(e2s("C_Verify"))
+                    s.verify(&Mechanism::Sha256RsaPkcs, pubk, &msg, &sig).map_err(e2s("C_Verify"))
                 })
             }
         }
         Kind::RsaOaepDec => {
             let (pubk, privk) = rsa_pair(s, false, "bench-rsa-oaep")?;
             let msg = vec![0x29u8; 32];
-            let sha256 = || {
-                PkcsOaepParams::new(
-                    MechanismType::SHA256,
-                    PkcsMgfType::MGF1_SHA256,
-                    PkcsOaepSource::empty(),
-                )
-            };
-            let sha1 = || {
-                PkcsOaepParams::new(
-                    MechanismType::SHA1,
-                    PkcsMgfType::MGF1_SHA1,
-                    PkcsOaepSource::empty(),
-                )
-            };
+            let sha256 =
+                || PkcsOaepParams::new(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, PkcsOaepSource::empty());
+            let sha1 = || PkcsOaepParams::new(MechanismType::SHA1, PkcsMgfType::MGF1_SHA1, PkcsOaepSource::empty());
             // OAEP with SHA-256 when the module takes it (SoftHSM2 2.6 takes SHA-1 only).
             let (use256, ct) = match s.encrypt(&Mechanism::RsaPkcsOaep(sha256()), pubk, &msg) {
                 Ok(ct) => (true, ct),
                 Err(e256) => {
                     let ct = s
                         .encrypt(&Mechanism::RsaPkcsOaep(sha1()), pubk, &msg)
-                        .map_err(|e| {
-                            format!("C_Encrypt OAEP: SHA-256: {}; SHA-1: {}", ck(&e256), ck(&e))
-                        })?;
+                        .map_err(|e| format!("C_Encrypt OAEP: SHA-256: {}; SHA-1: {}", ck(&e256), ck(&e)))?;
                     note = format!("OAEP with SHA-1 (SHA-256 refused: {})", ck(&e256));
                     (false, ct)
                 }
             };
             let params = move || if use256 { sha256() } else { sha1() };
-            let pt = s
-                .decrypt(&Mechanism::RsaPkcsOaep(params()), privk, &ct)
-                .map_err(e2s("C_Decrypt"))?;
+            let pt = s.decrypt(&Mechanism::RsaPkcsOaep(params()), privk, &ct).map_err(e2s("C_Decrypt"))?;
             if pt != msg {
                 return Err("OAEP decrypt does not return the plaintext".into());
             }
             Box::new(move |s: &Session, _l: &mut Local| {
-                s.decrypt(&Mechanism::RsaPkcsOaep(params()), privk, &ct)
-                    .map(drop)
-                    .map_err(e2s("C_Decrypt"))
+                s.decrypt(&Mechanism::RsaPkcsOaep(params()), privk, &ct).map(drop).map_err(e2s("C_Decrypt"))
             })
         }
         Kind::GenAes => Box::new(|s: &Session, _l: &mut Local| {
@@ -1941,15 +1615,12 @@ fn setup(
         Kind::GenEcPair => {
             let (pt, prt) = ec_templates("bench-gen-ec");
             Box::new(move |s: &Session, _l: &mut Local| {
-                s.generate_key_pair(&Mechanism::EccKeyPairGen, &pt, &prt)
-                    .map(drop)
-                    .map_err(e2s("C_GenerateKeyPair"))
+                s.generate_key_pair(&Mechanism::EccKeyPairGen, &pt, &prt).map(drop).map_err(e2s("C_GenerateKeyPair"))
             })
         }
         Kind::Random(n) => Box::new(move |s: &Session, _l: &mut Local| {
             let mut buf = [0u8; 64];
-            s.generate_random_slice(&mut buf[..n])
-                .map_err(e2s("C_GenerateRandom"))
+            s.generate_random_slice(&mut buf[..n]).map_err(e2s("C_GenerateRandom"))
         }),
         Kind::Find(_) => {
             if count == 0 {
@@ -1958,14 +1629,9 @@ fn setup(
             Box::new(move |s: &Session, l: &mut Local| {
                 let i = (l.next() % count as u64) as usize;
                 let label = key_label(i);
-                let found = s
-                    .find_objects(&[Attribute::Label(label.into_bytes())])
-                    .map_err(e2s("C_FindObjects"))?;
+                let found = s.find_objects(&[Attribute::Label(label.into_bytes())]).map_err(e2s("C_FindObjects"))?;
                 if found.len() != 1 {
-                    return Err(format!(
-                        "find by label {i}: {} objects, expected 1",
-                        found.len()
-                    ));
+                    return Err(format!("find by label {i}: {} objects, expected 1", found.len()));
                 }
                 Ok(())
             })
@@ -1975,13 +1641,7 @@ fn setup(
     Ok((op, note))
 }
 
-fn child_scenario(
-    module: &Path,
-    name: &str,
-    count: usize,
-    threads: usize,
-    timing: &Timing,
-) -> Result<(), String> {
+fn child_scenario(module: &Path, name: &str, count: usize, threads: usize, timing: &Timing) -> Result<(), String> {
     let keys = if count > 0 { vec![count] } else { vec![] };
     // The find child gets the scenario by name; its size is part of the name.
     let scen = scenarios(&keys)
@@ -2002,16 +1662,13 @@ fn child_scenario(
     let (slot, session) = if let Kind::Find(_) = scen.kind {
         let slot = bench_slot(&p)?.ok_or("no bench token in the keystore")?;
         let s = p.open_rw_session(slot).map_err(e2s("C_OpenSession"))?;
-        s.login(UserType::User, Some(&user_pin()))
-            .map_err(e2s("C_Login(user)"))?;
+        s.login(UserType::User, Some(&user_pin())).map_err(e2s("C_Login(user)"))?;
         (slot, s)
     } else {
         init_token(&p)?
     };
     mem_stage("after token init and C_Login");
-    let listed = p
-        .get_mechanism_list(slot)
-        .map_err(e2s("C_GetMechanismList"))?;
+    let listed = p.get_mechanism_list(slot).map_err(e2s("C_GetMechanismList"))?;
     if let Some(why) = missing(&scen.kind, &listed) {
         emit(json!({"kind": "na", "scenario": name, "note": why}));
         return Ok(());
@@ -2049,26 +1706,17 @@ fn child_scenario(
 /// Creates keys `from..to` (labels by number) with C_GenerateKey of token AES keys, one
 /// key per call, from `threads` sessions at once, until done or the budget is spent. The
 /// keys made are always `from..count` (a thread takes a number only before the budget ends).
-fn child_populate(
-    module: &Path,
-    from: usize,
-    to: usize,
-    budget: f64,
-    threads: usize,
-) -> Result<(), String> {
+fn child_populate(module: &Path, from: usize, to: usize, budget: f64, threads: usize) -> Result<(), String> {
     let p = load(module)?;
     let (slot, first) = match bench_slot(&p)? {
         Some(slot) => {
             let s = p.open_rw_session(slot).map_err(e2s("C_OpenSession"))?;
-            s.login(UserType::User, Some(&user_pin()))
-                .map_err(e2s("C_Login(user)"))?;
+            s.login(UserType::User, Some(&user_pin())).map_err(e2s("C_Login(user)"))?;
             (slot, s)
         }
         None => init_token(&p)?,
     };
-    let listed = p
-        .get_mechanism_list(slot)
-        .map_err(e2s("C_GetMechanismList"))?;
+    let listed = p.get_mechanism_list(slot).map_err(e2s("C_GetMechanismList"))?;
     if let Some(why) = missing(&Kind::Find(0), &listed) {
         emit(json!({"kind": "na", "note": why}));
         return Ok(());
@@ -2101,10 +1749,7 @@ fn child_populate(
                         if i >= to {
                             return Ok(());
                         }
-                        let r = s.generate_key(
-                            &Mechanism::AesKeyGen,
-                            &secret_key_template(&key_label(i)),
-                        );
+                        let r = s.generate_key(&Mechanism::AesKeyGen, &secret_key_template(&key_label(i)));
                         if let Err(e) = r {
                             failed.store(true, Ordering::Relaxed);
                             return Err(format!("C_GenerateKey of key {i}: {}", ck(&e)));
@@ -2129,14 +1774,7 @@ fn child_populate(
                 }));
             }
         }
-        workers
-            .into_iter()
-            .filter_map(|w| {
-                w.join()
-                    .unwrap_or_else(|_| Err("a thread panicked".into()))
-                    .err()
-            })
-            .collect()
+        workers.into_iter().filter_map(|w| w.join().unwrap_or_else(|_| Err("a thread panicked".into())).err()).collect()
     });
     if let Some(e) = errors.first() {
         return Err(e.clone());
@@ -2155,28 +1793,21 @@ fn child_cold(module: &Path, count: usize) -> Result<(), String> {
     let t0 = Instant::now();
     let p = Pkcs11::new(module).map_err(|e| format!("load {}: {}", module.display(), ck(&e)))?;
     let t1 = Instant::now();
-    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-        .map_err(e2s("C_Initialize"))?;
+    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).map_err(e2s("C_Initialize"))?;
     let t2 = Instant::now();
     let slot = bench_slot(&p)?.ok_or("no bench token in the keystore")?;
     let s = p.open_rw_session(slot).map_err(e2s("C_OpenSession"))?;
     let t3 = Instant::now();
-    s.login(UserType::User, Some(&user_pin()))
-        .map_err(e2s("C_Login(user)"))?;
+    s.login(UserType::User, Some(&user_pin())).map_err(e2s("C_Login(user)"))?;
     let t4 = Instant::now();
     // Not timed: reading /proc.
     mem_stage("after C_Login");
     let t4b = Instant::now();
     let i = (Local::new(0).next() % count.max(1) as u64) as usize;
-    let found = s
-        .find_objects(&[Attribute::Label(key_label(i).into_bytes())])
-        .map_err(e2s("C_FindObjects"))?;
+    let found = s.find_objects(&[Attribute::Label(key_label(i).into_bytes())]).map_err(e2s("C_FindObjects"))?;
     let t5 = Instant::now();
     if found.len() != 1 {
-        return Err(format!(
-            "find by label {i}: {} objects, expected 1",
-            found.len()
-        ));
+        return Err(format!("find by label {i}: {} objects, expected 1", found.len()));
     }
     let ns = |a: Instant, b: Instant| (b - a).as_nanos() as u64;
     emit(json!({
@@ -2257,12 +1888,7 @@ struct Measured {
 
 /// One round: every thread runs `op` on its own session until `secs` have passed (and
 /// at least once). Returns (ops, wall seconds, histogram).
-fn round(
-    sessions: &mut [Session],
-    locals: &mut [Local],
-    op: &Op,
-    secs: f64,
-) -> Result<(u64, f64, Hist), String> {
+fn round(sessions: &mut [Session], locals: &mut [Local], op: &Op, secs: f64) -> Result<(u64, f64, Hist), String> {
     let barrier = Barrier::new(sessions.len());
     let first_start = AtomicU64::new(u64::MAX);
     let base = Instant::now();
@@ -2294,9 +1920,7 @@ fn round(
                 })
             })
             .collect();
-        hs.into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("a thread panicked".into())))
-            .collect()
+        hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a thread panicked".into()))).collect()
     });
     let start = base + Duration::from_nanos(first_start.load(Ordering::Relaxed));
     let mut hist = Hist::new();
@@ -2397,10 +2021,7 @@ fn class_escape(c: char) -> Option<(bool, Vec<(char, char)>)> {
     match c {
         'd' => Some((false, vec![('0', '9')])),
         'w' => Some((false, vec![('a', 'z'), ('A', 'Z'), ('0', '9'), ('_', '_')])),
-        's' => Some((
-            false,
-            vec![(' ', ' '), ('\t', '\t'), ('\n', '\n'), ('\r', '\r')],
-        )),
+        's' => Some((false, vec![(' ', ' '), ('\t', '\t'), ('\n', '\n'), ('\r', '\r')])),
         _ => None,
     }
 }
@@ -2503,9 +2124,7 @@ fn m_atom(a: &Atom, s: &[char], i: usize, k: &mut dyn FnMut(usize) -> bool) -> b
     match a {
         Atom::Char(c) => i < s.len() && s[i] == *c && k(i + 1),
         Atom::Any => i < s.len() && k(i + 1),
-        Atom::Class(neg, r) => {
-            i < s.len() && (r.iter().any(|&(lo, hi)| lo <= s[i] && s[i] <= hi) != *neg) && k(i + 1)
-        }
+        Atom::Class(neg, r) => i < s.len() && (r.iter().any(|&(lo, hi)| lo <= s[i] && s[i] <= hi) != *neg) && k(i + 1),
         Atom::Group(alts) => m_alt(alts, s, i, k),
         Atom::Start => i == 0 && k(i),
         Atom::End => i == s.len() && k(i),
@@ -2529,13 +2148,7 @@ fn m_seq(items: &[Item], s: &[char], i: usize, k: &mut dyn FnMut(usize) -> bool)
     }
 }
 
-fn m_star(
-    it: &Item,
-    rest: &[Item],
-    s: &[char],
-    i: usize,
-    k: &mut dyn FnMut(usize) -> bool,
-) -> bool {
+fn m_star(it: &Item, rest: &[Item], s: &[char], i: usize, k: &mut dyn FnMut(usize) -> bool) -> bool {
     if m_atom(&it.atom, s, i, &mut |j| j != i && m_star(it, rest, s, j, k)) {
         return true;
     }
