@@ -9,7 +9,7 @@ use crate::object::{ck_ulong, Object};
 use crate::seal::{index_hash, role_aad, KdfParams, MasterKey};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Change, IndexEntry, Role, Store, StoredAttr, StoredObject, TokenRecord};
-use crate::vendor::{CKA_KMSTOKEN_KEY_ID, CKA_KMSTOKEN_KEY_STATE};
+use crate::vendor::{CKA_KMSTOKEN_KEY_ID, CKA_KMSTOKEN_KEY_STATE, CKA_KMSTOKEN_ROTATION_ENABLED};
 use cryptoki_sys::*;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
@@ -22,13 +22,20 @@ use zeroize::Zeroizing;
 pub const SESSION_OBJECT_BASE: u64 = 1 << 40;
 
 /// Attributes the store indexes for C_FindObjects.
-const INDEXED: [CK_ATTRIBUTE_TYPE; 6] =
-    [CKA_CLASS, CKA_ID, CKA_LABEL, CKA_KEY_TYPE, CKA_KMSTOKEN_KEY_ID, CKA_KMSTOKEN_KEY_STATE];
+const INDEXED: [CK_ATTRIBUTE_TYPE; 7] = [
+    CKA_CLASS,
+    CKA_ID,
+    CKA_LABEL,
+    CKA_KEY_TYPE,
+    CKA_KMSTOKEN_KEY_ID,
+    CKA_KMSTOKEN_KEY_STATE,
+    CKA_KMSTOKEN_ROTATION_ENABLED,
+];
 
 /// Indexed KMS metadata is not secret: its index uses the plain hash even on private
 /// objects, so that key ids and states are found without the master key.
 fn plain_index(ty: CK_ATTRIBUTE_TYPE) -> bool {
-    matches!(ty, CKA_KMSTOKEN_KEY_ID | CKA_KMSTOKEN_KEY_STATE)
+    matches!(ty, CKA_KMSTOKEN_KEY_ID | CKA_KMSTOKEN_KEY_STATE | CKA_KMSTOKEN_ROTATION_ENABLED)
 }
 
 /// The index entry that marks a key pending deletion (hidden from ordinary searches).
@@ -474,6 +481,14 @@ impl Token {
             cache.objects.remove(h);
         });
         Ok(())
+    }
+
+    /// Handles of the keys whose automatic rotation is enabled (found by the index, so
+    /// that a login does not load every key to look for due rotations).
+    pub fn rotating_keys(&self) -> Result<Vec<u64>> {
+        let on = crate::object::ck_bool(true);
+        let cond = vec![(CKA_KMSTOKEN_ROTATION_ENABLED, vec![index_hash(None, CKA_KMSTOKEN_ROTATION_ENABLED, &on)])];
+        self.store.find(&cond, true, &[])
     }
 
     /// Every token object's handle, in any state (for listing KMS keys).

@@ -45,7 +45,20 @@ pub struct Event<'a> {
 
 pub struct AuditLog {
     path: PathBuf,
-    last_sync: Mutex<Option<Instant>>,
+    open: Mutex<Option<Open>>,
+}
+
+/// The log file as this process last saw it: its handle, its length then and the last
+/// record's sequence number and hash, so that an append reads nothing back unless another
+/// process wrote in between (the length tells).
+struct Open {
+    file: File,
+    /// Device and inode of the file behind `file`, to notice the path being replaced.
+    id: (u64, u64),
+    len: u64,
+    seq: u64,
+    hash: String,
+    last_sync: Option<Instant>,
 }
 
 fn hex(b: &[u8]) -> String {
@@ -59,8 +72,14 @@ fn sha256_hex(prev: &str, body: &[u8]) -> String {
     hex(&d.finish())
 }
 
-fn process_name() -> String {
-    std::fs::read_to_string("/proc/self/comm").map(|s| s.trim().to_string()).unwrap_or_default()
+fn process_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| std::fs::read_to_string("/proc/self/comm").map(|s| s.trim().to_string()).unwrap_or_default())
+}
+
+fn file_id(m: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
 }
 
 /// The sequence number and hash of the last complete record of `f`.
@@ -93,7 +112,7 @@ fn io(e: std::io::Error) -> Error {
 
 impl AuditLog {
     pub fn new(path: PathBuf) -> AuditLog {
-        AuditLog { path, last_sync: Mutex::new(None) }
+        AuditLog { path, open: Mutex::new(None) }
     }
 
     pub fn path(&self) -> &Path {
@@ -154,32 +173,54 @@ impl AuditLog {
         self.write(body, urgent)
     }
 
-    fn write(&self, mut body: Map<String, Value>, urgent: bool) -> Result<()> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let mut f = {
+    /// The open log, (re)opened when this process has none yet or the path now names
+    /// another file.
+    fn open<'a>(&self, slot: &'a mut Option<Open>) -> Result<&'a mut Open> {
+        let current = std::fs::metadata(&self.path).ok().map(|m| file_id(&m));
+        if slot.as_ref().is_none_or(|o| Some(o.id) != current) {
+            if let Some(dir) = self.path.parent() {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
             use std::os::unix::fs::OpenOptionsExt;
-            OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(&self.path).map_err(io)?
-        };
-        f.lock().map_err(io)?;
+            let file =
+                OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(&self.path).map_err(io)?;
+            let id = file_id(&file.metadata().map_err(io)?);
+            // len = u64::MAX: unknown, so the first append reads the last record back.
+            *slot = Some(Open { file, id, len: u64::MAX, seq: 0, hash: GENESIS.to_string(), last_sync: None });
+        }
+        slot.as_mut().ok_or_else(|| Error::general("audit log not open"))
+    }
+
+    fn write(&self, mut body: Map<String, Value>, urgent: bool) -> Result<()> {
+        let mut slot = self.open.lock();
+        let o = self.open(&mut slot)?;
+        o.file.lock().map_err(io)?;
         let r = (|| {
-            let (seq, prev) = last_record(&mut f)?;
-            body.insert("seq".into(), json!(seq + 1));
-            body.insert("prevHash".into(), json!(prev));
+            let len = o.file.metadata().map_err(io)?.len();
+            if len != o.len {
+                (o.seq, o.hash) = last_record(&mut o.file)?;
+            }
+            body.insert("seq".into(), json!(o.seq + 1));
+            body.insert("prevHash".into(), json!(o.hash));
             let text = serde_json::to_string(&Value::Object(body)).map_err(|e| Error::general(e.to_string()))?;
-            let hash = sha256_hex(&prev, text.as_bytes());
+            let hash = sha256_hex(&o.hash, text.as_bytes());
             // The hash goes last so that the hashed bytes are exactly the line before it.
             let line = format!("{},\"hash\":\"{hash}\"}}\n", &text[..text.len() - 1]);
-            f.write_all(line.as_bytes()).map_err(io)?;
-            let mut last = self.last_sync.lock();
-            if urgent || last.is_none_or(|t| t.elapsed().as_secs() >= 1) {
-                f.sync_data().map_err(io)?;
-                *last = Some(Instant::now());
+            o.file.write_all(line.as_bytes()).map_err(io)?;
+            o.len = len + line.len() as u64;
+            o.seq += 1;
+            o.hash = hash;
+            if urgent || o.last_sync.is_none_or(|t| t.elapsed().as_secs() >= 1) {
+                o.file.sync_data().map_err(io)?;
+                o.last_sync = Some(Instant::now());
             }
             Ok(())
         })();
-        let _ = f.unlock();
+        let _ = o.file.unlock();
+        if r.is_err() {
+            // Whatever state the file is in, read it afresh next time.
+            *slot = None;
+        }
         r
     }
 }

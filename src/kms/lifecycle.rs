@@ -408,8 +408,11 @@ pub fn rotate_if_due(token: &Token, handle: u64, obj: Arc<Object>) -> crate::err
 
 /// Automatic rotations that fell due while nobody was logged in.
 pub fn rotate_all_due(token: &Token) -> crate::error::Result<()> {
-    for (h, o) in keys(token).map_err(|e| e.to_error())? {
-        rotate_if_due(token, h, o)?;
+    for h in token.rotating_keys()? {
+        let o = token.object_any(h)?;
+        if is_current(&o) {
+            rotate_if_due(token, h, o)?;
+        }
     }
     Ok(())
 }

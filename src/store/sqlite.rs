@@ -43,6 +43,9 @@ const CHANGES_KEPT: i64 = 4096;
 pub struct SqliteStore {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// SQLite's data_version and the generation read with it: while another connection
+    /// has committed nothing, data_version stays put and the generation need not be read.
+    seen: Mutex<Option<(i64, u64)>>,
 }
 
 fn configure(conn: &Connection) -> Result<()> {
@@ -99,7 +102,7 @@ impl SqliteStore {
                  VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)",
                 params![rec.serial, rec.label, rec.slot_id as i64, rec.so_wrap, rec.user_wrap, rec.created],
             )?;
-            Ok(SqliteStore { path: path.to_path_buf(), conn: Mutex::new(conn) })
+            Ok(SqliteStore { path: path.to_path_buf(), conn: Mutex::new(conn), seen: Mutex::new(None) })
         })();
         if made.is_err() {
             let _ = std::fs::remove_file(path);
@@ -114,7 +117,7 @@ impl SqliteStore {
             Connection::open_with_flags(path, flags).map_err(|e| Error::storage(format!("{}: {e}", path.display())))?;
         configure(&conn).map_err(|e| Error::storage(format!("{}: {e}", path.display())))?;
         migrate(&mut conn).map_err(|e| Error::storage(format!("{}: {e}", path.display())))?;
-        let store = SqliteStore { path: path.to_path_buf(), conn: Mutex::new(conn) };
+        let store = SqliteStore { path: path.to_path_buf(), conn: Mutex::new(conn), seen: Mutex::new(None) };
         store.record()?;
         Ok(store)
     }
@@ -126,6 +129,8 @@ impl SqliteStore {
     /// Runs `f` in an IMMEDIATE transaction (the write lock taken up front, so two writers
     /// queue on the busy timeout rather than deadlock on an upgrade) and commits durably.
     fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction) -> Result<T>) -> Result<T> {
+        // Our own commits do not move data_version: forget what was seen.
+        *self.seen.lock() = None;
         let mut conn = self.conn.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
@@ -305,8 +310,15 @@ impl Store for SqliteStore {
 
     fn changes_since(&self, since: u64) -> Result<(u64, Option<Vec<u64>>)> {
         let conn = self.conn.lock();
+        let dv: i64 = conn.prepare_cached("PRAGMA data_version")?.query_row([], |r| r.get(0))?;
+        if let Some((seen_dv, seen_gen)) = *self.seen.lock() {
+            if seen_dv == dv && seen_gen == since {
+                return Ok((since, Some(Vec::new())));
+            }
+        }
         let gen: i64 = conn.prepare_cached("SELECT generation FROM token WHERE id = 1")?.query_row([], |r| r.get(0))?;
         let gen = gen as u64;
+        *self.seen.lock() = Some((dv, gen));
         if gen == since {
             return Ok((gen, Some(Vec::new())));
         }
