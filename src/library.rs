@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use zeroize::{Zeroize, Zeroizing};
 
 pub type Attribute = (CK_ATTRIBUTE_TYPE, Vec<u8>);
 
@@ -377,18 +378,25 @@ impl Library {
 
     /// Stores a new object: the session may write it, and a new token key gets its KMS
     /// life (key id, spec, one usage, state) and a CreateKey record.
-    fn store_new(
+    fn store_new(&self, token: &Token, rw: bool, h: CK_SESSION_HANDLE, obj: Object, template: &[Attribute]) -> Result<u64> {
+        self.store_new_kms(token, rw, h, obj, template, false)
+    }
+
+    /// `store_new`, for a key whose material is to be imported (Origin EXTERNAL): it
+    /// starts in PendingImport and cannot be used until then.
+    fn store_new_kms(
         &self,
         token: &Token,
         rw: bool,
         h: CK_SESSION_HANDLE,
         mut obj: Object,
         template: &[Attribute],
+        external: bool,
     ) -> Result<u64> {
         Self::check_writable(token, rw, &obj)?;
         let kms_key = obj.is_token() && matches!(obj.class(), CKO_SECRET_KEY | CKO_PRIVATE_KEY);
         if kms_key {
-            kms::lifecycle::on_create(token, &mut obj, template, false)?;
+            kms::lifecycle::on_create(token, &mut obj, template, external)?;
         }
         let handle = token.add_object(obj, h)?;
         if kms_key {
@@ -400,8 +408,31 @@ impl Library {
 
     pub fn create_object(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<u64> {
         let (token, rw) = self.token_of(h)?;
-        let obj = Object::build(template, Origin::Create, &[], token.logged_in() == Some(Role::So))?;
+        let mut obj = Object::build(template, Origin::Create, &[], token.logged_in() == Some(Role::So))?;
+        crate::mech::check_imported_key(&mut obj)?;
         self.store_new(&token, rw, h, obj, template)
+    }
+
+    /// A key pair made outside the token (the command line's import): each key built and
+    /// checked as C_CreateObject builds it, then both stored as C_GenerateKeyPair stores a
+    /// pair, so that a token pair is one KMS key whose public half shares its identity.
+    pub fn create_key_pair(
+        &self,
+        h: CK_SESSION_HANDLE,
+        public_template: &[Attribute],
+        private_template: &[Attribute],
+    ) -> Result<(u64, u64)> {
+        let (token, rw) = self.token_of(h)?;
+        let so = token.logged_in() == Some(Role::So);
+        let mut public = Object::build(public_template, Origin::Create, &[], so)?;
+        crate::mech::check_imported_key(&mut public)?;
+        let mut private = Object::build(private_template, Origin::Create, &[], so)?;
+        crate::mech::check_imported_key(&mut private)?;
+        if public.class() != CKO_PUBLIC_KEY || private.class() != CKO_PRIVATE_KEY || public.key_type() != private.key_type()
+        {
+            return Err(Error::TemplateInconsistent);
+        }
+        self.store_pair(&token, rw, h, public, private, private_template)
     }
 
     pub fn copy_object(&self, h: CK_SESSION_HANDLE, from: u64, template: &[Attribute]) -> Result<u64> {
@@ -695,6 +726,18 @@ impl Library {
     }
 
     pub fn generate_key(&self, h: CK_SESSION_HANDLE, mech: &Mechanism, template: &[Attribute]) -> Result<u64> {
+        self.generate_kms_key(h, mech, template, false)
+    }
+
+    /// C_GenerateKey, or (`external`) the key of a KMS CreateKey with Origin EXTERNAL: its
+    /// generated value is a placeholder that is never usable, and import replaces it.
+    pub fn generate_kms_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: &Mechanism,
+        template: &[Attribute],
+        external: bool,
+    ) -> Result<u64> {
         let (token, rw) = self.token_of(h)?;
         let unit = self.registry.lookup(mech.ty)?;
         if mech.param != crate::mech::Param::None {
@@ -713,7 +756,7 @@ impl Library {
             (CKA_VALUE, value.to_vec()),
         ];
         let obj = Object::build(template, Origin::Generate(mech.ty), &extra, token.logged_in() == Some(Role::So))?;
-        self.store_new(&token, rw, h, obj, template)
+        self.store_new_kms(&token, rw, h, obj, template, external)
     }
 
     /// C_GenerateKeyPair: both keys made by the mechanism; a token pair is one KMS key
@@ -730,11 +773,31 @@ impl Library {
         if mech.param != crate::mech::Param::None {
             return Err(Error::MechanismParamInvalid);
         }
-        let pair = unit.generate_key_pair(public_template, private_template)?;
+        let mut pair = unit.generate_key_pair(public_template, private_template)?;
         let so = token.logged_in() == Some(Role::So);
-        let mut public = Object::build(public_template, Origin::Generate(mech.ty), &pair.public, so)?;
-        let mut private = Object::build(private_template, Origin::Generate(mech.ty), &pair.private, so)?;
-        // One id for both halves when only one template names it (as most clients do).
+        let built = Object::build(public_template, Origin::Generate(mech.ty), &pair.public, so).and_then(|public| {
+            Ok((public, Object::build(private_template, Origin::Generate(mech.ty), &pair.private, so)?))
+        });
+        // The private material now lives (zeroised on drop) in the private object only.
+        for (_, v) in pair.private.iter_mut() {
+            v.zeroize();
+        }
+        let (public, private) = built?;
+        self.store_pair(&token, rw, h, public, private, private_template)
+    }
+
+    /// Stores the two halves of a key pair. One id for both when only one template names
+    /// it (as most clients do); a token pair is one KMS key (the private key carries its
+    /// life, the public key shares its id and state).
+    fn store_pair(
+        &self,
+        token: &Token,
+        rw: bool,
+        h: CK_SESSION_HANDLE,
+        mut public: Object,
+        mut private: Object,
+        private_template: &[Attribute],
+    ) -> Result<(u64, u64)> {
         let (pub_id, priv_id) =
             (public.get_raw(CKA_ID).map(<[u8]>::to_vec), private.get_raw(CKA_ID).map(<[u8]>::to_vec));
         match (pub_id.filter(|v| !v.is_empty()), priv_id.filter(|v| !v.is_empty())) {
@@ -742,11 +805,11 @@ impl Library {
             (None, Some(id)) => public.set(CKA_ID, id),
             _ => {}
         }
-        Self::check_writable(&token, rw, &public)?;
-        Self::check_writable(&token, rw, &private)?;
+        Self::check_writable(token, rw, &public)?;
+        Self::check_writable(token, rw, &private)?;
         let kms_key = private.is_token();
         if kms_key {
-            kms::lifecycle::on_create(&token, &mut private, private_template, false)?;
+            kms::lifecycle::on_create(token, &mut private, private_template, false)?;
             if public.is_token() {
                 kms::lifecycle::share_identity(&private, &mut public);
             }
@@ -755,7 +818,7 @@ impl Library {
         let kh = token.add_object(private, h)?;
         if kms_key {
             let obj = token.object_any(kh)?;
-            kms::lifecycle::audit(&token, "CreateKey", Some(&obj), None, None).map_err(|e| e.to_error())?;
+            kms::lifecycle::audit(token, "CreateKey", Some(&obj), None, None).map_err(|e| e.to_error())?;
         }
         Ok((ph, kh))
     }
@@ -865,6 +928,7 @@ impl Library {
             }
             result?
         };
+        let value = if mech.ty == CKM_RSA_PKCS { Self::fit_unwrapped(value, template)? } else { value };
         if !template.iter().any(|(t, _)| *t == CKA_CLASS) || !template.iter().any(|(t, _)| *t == CKA_KEY_TYPE) {
             return Err(Error::TemplateIncomplete);
         }
@@ -872,6 +936,37 @@ impl Library {
         let obj =
             Object::build(&rest, Origin::Unwrap, &[(CKA_VALUE, value.to_vec())], token.logged_in() == Some(Role::So))?;
         self.store_new(&token, rw, h, obj, template)
+    }
+
+    /// CKM_RSA_PKCS unwrapping answers a bad padding with a synthetic value of
+    /// pseudorandom length (implicit rejection, see `crypto::RsaPrivateKey::decrypt_pkcs1`).
+    /// Were a value of the wrong length then refused by the new object's checks, the
+    /// token's own checks would tell good padding from bad again (Bleichenbacher's oracle).
+    /// So the unwrap never fails for the value's length: a value of the wrong length is
+    /// replaced, in constant time, by a random one of the expected length (as TLS servers
+    /// do with the premaster secret). The expected length is CKA_VALUE_LEN when the
+    /// template gives it; without it, a value whose length suits the key type is kept and
+    /// any other becomes 32 random bytes. That last case still shows, through the new
+    /// key's CKA_VALUE_LEN, whether the length suited the key type: a caller who wants no
+    /// signal at all gives CKA_VALUE_LEN.
+    fn fit_unwrapped(value: Zeroizing<Vec<u8>>, template: &[Attribute]) -> Result<Zeroizing<Vec<u8>>> {
+        let ulong = |ty| {
+            template
+                .iter()
+                .find(|(t, _)| *t == ty)
+                .map(|(_, v)| <[u8; 8]>::try_from(v.as_slice()).map(u64::from_ne_bytes))
+                .transpose()
+                .map_err(|_| Error::AttributeValueInvalid)
+        };
+        let expected = match (ulong(CKA_VALUE_LEN)?, ulong(CKA_KEY_TYPE)?) {
+            (Some(len), _) => usize::try_from(len).map_err(|_| Error::AttributeValueInvalid)?,
+            (None, Some(kt)) if crate::object::secret_len_ok(kt, value.len()).is_ok() => value.len(),
+            (None, _) => 32,
+        };
+        if expected > 512 {
+            return Err(Error::AttributeValueInvalid);
+        }
+        crate::crypto::exact_len_or_random(&value, expected)
     }
 
     pub fn generate_random(&self, h: CK_SESSION_HANDLE, out: &mut [u8]) -> Result<()> {

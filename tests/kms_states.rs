@@ -1,6 +1,6 @@
 //! The key state table (kms-semantics §4.2) for cryptographic use through the module and
-//! for management through `kmstoken kms`: Enabled, Disabled and PendingDeletion.
-//! (PendingImport needs keys of Origin EXTERNAL, which cannot be made yet: not covered.)
+//! for management through `kmstoken kms`: Enabled, Disabled, PendingDeletion and
+//! PendingImport (a key created with Origin EXTERNAL, before its material is imported).
 
 mod common;
 #[path = "kms_common.rs"]
@@ -267,5 +267,44 @@ fn cancel_needs_a_pending_deletion() {
         cli.ok(&["kms", "disable-key", "--key-id", &id]);
         cli.fails(&["kms", "cancel-key-deletion", "--key-id", &id], "KMSInvalidStateException");
         assert_eq!(cli.key_state(&id), "Disabled");
+    });
+}
+
+#[test]
+fn pending_import_keys_refuse_use_and_rotation() {
+    scenario!(|s| {
+        let (_p, _slot, session) = ready();
+        let cli = Cli::new(&s.config_path(), USER_PIN);
+        let m = cli.ok(&["kms", "create-key", "--origin", "EXTERNAL"])["KeyMetadata"].clone();
+        assert_eq!(m["KeyState"], "PendingImport", "{m:#}");
+        assert_eq!(m["Origin"], "EXTERNAL");
+        let id = m["KeyId"].as_str().unwrap().to_string();
+        let found = find(&session, &[vendor(kmstoken::vendor::CKA_KMSTOKEN_KEY_ID, id.clone().into_bytes())]);
+        assert_eq!(found.len(), 1, "the key is visible through PKCS#11");
+        let key = handle_of(found[0]);
+        assert_eq!(state_of(&session, key), 4);
+
+        // No cryptographic use: KMSInvalidStateException in the audit trail.
+        let before = records_of(&s.keystore(), "Encrypt", &id).len();
+        expect_rv(Use::Encrypt.start(&session, key), RvError::KeyFunctionNotPermitted, Function::EncryptInit);
+        let after = records_of(&s.keystore(), "Encrypt", &id);
+        assert_eq!(after.len(), before + 1);
+        assert_eq!(after.last().unwrap()["errorCode"], "KMSInvalidStateException");
+        assert!(after.last().unwrap()["errorMessage"].as_str().unwrap().contains("pending import"));
+
+        // Management (kms-semantics 4.2): enable/disable refused, rotation unsupported for
+        // an EXTERNAL key; aliases, tags, description and deletion allowed.
+        cli.fails(&["kms", "enable-key", "--key-id", &id], "KMSInvalidStateException");
+        cli.fails(&["kms", "disable-key", "--key-id", &id], "KMSInvalidStateException");
+        cli.fails(&["kms", "enable-key-rotation", "--key-id", &id], "UnsupportedOperationException");
+        cli.fails(&["kms", "rotate-key-on-demand", "--key-id", &id], "UnsupportedOperationException");
+        cli.fails(&["kms", "cancel-key-deletion", "--key-id", &id], "KMSInvalidStateException");
+        cli.ok(&["kms", "create-alias", "--alias-name", "alias/ext", "--target-key-id", &id]);
+        cli.ok(&["kms", "tag-resource", "--key-id", &id, "--tags", "TagKey=a,TagValue=b"]);
+        cli.ok(&["kms", "update-key-description", "--key-id", &id, "--description", "waits"]);
+        assert_eq!(cli.key_state(&id), "PendingImport");
+        cli.ok(&["kms", "schedule-key-deletion", "--key-id", &id, "--pending-window-in-days", "7"]);
+        assert_eq!(cli.key_state(&id), "PendingDeletion");
+        cli.fails(&["kms", "create-key", "--origin", "AWS_CLOUDHSM"], "UnsupportedOperationException");
     });
 }

@@ -46,6 +46,9 @@ pub enum KmsCommand {
         key_usage: Option<String>,
         #[arg(long, default_value = "SYMMETRIC_DEFAULT")]
         key_spec: String,
+        /// AWS_KMS (default) or EXTERNAL: the key waits in PendingImport for its material.
+        #[arg(long, default_value = "AWS_KMS")]
+        origin: String,
     },
     DescribeKey {
         #[arg(long)]
@@ -211,8 +214,18 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
     let meta = |h: u64| -> KmsResult<Value> { Ok(lc::describe(&*t.object_any(h)?)) };
     use KmsCommand::*;
     Ok(match cmd {
-        CreateKey { description, key_usage, key_spec } => {
-            let h = create_key(a, &key_spec, key_usage.as_deref())?;
+        CreateKey { description, key_usage, key_spec, origin } => {
+            let external = match origin.as_str() {
+                "AWS_KMS" => false,
+                "EXTERNAL" => true,
+                other => {
+                    return Err(KmsError::new(
+                        "UnsupportedOperationException",
+                        format!("Origin {other} is not supported; use AWS_KMS or EXTERNAL"),
+                    ))
+                }
+            };
+            let h = create_key(a, &key_spec, key_usage.as_deref(), external)?;
             if !description.is_empty() {
                 lc::update_description(t, h, &description)?;
             }
@@ -365,7 +378,7 @@ fn parse_tags(args: &[String]) -> KmsResult<Vec<(String, String)>> {
 }
 
 /// CreateKey through the same path as C_GenerateKey: a token key with its KMS life.
-fn create_key(a: &Acting, spec: &str, usage: Option<&str>) -> KmsResult<u64> {
+fn create_key(a: &Acting, spec: &str, usage: Option<&str>, external: bool) -> KmsResult<u64> {
     let unsupported = || KmsError::new("ValidationException", format!("KeySpec {spec} is not supported here"));
     let (mech, len, want_usage) = match spec {
         "SYMMETRIC_DEFAULT" => (CKM_AES_KEY_GEN, 32u64, "ENCRYPT_DECRYPT"),
@@ -399,5 +412,5 @@ fn create_key(a: &Acting, spec: &str, usage: Option<&str>) -> KmsResult<u64> {
         template.push((CKA_KEY_TYPE, ck_ulong(CKK_GENERIC_SECRET)));
     }
     let m = Mechanism { ty: mech, param: Param::None };
-    Ok(a.lib.generate_key(a.session, &m, &template)?)
+    Ok(a.lib.generate_kms_key(a.session, &m, &template, external)?)
 }
