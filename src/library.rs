@@ -558,6 +558,17 @@ impl Library {
             return Err(Error::OperationActive);
         }
         let unit = self.registry.lookup(mech.ty)?;
+        if mech.ty == crate::vendor::CKM_KMSTOKEN_DECRYPT && !encrypt {
+            // The key comes from the blob; a handle, if given, names the key expected.
+            let expected = match key {
+                CK_INVALID_HANDLE => None,
+                h => Some(s.token.object(h).map_err(|_| Error::KeyHandleInvalid)?),
+            };
+            let ctx = crate::mech::kms::context(&mech.param)?;
+            let op = kms::envelope::BlobDecrypt::new(s.token.clone(), unit, expected.as_deref(), ctx);
+            s.decrypt = Some(Cipher { op: Box::new(op), multipart: false });
+            return Ok(());
+        }
         let what = if encrypt { KeyUse::Encrypt } else { KeyUse::Decrypt };
         let obj = Self::key_for(&s, key, what, unit)?;
         let sk = Self::secret(&s.token, &obj)?;
@@ -967,6 +978,30 @@ impl Library {
             return Err(Error::AttributeValueInvalid);
         }
         crate::crypto::exact_len_or_random(&value, expected)
+    }
+
+    /// KMS Encrypt: the blob of `plaintext` under token key `key`.
+    pub fn kms_encrypt(&self, h: CK_SESSION_HANDLE, key: u64, ctx: &kms::blob::Context, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let s = self.session(h)?;
+        let s = s.lock();
+        let unit = self.registry.lookup(crate::vendor::CKM_KMSTOKEN_ENCRYPT)?;
+        let obj = Self::key_for(&s, key, KeyUse::Encrypt, unit)?;
+        let (id, version) = (kms::key_id(&obj), obj.ulong(crate::vendor::CKA_KMSTOKEN_KEY_VERSION).unwrap_or(1));
+        let id = uuid::Uuid::parse_str(&id).map_err(|_| Error::KeyTypeInconsistent)?;
+        kms::blob::seal(&id, version as u32, s.token.usable_value(&obj)?, ctx, plaintext)
+    }
+
+    /// KMS Decrypt: the plaintext of a blob and the key that made it.
+    pub fn kms_decrypt(
+        &self,
+        h: CK_SESSION_HANDLE,
+        expected: Option<&str>,
+        ctx: &kms::blob::Context,
+        blob: &[u8],
+    ) -> Result<(zeroize::Zeroizing<Vec<u8>>, Arc<Object>)> {
+        let token = self.token_of(h)?.0;
+        let unit = self.registry.lookup(crate::vendor::CKM_KMSTOKEN_DECRYPT)?;
+        kms::envelope::open(&token, unit, expected, ctx, blob)
     }
 
     pub fn generate_random(&self, h: CK_SESSION_HANDLE, out: &mut [u8]) -> Result<()> {

@@ -22,6 +22,9 @@ struct Cli {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     output: Output,
+    /// Keep only this member of the result (dotted path, as a JMESPath field expression).
+    #[arg(long, global = true)]
+    query: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -72,6 +75,8 @@ enum Command {
     },
     /// The aws kms commands on the token.
     Kms(cli::kms::KmsArgs),
+    /// Import a key and/or certificates from a PEM or DER file (as softhsm2-util --import).
+    Import(cli::import::ImportArgs),
     /// Check or read the audit trail.
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
@@ -118,6 +123,7 @@ fn run(cli: Cli) -> Result<Value, Failure> {
     let command = match cli.command {
         Command::Kms(args) => return cli::kms::run(args),
         Command::Audit(cmd) => return cli::audit::run(cmd),
+        Command::Import(args) => return cli::import::run(args),
         other => other,
     };
     let lib = open()?;
@@ -155,7 +161,7 @@ fn run(cli: Cli) -> Result<Value, Failure> {
             as_user(&lib, &t, CKU_SO, &so_pin, |h| lib.init_pin(h, pin.as_bytes()))?;
             Ok(token_json(&lib, t.slot_id))
         }
-        Command::Kms(_) | Command::Audit(_) => unreachable!("dispatched above"),
+        Command::Kms(_) | Command::Audit(_) | Command::Import(_) => unreachable!("dispatched above"),
         Command::SetPin { token, so, pin, new_pin } => {
             let t = pick(&lib, token, None)?;
             let (user, env) = if so { (CKU_SO, "KMSTOKEN_SO_PIN") } else { (CKU_USER, "KMSTOKEN_PIN") };
@@ -165,6 +171,25 @@ fn run(cli: Cli) -> Result<Value, Failure> {
             Ok(token_json(&lib, t.slot_id))
         }
     }
+}
+
+/// `--query`: a dotted path of member names (and `[n]` indices), the field expressions of
+/// JMESPath that scripts use with `--output text`.
+fn select(v: &Value, query: &str) -> Value {
+    let mut cur = v;
+    for part in query.split('.') {
+        let (name, index) = match part.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        if !name.is_empty() {
+            cur = &cur[name];
+        }
+        if let Some(i) = index {
+            cur = &cur[i];
+        }
+    }
+    cur.clone()
 }
 
 /// Text output: one `key: value` line per field, slots as a table.
@@ -209,15 +234,26 @@ fn main() -> ExitCode {
         }
     };
     let output = cli.output;
+    let query = cli.query.clone();
     match run(cli) {
         Ok(v) => {
-            match output {
-                Output::Json => {
-                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())
-                }
-                Output::Text => print_text(&v),
+            let v = match &query {
+                Some(q) => select(&v, q),
+                None => v,
+            };
+            match (output, &v) {
+                // Commands without a result print nothing, as the aws CLI.
+                (_, Value::Null) => {}
+                (Output::Json, v) => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
+                (Output::Text, Value::String(s)) => println!("{s}"),
+                (Output::Text, v) => print_text(v),
             }
             ExitCode::SUCCESS
+        }
+        Err(Failure(m)) if m.starts_with("An error occurred") => {
+            // The aws CLI's shape, which scripts written for it look for.
+            eprintln!("\n{m}");
+            ExitCode::from(EXIT_FAILED)
         }
         Err(Failure(m)) => {
             eprintln!("kmstoken: error: {m}");

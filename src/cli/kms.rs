@@ -141,6 +141,65 @@ pub enum KmsCommand {
         #[arg(long)]
         description: String,
     },
+    /// Encrypt up to 4096 bytes into a KMS ciphertext blob.
+    Encrypt {
+        #[arg(long)]
+        key_id: String,
+        /// fileb://FILE (raw bytes), file://FILE or a literal (both base64, as aws CLI v2).
+        #[arg(long)]
+        plaintext: String,
+        /// k=v,k2=v2 or JSON.
+        #[arg(long)]
+        encryption_context: Option<String>,
+    },
+    /// Decrypt a KMS ciphertext blob (the key is found from the blob).
+    Decrypt {
+        #[arg(long)]
+        ciphertext_blob: String,
+        #[arg(long)]
+        key_id: Option<String>,
+        #[arg(long)]
+        encryption_context: Option<String>,
+    },
+    /// Decrypt and encrypt again under another key (or context) without the plaintext
+    /// leaving the library.
+    ReEncrypt {
+        #[arg(long)]
+        ciphertext_blob: String,
+        #[arg(long)]
+        destination_key_id: String,
+        #[arg(long)]
+        source_key_id: Option<String>,
+        #[arg(long)]
+        source_encryption_context: Option<String>,
+        #[arg(long)]
+        destination_encryption_context: Option<String>,
+    },
+    GenerateDataKey {
+        #[arg(long)]
+        key_id: String,
+        /// AES_256 or AES_128.
+        #[arg(long)]
+        key_spec: Option<String>,
+        #[arg(long)]
+        number_of_bytes: Option<usize>,
+        #[arg(long)]
+        encryption_context: Option<String>,
+    },
+    GenerateDataKeyWithoutPlaintext {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        key_spec: Option<String>,
+        #[arg(long)]
+        number_of_bytes: Option<usize>,
+        #[arg(long)]
+        encryption_context: Option<String>,
+    },
+    GenerateRandom {
+        #[arg(long)]
+        number_of_bytes: usize,
+    },
 }
 
 impl KmsCommand {
@@ -168,6 +227,12 @@ impl KmsCommand {
             UntagResource { .. } => "UntagResource",
             ListResourceTags { .. } => "ListResourceTags",
             UpdateKeyDescription { .. } => "UpdateKeyDescription",
+            Encrypt { .. } => "Encrypt",
+            Decrypt { .. } => "Decrypt",
+            ReEncrypt { .. } => "ReEncrypt",
+            GenerateDataKey { .. } => "GenerateDataKey",
+            GenerateDataKeyWithoutPlaintext { .. } => "GenerateDataKeyWithoutPlaintext",
+            GenerateRandom { .. } => "GenerateRandom",
         }
     }
 }
@@ -347,7 +412,155 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
             lc::update_description(t, resolve(&key_id)?, &description)?;
             Value::Null
         }
+        Encrypt { key_id, plaintext, encryption_context } => {
+            let h = resolve(&key_id)?;
+            let ctx = parse_context(encryption_context.as_deref())?;
+            let blob = encrypt(a, h, &ctx, &blob_arg(&plaintext)?)?;
+            json!({
+                "CiphertextBlob": b64(&blob),
+                "KeyId": kms::arn(&*t.object_any(h)?),
+                "EncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+            })
+        }
+        Decrypt { ciphertext_blob, key_id, encryption_context } => {
+            let ctx = parse_context(encryption_context.as_deref())?;
+            let expected = key_id.map(|k| resolve(&k).and_then(|h| Ok(kms::key_id(&*t.object_any(h)?)))).transpose()?;
+            let (plain, obj) = decrypt(a, expected.as_deref(), &ctx, &blob_arg(&ciphertext_blob)?)?;
+            json!({
+                "KeyId": kms::arn(&obj),
+                "Plaintext": b64(&plain),
+                "EncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+            })
+        }
+        ReEncrypt {
+            ciphertext_blob,
+            destination_key_id,
+            source_key_id,
+            source_encryption_context,
+            destination_encryption_context,
+        } => {
+            let src_ctx = parse_context(source_encryption_context.as_deref())?;
+            let dst_ctx = parse_context(destination_encryption_context.as_deref())?;
+            let expected =
+                source_key_id.map(|k| resolve(&k).and_then(|h| Ok(kms::key_id(&*t.object_any(h)?)))).transpose()?;
+            let (plain, src) = decrypt(a, expected.as_deref(), &src_ctx, &blob_arg(&ciphertext_blob)?)?;
+            let h = resolve(&destination_key_id)?;
+            let blob = encrypt(a, h, &dst_ctx, &plain)?;
+            json!({
+                "CiphertextBlob": b64(&blob),
+                "SourceKeyId": kms::arn(&src),
+                "KeyId": kms::arn(&*t.object_any(h)?),
+                "SourceEncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+                "DestinationEncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+            })
+        }
+        GenerateDataKey { key_id, key_spec, number_of_bytes, encryption_context } => {
+            data_key(a, &key_id, key_spec, number_of_bytes, encryption_context, true)?
+        }
+        GenerateDataKeyWithoutPlaintext { key_id, key_spec, number_of_bytes, encryption_context } => {
+            data_key(a, &key_id, key_spec, number_of_bytes, encryption_context, false)?
+        }
+        GenerateRandom { number_of_bytes } => {
+            if !(1..=1024).contains(&number_of_bytes) {
+                return Err(KmsError::new("ValidationException", "NumberOfBytes must be between 1 and 1024"));
+            }
+            let mut out = vec![0u8; number_of_bytes];
+            a.lib.generate_random(a.session, &mut out)?;
+            json!({ "Plaintext": b64(&out) })
+        }
     })
+}
+
+fn b64(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+/// A blob argument as the aws CLI v2 reads it: `fileb://` raw bytes, `file://` a file of
+/// base64 text, else the base64 text itself.
+fn blob_arg(arg: &str) -> KmsResult<Vec<u8>> {
+    use base64::Engine;
+    let unreadable = |what: &str, e: std::io::Error| KmsError::new("ValidationException", format!("{what}: {e}"));
+    if let Some(path) = arg.strip_prefix("fileb://") {
+        return std::fs::read(path).map_err(|e| unreadable(path, e));
+    }
+    let text = match arg.strip_prefix("file://") {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| unreadable(path, e))?,
+        None => arg.to_string(),
+    };
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| KmsError::new("ValidationException", "Invalid base64: use fileb:// for raw bytes"))
+}
+
+/// `k=v,k2=v2` (the aws CLI's shorthand) or a JSON object.
+fn parse_context(arg: Option<&str>) -> KmsResult<kms::blob::Context> {
+    let Some(arg) = arg else { return Ok(Default::default()) };
+    let bad = || KmsError::new("ValidationException", format!("cannot read encryption context {arg:?}"));
+    if arg.trim_start().starts_with('{') {
+        return kms::blob::parse_context(arg.as_bytes()).map_err(|_| bad());
+    }
+    arg.split(',').map(|p| p.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(bad)).collect()
+}
+
+/// What a failed KMS Encrypt or Decrypt means in AWS terms.
+fn crypto_error(e: kmstoken::error::Error) -> KmsError {
+    use kmstoken::error::Error as E;
+    match e {
+        E::DataLenRange => KmsError::new("ValidationException", "Plaintext must be 1 to 4096 bytes"),
+        E::EncryptedDataInvalid | E::EncryptedDataLenRange => KmsError::new(
+            "InvalidCiphertextException",
+            "The ciphertext is invalid, was made by a key this token does not have, or its encryption context does not match",
+        ),
+        E::KeyHandleInvalid => KmsError::new("IncorrectKeyException", "The key id does not match the key that encrypted the ciphertext"),
+        E::KeyFunctionNotPermitted => KmsError::new(
+            "KMSInvalidStateException",
+            "The key cannot be used for this operation: see kmstoken audit tail for the reason",
+        ),
+        other => KmsError::from(other),
+    }
+}
+
+fn encrypt(a: &Acting, h: u64, ctx: &kms::blob::Context, plaintext: &[u8]) -> KmsResult<Vec<u8>> {
+    a.lib.kms_encrypt(a.session, h, ctx, plaintext).map_err(crypto_error)
+}
+
+fn decrypt(
+    a: &Acting,
+    expected: Option<&str>,
+    ctx: &kms::blob::Context,
+    blob: &[u8],
+) -> KmsResult<(zeroize::Zeroizing<Vec<u8>>, Arc<kmstoken::object::Object>)> {
+    a.lib.kms_decrypt(a.session, expected, ctx, blob).map_err(crypto_error)
+}
+
+/// GenerateDataKey(WithoutPlaintext): random bytes, returned sealed under the KMS key.
+fn data_key(
+    a: &Acting,
+    key_id: &str,
+    spec: Option<String>,
+    bytes: Option<usize>,
+    context: Option<String>,
+    with_plaintext: bool,
+) -> KmsResult<Value> {
+    let len = match (spec.as_deref(), bytes) {
+        (Some("AES_256"), None) => 32,
+        (Some("AES_128"), None) => 16,
+        (None, Some(n)) if (1..=1024).contains(&n) => n,
+        (None, Some(_)) => return Err(KmsError::new("ValidationException", "NumberOfBytes must be between 1 and 1024")),
+        (Some(s), None) => return Err(KmsError::new("ValidationException", format!("KeySpec {s} is not AES_256 or AES_128"))),
+        _ => return Err(KmsError::new("ValidationException", "Give exactly one of KeySpec and NumberOfBytes")),
+    };
+    let h = lc::resolve(&a.token, key_id)?;
+    let ctx = parse_context(context.as_deref())?;
+    let mut key = zeroize::Zeroizing::new(vec![0u8; len]);
+    a.lib.generate_random(a.session, &mut key)?;
+    let blob = encrypt(a, h, &ctx, &key)?;
+    let mut out = json!({ "CiphertextBlob": b64(&blob), "KeyId": kms::arn(&*a.token.object_any(h)?) });
+    if with_plaintext {
+        out["Plaintext"] = json!(b64(&key));
+    }
+    Ok(out)
 }
 
 /// `TagKey=k,TagValue=v` (the aws CLI's shorthand) or a JSON list of tag objects.

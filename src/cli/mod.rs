@@ -2,6 +2,7 @@
 //! sessions run on the caller's behalf.
 
 pub mod audit;
+pub mod import;
 pub mod kms;
 
 use cryptoki_sys::*;

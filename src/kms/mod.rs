@@ -6,7 +6,9 @@
 //! by the PKCS#11 functions and the command line.
 
 pub mod audit;
+pub mod blob;
 pub mod clock;
+pub mod envelope;
 pub mod lifecycle;
 pub mod meta;
 

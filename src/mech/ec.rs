@@ -159,6 +159,46 @@ fn verifying_key(key: &Key) -> Result<Arc<EcVerifyingKey>> {
 }
 
 // ---------------------------------------------------------------------------------------
+// Keys made outside (C_CreateObject, the command line's import)
+
+/// Checks the material of an EC key given by C_CreateObject and writes its encodings in
+/// the token's forms (CKA_EC_PARAMS as the curve's OID, CKA_EC_POINT as the DER OCTET
+/// STRING of the point, whichever form the caller sent).
+///
+/// Errors, as C_CreateObject may return them: CKA_EC_PARAMS that are malformed or name
+/// a curve this token does not serve are CKR_DOMAIN_PARAMS_INVALID (the specification's
+/// code for domain parameters, which CKA_EC_PARAMS are; key-pair generation answers the
+/// same); a point that is not on the curve, or a scalar that is zero, not below the
+/// group order or longer than the field, is CKR_ATTRIBUTE_VALUE_INVALID (the parameters
+/// are fine, the attribute holding the key is not).
+pub fn check_import(obj: &mut Object) -> Result<()> {
+    let curve = obj.get_raw(CKA_EC_PARAMS).and_then(parse_params).ok_or(Error::DomainParamsInvalid)?;
+    obj.set(CKA_EC_PARAMS, params_of(curve).to_vec());
+    match obj.class() {
+        CKO_PUBLIC_KEY => {
+            let given = obj.get_raw(CKA_EC_POINT).unwrap_or_default();
+            let point = decode_point(curve, given).ok_or(Error::AttributeValueInvalid)?.to_vec();
+            EcVerifyingKey::new(curve, &point).map_err(|_| Error::AttributeValueInvalid)?;
+            obj.set(CKA_EC_POINT, encode_point(&point)?);
+        }
+        CKO_PRIVATE_KEY => {
+            EcSigningKey::new(curve, private_scalar(obj)?, None).map_err(|_| Error::AttributeValueInvalid)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The CKA_EC_POINT (DER OCTET STRING of the uncompressed point) that belongs to a
+/// private scalar on the curve CKA_EC_PARAMS names: what an imported private key's
+/// public key object holds when the key file did not carry the point.
+pub fn public_point_of(ec_params: &[u8], scalar: &[u8]) -> Result<Vec<u8>> {
+    let curve = parse_params(ec_params).ok_or(Error::DomainParamsInvalid)?;
+    let key = EcSigningKey::new(curve, scalar, None).map_err(|_| Error::AttributeValueInvalid)?;
+    encode_point(&key.public_point())
+}
+
+// ---------------------------------------------------------------------------------------
 // Key-pair generation
 
 /// CKM_EC_KEY_PAIR_GEN. The curve comes from CKA_EC_PARAMS of the public template (or

@@ -9,6 +9,7 @@ pub mod aes;
 pub mod digest;
 pub mod ec;
 pub mod hmac;
+pub mod kms;
 pub mod rsa;
 
 /// A mechanism's parameter, already decoded from its C structure by the ABI shell.
@@ -171,6 +172,17 @@ pub trait Unit: Sync {
     }
 }
 
+/// Checks the key material of a public or private key that C_CreateObject (or the
+/// command line's import) brings in, and writes its encodings in the token's forms; the
+/// key type's unit decides what is a key (see `ec::check_import`, `rsa::check_import`).
+pub fn check_imported_key(obj: &mut crate::object::Object) -> Result<()> {
+    match (obj.class(), obj.key_type()) {
+        (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_EC)) => ec::check_import(obj),
+        (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_RSA)) => rsa::check_import(obj),
+        _ => Ok(()),
+    }
+}
+
 /// Mechanisms whose decryption checks integrity, so that the right one of several key
 /// versions is recognised by its tag (a rotated KMS key decrypts older data this way).
 pub fn is_authenticated(ty: CK_MECHANISM_TYPE) -> bool {
@@ -253,6 +265,7 @@ fn all() -> Vec<&'static dyn Unit> {
     v.extend_from_slice(aes::UNITS);
     v.extend_from_slice(hmac::UNITS);
     v.extend_from_slice(digest::UNITS);
+    v.extend_from_slice(kms::UNITS);
     v.extend_from_slice(ec::UNITS);
     v.extend_from_slice(rsa::UNITS);
     v

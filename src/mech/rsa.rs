@@ -175,6 +175,41 @@ fn oaep_param(p: &Param) -> Result<Oaep> {
 }
 
 // ---------------------------------------------------------------------------------------
+// Keys made outside (C_CreateObject, the command line's import)
+
+/// Checks the material of an RSA key given by C_CreateObject: a private key's CRT
+/// components must form one consistent two-prime key (aws-lc checks n = pq, the
+/// exponents and the coefficient), a public key must parse, and the modulus must be of
+/// a size the mechanisms serve (2048 to 4096 bits).
+///
+/// Every refusal is CKR_ATTRIBUTE_VALUE_INVALID. For the size, CKR_KEY_SIZE_RANGE would
+/// say more, but the specification lists it for the functions that use or make a key,
+/// not for C_CreateObject; the attribute that holds the key (CKA_MODULUS) has a value
+/// this token cannot take, which is what CKR_ATTRIBUTE_VALUE_INVALID means. (Key-pair
+/// generation, which may answer CKR_KEY_SIZE_RANGE, does.)
+pub fn check_import(obj: &Object) -> Result<()> {
+    let invalid = |_| Error::AttributeValueInvalid;
+    let get = |ty| obj.get_raw(ty).filter(|v| !v.is_empty()).ok_or(Error::TemplateIncomplete);
+    let bits = match obj.class() {
+        CKO_PRIVATE_KEY => RsaPrivateKey::new(&RsaParts {
+            n: get(CKA_MODULUS)?,
+            e: get(CKA_PUBLIC_EXPONENT)?,
+            d: get(CKA_PRIVATE_EXPONENT)?,
+            p: get(CKA_PRIME_1)?,
+            q: get(CKA_PRIME_2)?,
+            dp: get(CKA_EXPONENT_1)?,
+            dq: get(CKA_EXPONENT_2)?,
+            qinv: get(CKA_COEFFICIENT)?,
+        })
+        .map_err(invalid)?
+        .bits(),
+        CKO_PUBLIC_KEY => RsaPublicKey::new(get(CKA_MODULUS)?, get(CKA_PUBLIC_EXPONENT)?).map_err(invalid)?.bits(),
+        _ => return Ok(()),
+    };
+    check_size(bits).map_err(invalid)
+}
+
+// ---------------------------------------------------------------------------------------
 // Key-pair generation
 
 /// CKM_RSA_PKCS_KEY_PAIR_GEN: CKA_MODULUS_BITS of 2048, 3072 or 4096 from the public
