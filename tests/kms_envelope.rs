@@ -42,7 +42,10 @@ fn seed_walkthrough_runs_verbatim() {
             .expect("bash runs the walkthrough");
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success(), "walkthrough failed:\n{stdout}\n{stderr}");
-        assert!(stdout.contains("walkthrough done") && stdout.contains("\"KeyState\": \"PendingDeletion\""), "{stdout}");
+        assert!(
+            stdout.contains("walkthrough done") && stdout.contains("\"KeyState\": \"PendingDeletion\""),
+            "{stdout}"
+        );
         assert_eq!(std::fs::read(dir.join("decryptedSample.txt")).unwrap(), b"Sample data for envelope encryption\n");
     });
 }
@@ -59,14 +62,23 @@ fn blobs_cross_between_the_command_line_and_c() {
         let ctx = r#"{"purpose":"interop","team":"a"}"#;
 
         // Command line → C.
-        let enc = cli.ok(&["kms", "encrypt", "--key-id", &id, "--plaintext", &b64(b"from the cli"),
-            "--encryption-context", "purpose=interop,team=a"]);
+        let enc = cli.ok(&[
+            "kms",
+            "encrypt",
+            "--key-id",
+            &id,
+            "--plaintext",
+            &b64(b"from the cli"),
+            "--encryption-context",
+            "purpose=interop,team=a",
+        ]);
         let blob = unb64(enc["CiphertextBlob"].as_str().unwrap());
         assert!(enc["KeyId"].as_str().unwrap().ends_with(&id));
         r.init(Op::Decrypt, h, &Mech::bytes(CKM_KMSTOKEN_DECRYPT, ctx.as_bytes()), CK_INVALID_HANDLE).unwrap();
         assert_eq!(r.crypt(false, h, &blob, Some(4096)).ok(), b"from the cli");
         // A wrong context fails the blob's check.
-        r.init(Op::Decrypt, h, &Mech::bytes(CKM_KMSTOKEN_DECRYPT, br#"{"purpose":"other"}"#), CK_INVALID_HANDLE).unwrap();
+        r.init(Op::Decrypt, h, &Mech::bytes(CKM_KMSTOKEN_DECRYPT, br#"{"purpose":"other"}"#), CK_INVALID_HANDLE)
+            .unwrap();
         let out = r.crypt(false, h, &blob, Some(4096));
         expect_rv(out.rv, cryptoki::error::RvError::EncryptedDataInvalid, cryptoki::context::Function::Decrypt);
 
@@ -79,11 +91,21 @@ fn blobs_cross_between_the_command_line_and_c() {
 
         // A named key that did not make the blob.
         let other = key_id_of(&session, generate_aes(&session));
-        cli.fails(&["kms", "decrypt", "--ciphertext-blob", &b64(&blob), "--encryption-context", ctx, "--key-id", &other],
-            "IncorrectKeyException");
+        cli.fails(
+            &["kms", "decrypt", "--ciphertext-blob", &b64(&blob), "--encryption-context", ctx, "--key-id", &other],
+            "IncorrectKeyException",
+        );
         // Re-encryption moves it under the other key without the plaintext leaving.
-        let re = cli.ok(&["kms", "re-encrypt", "--ciphertext-blob", &b64(&blob), "--source-encryption-context", ctx,
-            "--destination-key-id", &other]);
+        let re = cli.ok(&[
+            "kms",
+            "re-encrypt",
+            "--ciphertext-blob",
+            &b64(&blob),
+            "--source-encryption-context",
+            ctx,
+            "--destination-key-id",
+            &other,
+        ]);
         let moved = re["CiphertextBlob"].as_str().unwrap().to_string();
         let dec = cli.ok(&["kms", "decrypt", "--ciphertext-blob", &moved, "--key-id", &other]);
         assert_eq!(unb64(dec["Plaintext"].as_str().unwrap()), b"from C");
@@ -99,8 +121,10 @@ fn limits_malformed_blobs_and_rotation() {
         let big = b64(&vec![7u8; 4097]);
         cli.fails(&["kms", "encrypt", "--key-id", &id, "--plaintext", &big], "ValidationException");
         let ok = cli.ok(&["kms", "encrypt", "--key-id", &id, "--plaintext", &b64(&vec![7u8; 4096])]);
-        cli.fails(&["kms", "decrypt", "--ciphertext-blob", &b64(b"not a blob at all, not even close to one")],
-            "InvalidCiphertextException");
+        cli.fails(
+            &["kms", "decrypt", "--ciphertext-blob", &b64(b"not a blob at all, not even close to one")],
+            "InvalidCiphertextException",
+        );
         let mut flipped = unb64(ok["CiphertextBlob"].as_str().unwrap());
         flipped[30] ^= 1;
         cli.fails(&["kms", "decrypt", "--ciphertext-blob", &b64(&flipped)], "InvalidCiphertextException");
@@ -124,6 +148,9 @@ fn limits_malformed_blobs_and_rotation() {
 
         // A key pending deletion cannot decrypt.
         cli.ok(&["kms", "schedule-key-deletion", "--key-id", &id, "--pending-window-in-days", "7"]);
-        cli.fails(&["kms", "decrypt", "--ciphertext-blob", ok["CiphertextBlob"].as_str().unwrap()], "KMSInvalidStateException");
+        cli.fails(
+            &["kms", "decrypt", "--ciphertext-blob", ok["CiphertextBlob"].as_str().unwrap()],
+            "KMSInvalidStateException",
+        );
     });
 }

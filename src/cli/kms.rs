@@ -547,8 +547,12 @@ fn data_key(
         (Some("AES_256"), None) => 32,
         (Some("AES_128"), None) => 16,
         (None, Some(n)) if (1..=1024).contains(&n) => n,
-        (None, Some(_)) => return Err(KmsError::new("ValidationException", "NumberOfBytes must be between 1 and 1024")),
-        (Some(s), None) => return Err(KmsError::new("ValidationException", format!("KeySpec {s} is not AES_256 or AES_128"))),
+        (None, Some(_)) => {
+            return Err(KmsError::new("ValidationException", "NumberOfBytes must be between 1 and 1024"))
+        }
+        (Some(s), None) => {
+            return Err(KmsError::new("ValidationException", format!("KeySpec {s} is not AES_256 or AES_128")))
+        }
         _ => return Err(KmsError::new("ValidationException", "Give exactly one of KeySpec and NumberOfBytes")),
     };
     let h = lc::resolve(&a.token, key_id)?;

@@ -92,7 +92,8 @@ pub fn seal(key_id: &uuid::Uuid, version: u32, key: &[u8], ctx: &Context, plaint
 /// Reads the header of a blob; anything that is not a blob of this format is
 /// CKR_ENCRYPTED_DATA_INVALID (InvalidCiphertextException).
 pub fn header(blob: &[u8]) -> Result<Header> {
-    if blob.len() < HEADER_LEN + TAG_LEN + 1 || &blob[..4] != MAGIC || blob[4] != VERSION || blob[5] != ALG_AES_256_GCM {
+    if blob.len() < HEADER_LEN + TAG_LEN + 1 || &blob[..4] != MAGIC || blob[4] != VERSION || blob[5] != ALG_AES_256_GCM
+    {
         return Err(Error::EncryptedDataInvalid);
     }
     let key_id = uuid::Uuid::from_slice(&blob[6..22]).map_err(|_| Error::EncryptedDataInvalid)?;

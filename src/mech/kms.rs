@@ -24,7 +24,8 @@ pub fn context(p: &Param) -> Result<blob::Context> {
 fn identity(key: &Key) -> Result<(uuid::Uuid, u32)> {
     let obj = key.attrs.ok_or(Error::KeyTypeInconsistent)?;
     let id = obj.get_raw(CKA_KMSTOKEN_KEY_ID).ok_or(Error::KeyTypeInconsistent)?;
-    let id = std::str::from_utf8(id).ok().and_then(|s| uuid::Uuid::parse_str(s).ok()).ok_or(Error::KeyTypeInconsistent)?;
+    let id =
+        std::str::from_utf8(id).ok().and_then(|s| uuid::Uuid::parse_str(s).ok()).ok_or(Error::KeyTypeInconsistent)?;
     let version = obj.ulong(CKA_KMSTOKEN_KEY_VERSION).unwrap_or(1);
     Ok((id, u32::try_from(version).map_err(|_| Error::KeyTypeInconsistent)?))
 }
