@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, through apt-get, the programs the build and the tests drive and that are
 # missing: OpenSC's pkcs11-tool, openssl, SoftHSM2 (the reference token), the OpenSSL
-# pkcs11 engine, and gcc for the crypto engine's C code. Does nothing when all are there.
+# pkcs11 engine, a JDK (java, javac and keytool for the SunPKCS11 interop tests; OpenJDK
+# 17 on Debian 12), and gcc for the crypto engine's C code. Does nothing when all are there.
 set -euo pipefail
 
 need=()
@@ -11,6 +12,7 @@ command -v softhsm2-util >/dev/null || need+=(softhsm2)
 command -v gcc >/dev/null || need+=(gcc)
 command -v make >/dev/null || need+=(make)
 dpkg -s libengine-pkcs11-openssl >/dev/null 2>&1 || need+=(libengine-pkcs11-openssl)
+{ command -v javac && command -v java && command -v keytool; } >/dev/null || need+=(default-jdk-headless)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0

@@ -916,6 +916,19 @@ impl RsaPrivateKey {
     }
 }
 
+/// `value` when it is exactly `len` bytes long, else `len` random bytes; the choice is
+/// made with masks, so that the time taken does not tell which (for a value whose length
+/// says whether a padding was good, see the CKM_RSA_PKCS unwrap).
+pub fn exact_len_or_random(value: &[u8], len: usize) -> Result<Zeroizing<Vec<u8>>> {
+    let mut out = random_secret(len)?;
+    let fits = (value.len() as u64).ct_eq(&(len as u64));
+    for (i, o) in out.iter_mut().enumerate() {
+        let v = value.get(i).copied().unwrap_or(0);
+        *o = u8::conditional_select(o, &v, fits);
+    }
+    Ok(out)
+}
+
 /// The implicit-rejection KDF's PRF (draft section 7.1): HMAC-SHA256 under `kdk` over
 /// a 16-bit big-endian counter, the label and the output length in bits, the blocks
 /// concatenated and cut to `out_len` bytes.

@@ -378,7 +378,14 @@ impl Library {
 
     /// Stores a new object: the session may write it, and a new token key gets its KMS
     /// life (key id, spec, one usage, state) and a CreateKey record.
-    fn store_new(&self, token: &Token, rw: bool, h: CK_SESSION_HANDLE, obj: Object, template: &[Attribute]) -> Result<u64> {
+    fn store_new(
+        &self,
+        token: &Token,
+        rw: bool,
+        h: CK_SESSION_HANDLE,
+        obj: Object,
+        template: &[Attribute],
+    ) -> Result<u64> {
         self.store_new_kms(token, rw, h, obj, template, false)
     }
 
@@ -428,7 +435,9 @@ impl Library {
         crate::mech::check_imported_key(&mut public)?;
         let mut private = Object::build(private_template, Origin::Create, &[], so)?;
         crate::mech::check_imported_key(&mut private)?;
-        if public.class() != CKO_PUBLIC_KEY || private.class() != CKO_PRIVATE_KEY || public.key_type() != private.key_type()
+        if public.class() != CKO_PUBLIC_KEY
+            || private.class() != CKO_PRIVATE_KEY
+            || public.key_type() != private.key_type()
         {
             return Err(Error::TemplateInconsistent);
         }
@@ -899,6 +908,13 @@ impl Library {
         if target.bool(CKA_WRAP_WITH_TRUSTED) && !wk.bool(CKA_TRUSTED) {
             return Err(Error::KeyNotWrappable);
         }
+        // CKA_WRAP_TEMPLATE: the wrapping key wraps only the keys that match it.
+        if let Some(t) = wk.get_raw(CKA_WRAP_TEMPLATE).filter(|t| !t.is_empty()) {
+            let wanted = crate::object::attr::decode_array(t).ok_or(Error::KeyNotWrappable)?;
+            if !target.matches(&wanted) {
+                return Err(Error::KeyNotWrappable);
+            }
+        }
         let wrapped = unit.wrap(&Self::secret(&s.token, &wk)?, &mech.param, s.token.usable_value(&target)?)?;
         match out {
             None => Ok(wrapped.len()),
@@ -920,7 +936,7 @@ impl Library {
     ) -> Result<u64> {
         let (token, rw) = self.token_of(h)?;
         let unit = self.registry.lookup(mech.ty)?;
-        let value = {
+        let (value, unwrap_template) = {
             let s = self.session(h)?;
             let s = s.lock();
             let uk = Self::key_for(&s, unwrapping, KeyUse::Unwrap, unit).map_err(|e| match e {
@@ -937,7 +953,22 @@ impl Library {
                     break;
                 }
             }
-            result?
+            let unwrap_template = uk
+                .get_raw(CKA_UNWRAP_TEMPLATE)
+                .map(|t| crate::object::attr::decode_array(t).ok_or(Error::TemplateInconsistent))
+                .transpose()?
+                .unwrap_or_default();
+            (result?, unwrap_template)
+        };
+        // CKA_UNWRAP_TEMPLATE: the new key has its attributes, then the caller's, as if
+        // the caller changed an object made from it; where the two disagree, the template
+        // is inconsistent (Object::build refuses an attribute given twice with two values).
+        let merged: Vec<Attribute>;
+        let template = if unwrap_template.is_empty() {
+            template
+        } else {
+            merged = unwrap_template.into_iter().chain(template.iter().cloned()).collect();
+            &merged[..]
         };
         let value = if mech.ty == CKM_RSA_PKCS { Self::fit_unwrapped(value, template)? } else { value };
         if !template.iter().any(|(t, _)| *t == CKA_CLASS) || !template.iter().any(|(t, _)| *t == CKA_KEY_TYPE) {
@@ -981,7 +1012,13 @@ impl Library {
     }
 
     /// KMS Encrypt: the blob of `plaintext` under token key `key`.
-    pub fn kms_encrypt(&self, h: CK_SESSION_HANDLE, key: u64, ctx: &kms::blob::Context, plaintext: &[u8]) -> Result<Vec<u8>> {
+    pub fn kms_encrypt(
+        &self,
+        h: CK_SESSION_HANDLE,
+        key: u64,
+        ctx: &kms::blob::Context,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>> {
         let s = self.session(h)?;
         let s = s.lock();
         let unit = self.registry.lookup(crate::vendor::CKM_KMSTOKEN_ENCRYPT)?;

@@ -103,10 +103,10 @@ fn compat_records_the_first_usage_and_refuses_the_other_at_use() {
 fn compat_refuses_what_the_default_template_allows_beyond_the_usage() {
     scenario!(|s| {
         let (_p, _slot, session) = ready();
-        // An AES key that asks only to encrypt: CKA_SIGN is TRUE by default, yet its one
-        // usage is ENCRYPT_DECRYPT.
+        // An AES key that asks only to encrypt: its one usage is ENCRYPT_DECRYPT, and
+        // CKA_SIGN, left to its default, reads FALSE so that clients choose keys right.
         let key = generate_aes(&session);
-        assert!(flag_of(&session, key, cryptoki::object::AttributeType::Sign));
+        assert!(!flag_of(&session, key, cryptoki::object::AttributeType::Sign));
         assert_eq!(read_text(&session, key, KEY_USAGE), "ENCRYPT_DECRYPT");
         expect_rv(session.sign_init(&Mechanism::AesCMac, key), RvError::KeyFunctionNotPermitted, Function::SignInit);
         let r = last_record(&s.keystore(), "GenerateMac", &key_id_of(&session, key));

@@ -91,7 +91,41 @@ pub fn template(p: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Vec<Attribute
     }
     // SAFETY: the caller passes `count` CK_ATTRIBUTEs at `p`.
     let attrs = unsafe { std::slice::from_raw_parts(p, count as usize) };
-    attrs.iter().map(|a| Ok((a.type_, input(a.pValue as *const u8, a.ulValueLen)?.to_vec()))).collect()
+    attrs
+        .iter()
+        .map(|a| {
+            if crate::object::attr::is_attribute_array(a.type_) {
+                return Ok((a.type_, attribute_array(a)?));
+            }
+            Ok((a.type_, input(a.pValue as *const u8, a.ulValueLen)?.to_vec()))
+        })
+        .collect()
+}
+
+/// The value of an array attribute (CKA_WRAP_TEMPLATE...): pValue points to
+/// ulValueLen / sizeof(CK_ATTRIBUTE) attributes, copied into the owned encoding of
+/// `attr::encode_array`. A length that is no whole number of attributes, or an array
+/// inside the array, is CKR_ATTRIBUTE_VALUE_INVALID.
+fn attribute_array(a: &CK_ATTRIBUTE) -> Result<Vec<u8>> {
+    let size = std::mem::size_of::<CK_ATTRIBUTE>() as CK_ULONG;
+    if !a.ulValueLen.is_multiple_of(size) || a.ulValueLen / size > MAX_TEMPLATE {
+        return Err(Error::AttributeValueInvalid);
+    }
+    let n = (a.ulValueLen / size) as usize;
+    if n > 0 && a.pValue.is_null() {
+        return Err(Error::ArgumentsBad);
+    }
+    let mut inner = Vec::with_capacity(n);
+    for i in 0..n {
+        // SAFETY: the caller's pValue holds ulValueLen bytes, n whole CK_ATTRIBUTEs;
+        // read_unaligned because a C caller need not align a byte buffer for us.
+        let e = unsafe { std::ptr::read_unaligned((a.pValue as *const CK_ATTRIBUTE).add(i)) };
+        if crate::object::attr::is_attribute_array(e.type_) {
+            return Err(Error::AttributeValueInvalid);
+        }
+        inner.push((e.type_, input(e.pValue as *const u8, e.ulValueLen)?.to_vec()));
+    }
+    Ok(crate::object::attr::encode_array(&inner))
 }
 
 /// The caller's template for C_GetAttributeValue, to be filled in place.
@@ -109,6 +143,9 @@ pub fn template_out<'a>(p: *mut CK_ATTRIBUTE, count: CK_ULONG) -> Result<&'a mut
 /// Writes one attribute value into the caller's CK_ATTRIBUTE, following the rules of
 /// C_GetAttributeValue.
 pub fn fill_attribute(a: &mut CK_ATTRIBUTE, value: Result<&[u8]>) -> Result<()> {
+    if crate::object::attr::is_attribute_array(a.type_) {
+        return fill_array(a, value);
+    }
     match value {
         Err(e) => {
             a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
@@ -129,6 +166,43 @@ pub fn fill_attribute(a: &mut CK_ATTRIBUTE, value: Result<&[u8]>) -> Result<()> 
             Ok(())
         }
     }
+}
+
+/// An array attribute for C_GetAttributeValue: with pValue NULL, the length of the
+/// array (count * sizeof(CK_ATTRIBUTE)); else, the caller's array long enough, each
+/// element gets its type and, by the same two-call rules, its value (NULL: its length).
+/// An element whose buffer is short makes the call CKR_BUFFER_TOO_SMALL.
+fn fill_array(a: &mut CK_ATTRIBUTE, value: Result<&[u8]>) -> Result<()> {
+    let attrs = match value.and_then(|v| crate::object::attr::decode_array(v).ok_or(Error::AttributeValueInvalid)) {
+        Ok(attrs) => attrs,
+        Err(e) => {
+            a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+            return Err(e);
+        }
+    };
+    let len = attrs.len() * std::mem::size_of::<CK_ATTRIBUTE>();
+    if a.pValue.is_null() {
+        a.ulValueLen = len as CK_ULONG;
+        return Ok(());
+    }
+    if (a.ulValueLen as usize) < len {
+        a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+        return Err(Error::BufferTooSmall(len));
+    }
+    let mut result = Ok(());
+    for (i, (ty, v)) in attrs.iter().enumerate() {
+        let p = (a.pValue as *mut CK_ATTRIBUTE).wrapping_add(i);
+        // SAFETY: pValue is non-NULL with at least `len` bytes: `attrs.len()` elements.
+        let mut e = unsafe { std::ptr::read_unaligned(p) };
+        e.type_ = *ty;
+        if let Err(err) = fill_attribute(&mut e, Ok(v)) {
+            result = Err(err);
+        }
+        // SAFETY: as above.
+        unsafe { std::ptr::write_unaligned(p, e) };
+    }
+    a.ulValueLen = len as CK_ULONG;
+    result
 }
 
 /// Reads a parameter structure of type T, which must be exactly its size.

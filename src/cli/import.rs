@@ -72,7 +72,7 @@ fn parse_hex(s: &str) -> Result<Vec<u8>, Failure> {
     if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad(format!("--id {s:?} is not hex")));
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|e| bad(e))).collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(bad)).collect()
 }
 
 fn to_hex(v: &[u8]) -> String {
@@ -103,11 +103,15 @@ fn rsa_public(der: &[u8]) -> der::Result<Item> {
 fn ec_private(der: &[u8], outer: Option<Vec<u8>>) -> Result<Item, Failure> {
     let k = sec1::EcPrivateKey::from_der(der).map_err(|e| bad(format!("EC private key: {e}")))?;
     let inner = match k.parameters {
-        Some(sec1::EcParameters::NamedCurve(oid)) => Some(oid.to_der().map_err(|e| bad(e))?),
+        Some(sec1::EcParameters::NamedCurve(oid)) => Some(oid.to_der().map_err(bad)?),
         None => None,
     };
     let params = outer.or(inner).ok_or_else(|| bad("EC private key without its curve"))?;
-    Ok(Item::EcPrivate { params, scalar: Zeroizing::new(k.private_key.to_vec()), point: k.public_key.map(<[u8]>::to_vec) })
+    Ok(Item::EcPrivate {
+        params,
+        scalar: Zeroizing::new(k.private_key.to_vec()),
+        point: k.public_key.map(<[u8]>::to_vec),
+    })
 }
 
 fn pkcs8(der: &[u8]) -> Result<Item, Failure> {
@@ -117,7 +121,7 @@ fn pkcs8(der: &[u8]) -> Result<Item, Failure> {
             rsa_private(info.private_key).map_err(|e| bad(format!("RSA private key: {e}")))
         }
         const_oid::db::rfc5912::ID_EC_PUBLIC_KEY => {
-            let params = info.algorithm.parameters.map(|p| p.to_der()).transpose().map_err(|e| bad(e))?;
+            let params = info.algorithm.parameters.map(|p| p.to_der()).transpose().map_err(bad)?;
             ec_private(info.private_key, params)
         }
         oid => Err(bad(format!("unsupported key algorithm {oid} (RSA and EC keys are imported)"))),
@@ -131,7 +135,7 @@ fn spki(der: &[u8]) -> Result<Item, Failure> {
         const_oid::db::rfc5912::RSA_ENCRYPTION => rsa_public(bits).map_err(|e| bad(format!("RSA public key: {e}"))),
         const_oid::db::rfc5912::ID_EC_PUBLIC_KEY => {
             let params = info.algorithm.parameters.ok_or_else(|| bad("EC public key without its curve"))?;
-            Ok(Item::EcPublic { params: params.to_der().map_err(|e| bad(e))?, point: bits.to_vec() })
+            Ok(Item::EcPublic { params: params.to_der().map_err(bad)?, point: bits.to_vec() })
         }
         oid => Err(bad(format!("unsupported key algorithm {oid} (RSA and EC keys are imported)"))),
     }
@@ -195,7 +199,7 @@ fn items(bytes: &[u8]) -> Result<Vec<Item>, Failure> {
             .find("-----")
             .map(|i| end_marker + 9 + i + 5)
             .ok_or_else(|| bad("PEM END line not closed"))?;
-        let (label, der) = der::pem::decode_vec(block[..end].as_bytes()).map_err(|e| bad(format!("PEM: {e}")))?;
+        let (label, der) = der::pem::decode_vec(&block.as_bytes()[..end]).map_err(|e| bad(format!("PEM: {e}")))?;
         let der = Zeroizing::new(der);
         if let Some(item) = pem_item(label, &der)? {
             out.push(item);

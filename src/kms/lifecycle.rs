@@ -51,6 +51,23 @@ pub fn on_create(token: &Token, obj: &mut Object, template: &Template, external:
     obj.set(CKA_KMSTOKEN_ON_DEMAND_ROTATIONS, ck_ulong(0));
     // One key id names one key: a copy would be a second key with the same material.
     obj.set(CKA_COPYABLE, ck_bool(false));
+    // Capabilities the template left to their defaults and that the one usage excludes
+    // read FALSE, so that clients choosing keys by attribute choose right; those the
+    // template asked for stay as asked and are refused at use (the compat rule).
+    for (ty, wanted) in [
+        (CKA_SIGN, usage == meta::KeyUsage::SignVerify || usage == meta::KeyUsage::GenerateVerifyMac),
+        (CKA_VERIFY, usage == meta::KeyUsage::SignVerify || usage == meta::KeyUsage::GenerateVerifyMac),
+        (CKA_ENCRYPT, usage == meta::KeyUsage::EncryptDecrypt),
+        (CKA_DECRYPT, usage == meta::KeyUsage::EncryptDecrypt),
+        (CKA_WRAP, usage == meta::KeyUsage::EncryptDecrypt),
+        (CKA_UNWRAP, usage == meta::KeyUsage::EncryptDecrypt),
+        (CKA_DERIVE, usage == meta::KeyUsage::KeyAgreement),
+    ] {
+        let asked = template.iter().any(|(t, _)| *t == ty);
+        if !wanted && !asked && obj.get_raw(ty).is_some() {
+            obj.set(ty, ck_bool(false));
+        }
+    }
     if obj.get_raw(CKA_ID).is_none_or(|v| v.is_empty()) {
         obj.set(CKA_ID, id.as_bytes().to_vec());
     }

@@ -14,6 +14,9 @@ pub enum Kind {
     Date,
     /// An array of CK_MECHANISM_TYPE.
     UlongArray,
+    /// An array of attributes (CKA_WRAP_TEMPLATE, CKA_UNWRAP_TEMPLATE), held in the
+    /// encoding of `encode_array`.
+    AttrArray,
 }
 
 /// Rules (the footnotes of the specification's attribute tables).
@@ -122,6 +125,10 @@ pub static RULES: &[Rule] = &[
     r(CKA_TRUSTED, Kind::Bool, Scope::Secret, SO_ONLY_TRUE),
     r(CKA_TRUSTED, Kind::Bool, Scope::Public, SO_ONLY_TRUE),
     r(CKA_CHECK_VALUE, Kind::Bytes, Scope::Secret, READ_ONLY),
+    // What a wrapping key may wrap, and what the keys it unwraps get (see `encode_array`).
+    r(CKA_WRAP_TEMPLATE, Kind::AttrArray, Scope::Secret, CREATE_ONLY),
+    r(CKA_WRAP_TEMPLATE, Kind::AttrArray, Scope::Public, CREATE_ONLY),
+    r(CKA_UNWRAP_TEMPLATE, Kind::AttrArray, Scope::Hidden, CREATE_ONLY),
     r(CKA_VALUE_LEN, Kind::Ulong, Scope::Secret, NOT_ON_CREATE | CREATE_ONLY),
     // (CKA_VALUE of keys: see `SECRET_VALUE` and `PRIVATE_VALUE`.)
     // Public and private keys.
@@ -221,7 +228,45 @@ pub fn well_formed(kind: Kind, value: &[u8]) -> bool {
         Kind::Bytes => true,
         Kind::Date => value.is_empty() || (value.len() == 8 && value.iter().all(u8::is_ascii_digit)),
         Kind::UlongArray => value.len().is_multiple_of(UL),
+        Kind::AttrArray => decode_array(value).is_some(),
     }
+}
+
+/// The attributes whose value is an array of attributes. (CKF_ARRAY_ATTRIBUTE alone does
+/// not tell: CKA_ALLOWED_MECHANISMS carries it, and so may a vendor's attribute.)
+pub fn is_attribute_array(ty: CK_ATTRIBUTE_TYPE) -> bool {
+    matches!(ty, CKA_WRAP_TEMPLATE | CKA_UNWRAP_TEMPLATE | CKA_DERIVE_TEMPLATE)
+}
+
+/// The owned form of an attribute array (the C form is an array of CK_ATTRIBUTE whose
+/// values are pointers): each attribute as its type and its value's length (CK_ULONG,
+/// native order) and the value. An empty array is empty.
+pub fn encode_array(attrs: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (ty, v) in attrs {
+        out.extend_from_slice(&ty.to_ne_bytes());
+        out.extend_from_slice(&(v.len() as CK_ULONG).to_ne_bytes());
+        out.extend_from_slice(v);
+    }
+    out
+}
+
+/// The attributes of an `encode_array` encoding; None when it is not one, or when an
+/// attribute is itself an array (arrays do not nest) or is not well formed for any class.
+pub fn decode_array(mut v: &[u8]) -> Option<Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>> {
+    const UL: usize = std::mem::size_of::<CK_ULONG>();
+    let mut out = Vec::new();
+    while !v.is_empty() {
+        let ty = CK_ULONG::from_ne_bytes(v.get(..UL)?.try_into().ok()?);
+        let len = usize::try_from(CK_ULONG::from_ne_bytes(v.get(UL..2 * UL)?.try_into().ok()?)).ok()?;
+        let value = v.get(2 * UL..(2 * UL).checked_add(len)?)?;
+        if is_attribute_array(ty) {
+            return None;
+        }
+        out.push((ty, value.to_vec()));
+        v = &v[2 * UL + len..];
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -253,6 +298,21 @@ mod tests {
         assert!(well_formed(Kind::Date, b"20261124"));
         assert!(!well_formed(Kind::Date, b"2026112"));
         assert!(well_formed(Kind::Date, b""));
+    }
+
+    #[test]
+    fn attribute_arrays() {
+        let attrs = vec![(CKA_EXTRACTABLE, vec![1]), (CKA_LABEL, b"x".to_vec()), (CKA_ID, Vec::new())];
+        let enc = encode_array(&attrs);
+        assert_eq!(decode_array(&enc), Some(attrs));
+        assert!(well_formed(Kind::AttrArray, &enc) && well_formed(Kind::AttrArray, &[]));
+        assert_eq!(decode_array(&enc[..enc.len() - 1]), None);
+        assert_eq!(decode_array(&[enc.clone(), vec![0]].concat()), None);
+        assert_eq!(decode_array(&encode_array(&[(CKA_WRAP_TEMPLATE, Vec::new())])), None);
+        assert!(rule(CKO_PUBLIC_KEY, CKA_WRAP_TEMPLATE).is_some());
+        assert!(rule(CKO_PRIVATE_KEY, CKA_WRAP_TEMPLATE).is_none());
+        assert!(rule(CKO_PRIVATE_KEY, CKA_UNWRAP_TEMPLATE).is_some());
+        assert!(rule(CKO_PUBLIC_KEY, CKA_UNWRAP_TEMPLATE).is_none());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! changing them (section 4 of the base specification).
 
 pub mod attr;
+pub mod cert;
 
 use crate::error::{Error, Result};
 use attr::{rule, rule::*, Kind};
@@ -60,7 +61,7 @@ fn as_ulong(v: &[u8]) -> Option<CK_ULONG> {
 }
 
 /// Key types this token stores, with the lengths their values may have.
-fn secret_len_ok(key_type: CK_KEY_TYPE, len: usize) -> Result<()> {
+pub(crate) fn secret_len_ok(key_type: CK_KEY_TYPE, len: usize) -> Result<()> {
     let ok = match key_type {
         CKK_AES => matches!(len, 16 | 24 | 32),
         CKK_GENERIC_SECRET | CKK_SHA_1_HMAC | CKK_SHA224_HMAC | CKK_SHA256_HMAC | CKK_SHA384_HMAC | CKK_SHA512_HMAC => {
@@ -207,7 +208,10 @@ impl Object {
         }
         if origin == Origin::Create {
             for r in attr::RULES.iter().filter(|r| r.flags & REQUIRED_ON_CREATE != 0) {
-                if rule(class, r.ty).is_some() && !obj.attrs.contains_key(&r.ty) {
+                // The rule of this class decides: CKA_VALUE is required of a certificate,
+                // not of an RSA private key or a data object.
+                let required = rule(class, r.ty).is_some_and(|own| own.flags & REQUIRED_ON_CREATE != 0);
+                if required && !obj.attrs.contains_key(&r.ty) {
                     return Err(Error::TemplateIncomplete);
                 }
             }
@@ -219,6 +223,7 @@ impl Object {
             CKO_CERTIFICATE if obj.ulong(CKA_CERTIFICATE_TYPE) != Some(CKC_X_509) => {
                 return Err(Error::AttributeValueInvalid)
             }
+            CKO_CERTIFICATE => cert::fill_x509(&mut obj)?,
             _ => {}
         }
         Ok(obj)
