@@ -246,6 +246,9 @@ fn main() -> ExitCode {
                 (_, Value::Null) => {}
                 (Output::Json, v) => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
                 (Output::Text, Value::String(s)) => println!("{s}"),
+                // The aws CLI prints booleans in text output as Python does.
+                (Output::Text, Value::Bool(b)) => println!("{}", if *b { "True" } else { "False" }),
+                (Output::Text, Value::Number(n)) => println!("{n}"),
                 (Output::Text, v) => print_text(v),
             }
             ExitCode::SUCCESS

@@ -1,7 +1,7 @@
 //! `kmstoken kms <command>`: the key lifecycle commands of `aws kms`, with its flag names,
 //! output members and error names, over the same library code as the PKCS#11 module.
 
-use super::{open, pick, secret, Failure};
+use super::{open, pick, secret, sign, Failure};
 use clap::{Args, Subcommand};
 use cryptoki_sys::*;
 use kmstoken::kms::lifecycle::{self as lc, KmsResult};
@@ -200,6 +200,51 @@ pub enum KmsCommand {
         #[arg(long)]
         number_of_bytes: usize,
     },
+    Sign {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        message: String,
+        /// RAW (default) or DIGEST.
+        #[arg(long, default_value = "RAW")]
+        message_type: String,
+        #[arg(long)]
+        signing_algorithm: String,
+    },
+    Verify {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        message: String,
+        #[arg(long, default_value = "RAW")]
+        message_type: String,
+        #[arg(long)]
+        signature: String,
+        #[arg(long)]
+        signing_algorithm: String,
+    },
+    GetPublicKey {
+        #[arg(long)]
+        key_id: String,
+    },
+    GenerateMac {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        message: String,
+        #[arg(long)]
+        mac_algorithm: String,
+    },
+    VerifyMac {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        message: String,
+        #[arg(long)]
+        mac: String,
+        #[arg(long)]
+        mac_algorithm: String,
+    },
 }
 
 impl KmsCommand {
@@ -233,6 +278,11 @@ impl KmsCommand {
             GenerateDataKey { .. } => "GenerateDataKey",
             GenerateDataKeyWithoutPlaintext { .. } => "GenerateDataKeyWithoutPlaintext",
             GenerateRandom { .. } => "GenerateRandom",
+            Sign { .. } => "Sign",
+            Verify { .. } => "Verify",
+            GetPublicKey { .. } => "GetPublicKey",
+            GenerateMac { .. } => "GenerateMac",
+            VerifyMac { .. } => "VerifyMac",
         }
     }
 }
@@ -468,7 +518,112 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
             a.lib.generate_random(a.session, &mut out)?;
             json!({ "Plaintext": b64(&out) })
         }
+        Sign { key_id, message, message_type, signing_algorithm } => {
+            let h = resolve(&key_id)?;
+            let obj = t.object_any(h)?;
+            let (mech, digest) = sign::signing_mechanism(&signing_algorithm, message_type == "DIGEST")?;
+            let input = sign::signing_input(&mech, digest, &blob_arg(&message)?)?;
+            let raw = sign_with(a, &mech, h, &input)?;
+            let sig = if obj.key_type() == Some(CKK_EC) { sign::ecdsa_to_der(&raw)? } else { raw };
+            json!({ "KeyId": kms::arn(&obj), "Signature": b64(&sig), "SigningAlgorithm": signing_algorithm })
+        }
+        Verify { key_id, message, message_type, signature, signing_algorithm } => {
+            let private = t.object_any(resolve(&key_id)?)?;
+            let h = public_half(t, &private)?;
+            let (mech, digest) = sign::signing_mechanism(&signing_algorithm, message_type == "DIGEST")?;
+            let input = sign::signing_input(&mech, digest, &blob_arg(&message)?)?;
+            let mut sig = blob_arg(&signature)?;
+            if private.key_type() == Some(CKK_EC) {
+                sig = sign::ecdsa_from_der(&sig, sign::ec_width(&private)).ok_or_else(invalid_signature)?;
+            }
+            a.lib.verify_init(a.session, &mech, h).map_err(|e| explain(a, e))?;
+            match a.lib.verify(a.session, Some(&input), &sig) {
+                Ok(()) => {
+                    json!({ "KeyId": kms::arn(&private), "SignatureValid": true, "SigningAlgorithm": signing_algorithm })
+                }
+                Err(kmstoken::error::Error::SignatureInvalid | kmstoken::error::Error::SignatureLenRange) => {
+                    return Err(invalid_signature())
+                }
+                Err(e) => return Err(explain(a, e)),
+            }
+        }
+        GetPublicKey { key_id } => {
+            let private = t.object_any(resolve(&key_id)?)?;
+            let public = t.object_any(public_half(t, &private)?)?;
+            let usage =
+                String::from_utf8_lossy(private.get_raw(CKA_KMSTOKEN_KEY_USAGE).unwrap_or_default()).into_owned();
+            json!({
+                "KeyId": kms::arn(&private),
+                "PublicKey": b64(&sign::spki(&public)?),
+                "KeySpec": String::from_utf8_lossy(private.get_raw(CKA_KMSTOKEN_KEY_SPEC).unwrap_or_default()),
+                "KeyUsage": usage,
+            })
+        }
+        GenerateMac { key_id, message, mac_algorithm } => {
+            let h = resolve(&key_id)?;
+            let mech = sign::mac_mechanism(&mac_algorithm)?;
+            let data = sign::signing_input(&mech, None, &blob_arg(&message)?)?;
+            let mac = sign_with(a, &mech, h, &data)?;
+            json!({ "Mac": b64(&mac), "MacAlgorithm": mac_algorithm, "KeyId": kms::arn(&*t.object_any(h)?) })
+        }
+        VerifyMac { key_id, message, mac, mac_algorithm } => {
+            let h = resolve(&key_id)?;
+            let mech = sign::mac_mechanism(&mac_algorithm)?;
+            let data = sign::signing_input(&mech, None, &blob_arg(&message)?)?;
+            a.lib.verify_init(a.session, &mech, h).map_err(|e| explain(a, e))?;
+            match a.lib.verify(a.session, Some(&data), &blob_arg(&mac)?) {
+                Ok(()) => {
+                    json!({ "KeyId": kms::arn(&*t.object_any(h)?), "MacValid": true, "MacAlgorithm": mac_algorithm })
+                }
+                Err(kmstoken::error::Error::SignatureInvalid | kmstoken::error::Error::SignatureLenRange) => {
+                    return Err(KmsError::new("KMSInvalidMacException", "The MAC does not match the message"))
+                }
+                Err(e) => return Err(explain(a, e)),
+            }
+        }
     })
+}
+
+fn invalid_signature() -> KmsError {
+    KmsError::new("KMSInvalidSignatureException", "The signature does not match the message")
+}
+
+/// The public key object of a key pair.
+fn public_half(t: &Token, private: &kmstoken::object::Object) -> KmsResult<u64> {
+    for h in t.objects_of_key(&kms::key_id(private))? {
+        if t.object_any(h)?.class() == CKO_PUBLIC_KEY {
+            return Ok(h);
+        }
+    }
+    Err(KmsError::new("UnsupportedOperationException", format!("{} is not an asymmetric key", kms::arn(private))))
+}
+
+fn sign_with(a: &Acting, mech: &Mechanism, key: u64, data: &[u8]) -> KmsResult<Vec<u8>> {
+    a.lib.sign_init(a.session, mech, key).map_err(|e| explain(a, e))?;
+    let mut out = vec![0u8; 1024];
+    let n = a.lib.sign(a.session, Some(data), Some(&mut out)).map_err(|e| explain(a, e))?;
+    out.truncate(n);
+    Ok(out)
+}
+
+/// A refused key use in AWS terms: the KMS gate wrote why into the audit trail, and the
+/// last record this process wrote says it.
+fn explain(a: &Acting, e: kmstoken::error::Error) -> KmsError {
+    if e == kmstoken::error::Error::KeyFunctionNotPermitted {
+        if let Ok(records) = kms::audit::tail(a.token.audit.path(), 1, None) {
+            if let Some(r) = records.last() {
+                if let (Some(code), Some(msg)) = (r["errorCode"].as_str(), r["errorMessage"].as_str()) {
+                    let code: &'static str = match code {
+                        "DisabledException" => "DisabledException",
+                        "KMSInvalidStateException" => "KMSInvalidStateException",
+                        _ => "InvalidKeyUsageException",
+                    };
+                    return KmsError::new(code, msg);
+                }
+            }
+        }
+    }
+    crypto_error(e)
 }
 
 fn b64(data: &[u8]) -> String {
@@ -513,6 +668,9 @@ fn crypto_error(e: kmstoken::error::Error) -> KmsError {
             "The ciphertext is invalid, was made by a key this token does not have, or its encryption context does not match",
         ),
         E::KeyHandleInvalid => KmsError::new("IncorrectKeyException", "The key id does not match the key that encrypted the ciphertext"),
+        E::KeyTypeInconsistent | E::MechanismInvalid => {
+            KmsError::new("InvalidKeyUsageException", "The key's type or usage does not allow this algorithm")
+        }
         E::KeyFunctionNotPermitted => KmsError::new(
             "KMSInvalidStateException",
             "The key cannot be used for this operation: see kmstoken audit tail for the reason",
@@ -522,7 +680,7 @@ fn crypto_error(e: kmstoken::error::Error) -> KmsError {
 }
 
 fn encrypt(a: &Acting, h: u64, ctx: &kms::blob::Context, plaintext: &[u8]) -> KmsResult<Vec<u8>> {
-    a.lib.kms_encrypt(a.session, h, ctx, plaintext).map_err(crypto_error)
+    a.lib.kms_encrypt(a.session, h, ctx, plaintext).map_err(|e| explain(a, e))
 }
 
 fn decrypt(
@@ -531,7 +689,7 @@ fn decrypt(
     ctx: &kms::blob::Context,
     blob: &[u8],
 ) -> KmsResult<(zeroize::Zeroizing<Vec<u8>>, Arc<kmstoken::object::Object>)> {
-    a.lib.kms_decrypt(a.session, expected, ctx, blob).map_err(crypto_error)
+    a.lib.kms_decrypt(a.session, expected, ctx, blob).map_err(|e| explain(a, e))
 }
 
 /// GenerateDataKey(WithoutPlaintext): random bytes, returned sealed under the KMS key.
@@ -594,8 +752,57 @@ fn parse_tags(args: &[String]) -> KmsResult<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// CreateKey of an asymmetric spec: a token key pair with one usage, through the same
+/// path as C_GenerateKeyPair; returns the private key's handle.
+fn create_key_pair(a: &Acting, spec: &str, usage: Option<&str>, external: bool) -> KmsResult<u64> {
+    let invalid = |m: String| KmsError::new("ValidationException", m);
+    let (mech, param_attr, usage) = match spec {
+        "RSA_2048" | "RSA_3072" | "RSA_4096" => {
+            let bits: u64 = spec[4..].parse().map_err(|_| invalid(format!("KeySpec {spec}")))?;
+            (CKM_RSA_PKCS_KEY_PAIR_GEN, (CKA_MODULUS_BITS, ck_ulong(bits)), usage.unwrap_or("ENCRYPT_DECRYPT"))
+        }
+        "ECC_NIST_P256" => {
+            let oid = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+            (CKM_EC_KEY_PAIR_GEN, (CKA_EC_PARAMS, oid), usage.unwrap_or("SIGN_VERIFY"))
+        }
+        "ECC_NIST_P384" => {
+            let oid = vec![0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+            (CKM_EC_KEY_PAIR_GEN, (CKA_EC_PARAMS, oid), usage.unwrap_or("SIGN_VERIFY"))
+        }
+        _ => return Err(invalid(format!("KeySpec {spec} is not supported here"))),
+    };
+    let rsa = mech == CKM_RSA_PKCS_KEY_PAIR_GEN;
+    let (public_caps, private_caps): (&[CK_ATTRIBUTE_TYPE], &[CK_ATTRIBUTE_TYPE]) = match usage {
+        "SIGN_VERIFY" => (&[CKA_VERIFY], &[CKA_SIGN]),
+        "ENCRYPT_DECRYPT" if rsa => (&[CKA_ENCRYPT, CKA_WRAP], &[CKA_DECRYPT, CKA_UNWRAP]),
+        "KEY_AGREEMENT" if !rsa => (&[CKA_DERIVE], &[CKA_DERIVE]),
+        other => return Err(invalid(format!("KeyUsage {other} is not valid for KeySpec {spec}"))),
+    };
+    let mut public = vec![(CKA_TOKEN, ck_bool(true)), param_attr];
+    public.extend(public_caps.iter().map(|ty| (*ty, ck_bool(true))));
+    let mut private = vec![
+        (CKA_TOKEN, ck_bool(true)),
+        (CKA_PRIVATE, ck_bool(true)),
+        (CKA_SENSITIVE, ck_bool(true)),
+        (CKA_EXTRACTABLE, ck_bool(false)),
+    ];
+    private.extend(private_caps.iter().map(|ty| (*ty, ck_bool(true))));
+    if external {
+        return Err(KmsError::new(
+            "UnsupportedOperationException",
+            "Importing asymmetric key material is not served yet",
+        ));
+    }
+    let m = Mechanism { ty: mech, param: Param::None };
+    let (_, private_handle) = a.lib.generate_key_pair(a.session, &m, &public, &private)?;
+    Ok(private_handle)
+}
+
 /// CreateKey through the same path as C_GenerateKey: a token key with its KMS life.
 fn create_key(a: &Acting, spec: &str, usage: Option<&str>, external: bool) -> KmsResult<u64> {
+    if spec.starts_with("RSA_") || spec.starts_with("ECC_") {
+        return create_key_pair(a, spec, usage, external);
+    }
     let unsupported = || KmsError::new("ValidationException", format!("KeySpec {spec} is not supported here"));
     let (mech, len, want_usage) = match spec {
         "SYMMETRIC_DEFAULT" => (CKM_AES_KEY_GEN, 32u64, "ENCRYPT_DECRYPT"),

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod import;
 pub mod kms;
+pub mod sign;
 
 use cryptoki_sys::*;
 use kmstoken::config::Config;

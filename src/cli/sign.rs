@@ -1,0 +1,174 @@
+//! The asymmetric and MAC faces of `kmstoken kms`: sign, verify, get-public-key,
+//! generate-mac and verify-mac, with AWS's algorithm names and encodings (ECDSA signatures
+//! as DER, public keys as SPKI DER) over the module's mechanisms.
+
+use cryptoki_sys::*;
+use der::asn1::{BitStringRef, OctetStringRef, UintRef};
+use der::{Decode, Encode, Sequence};
+use kmstoken::crypto::{digest_info, Hash};
+use kmstoken::kms::{lifecycle::KmsResult, KmsError};
+use kmstoken::mech::{Mechanism, Param};
+use kmstoken::object::Object;
+
+/// What an AWS signing algorithm means in PKCS#11 terms, for a RAW message or a DIGEST.
+pub fn signing_mechanism(alg: &str, digest: bool) -> KmsResult<(Mechanism, Option<Hash>)> {
+    let (hash, kind) = match alg {
+        "ECDSA_SHA_256" => (Hash::Sha256, "ecdsa"),
+        "ECDSA_SHA_384" => (Hash::Sha384, "ecdsa"),
+        "ECDSA_SHA_512" => (Hash::Sha512, "ecdsa"),
+        "RSASSA_PKCS1_V1_5_SHA_256" => (Hash::Sha256, "pkcs1"),
+        "RSASSA_PKCS1_V1_5_SHA_384" => (Hash::Sha384, "pkcs1"),
+        "RSASSA_PKCS1_V1_5_SHA_512" => (Hash::Sha512, "pkcs1"),
+        "RSASSA_PSS_SHA_256" => (Hash::Sha256, "pss"),
+        "RSASSA_PSS_SHA_384" => (Hash::Sha384, "pss"),
+        "RSASSA_PSS_SHA_512" => (Hash::Sha512, "pss"),
+        other => {
+            return Err(KmsError::new("ValidationException", format!("SigningAlgorithm {other} is not supported")))
+        }
+    };
+    let (hash_mech, mgf) = match hash {
+        Hash::Sha256 => (CKM_SHA256, CKG_MGF1_SHA256),
+        Hash::Sha384 => (CKM_SHA384, CKG_MGF1_SHA384),
+        _ => (CKM_SHA512, CKG_MGF1_SHA512),
+    };
+    let pss = Param::Pss { hash: hash_mech, mgf, salt_len: hash.output_len() as u64 };
+    let m = |ty, param| Mechanism { ty, param };
+    Ok(match (kind, digest) {
+        ("ecdsa", false) => (m([CKM_ECDSA_SHA256, CKM_ECDSA_SHA384, CKM_ECDSA_SHA512][idx(hash)], Param::None), None),
+        ("ecdsa", true) => (m(CKM_ECDSA, Param::None), Some(hash)),
+        ("pkcs1", false) => {
+            (m([CKM_SHA256_RSA_PKCS, CKM_SHA384_RSA_PKCS, CKM_SHA512_RSA_PKCS][idx(hash)], Param::None), None)
+        }
+        ("pkcs1", true) => (m(CKM_RSA_PKCS, Param::None), Some(hash)),
+        ("pss", false) => {
+            (m([CKM_SHA256_RSA_PKCS_PSS, CKM_SHA384_RSA_PKCS_PSS, CKM_SHA512_RSA_PKCS_PSS][idx(hash)], pss), None)
+        }
+        _ => (m(CKM_RSA_PKCS_PSS, pss), Some(hash)),
+    })
+}
+
+fn idx(h: Hash) -> usize {
+    match h {
+        Hash::Sha256 => 0,
+        Hash::Sha384 => 1,
+        _ => 2,
+    }
+}
+
+/// The bytes given to the mechanism: the message, or for MessageType DIGEST the digest
+/// (checked for length), wrapped in a DigestInfo for PKCS#1 v1.5.
+pub fn signing_input(mech: &Mechanism, digest_of: Option<Hash>, message: &[u8]) -> KmsResult<Vec<u8>> {
+    if message.is_empty() || message.len() > 4096 {
+        return Err(KmsError::new("ValidationException", "Message must be 1 to 4096 bytes"));
+    }
+    let Some(hash) = digest_of else { return Ok(message.to_vec()) };
+    if message.len() != hash.output_len() {
+        return Err(KmsError::new(
+            "ValidationException",
+            format!("A DIGEST message must be {} bytes for this algorithm", hash.output_len()),
+        ));
+    }
+    Ok(if mech.ty == CKM_RSA_PKCS { digest_info(hash, message) } else { message.to_vec() })
+}
+
+#[derive(Sequence)]
+struct EcdsaSig<'a> {
+    r: UintRef<'a>,
+    s: UintRef<'a>,
+}
+
+/// PKCS#11's r||s as the DER SEQUENCE that AWS returns.
+pub fn ecdsa_to_der(rs: &[u8]) -> KmsResult<Vec<u8>> {
+    let (r, s) = rs.split_at(rs.len() / 2);
+    let bad = |_| KmsError::new("KMSInternalException", "signature encoding");
+    EcdsaSig { r: UintRef::new(r).map_err(bad)?, s: UintRef::new(s).map_err(bad)? }.to_der().map_err(bad)
+}
+
+/// An AWS (DER) ECDSA signature as r||s of `width` bytes each.
+pub fn ecdsa_from_der(der: &[u8], width: usize) -> Option<Vec<u8>> {
+    let sig = EcdsaSig::from_der(der).ok()?;
+    let mut out = vec![0u8; 2 * width];
+    for (i, v) in [sig.r.as_bytes(), sig.s.as_bytes()].into_iter().enumerate() {
+        if v.len() > width {
+            return None;
+        }
+        out[(i + 1) * width - v.len()..(i + 1) * width].copy_from_slice(v);
+    }
+    Some(out)
+}
+
+/// The field width of an EC key, from its CKA_EC_PARAMS.
+pub fn ec_width(obj: &Object) -> usize {
+    match obj.get_raw(CKA_EC_PARAMS) {
+        Some(p) if p.ends_with(&[0x00, 0x22]) => 48,
+        _ => 32,
+    }
+}
+
+/// The SubjectPublicKeyInfo DER of a public key object.
+pub fn spki(obj: &Object) -> KmsResult<Vec<u8>> {
+    let bad = |_| KmsError::new("KMSInternalException", "public key encoding");
+    let missing = || KmsError::new("UnsupportedOperationException", "This key has no public key");
+    match obj.key_type() {
+        Some(CKK_RSA) => {
+            let n = obj.get_raw(CKA_MODULUS).ok_or_else(missing)?;
+            let e = obj.get_raw(CKA_PUBLIC_EXPONENT).ok_or_else(missing)?;
+            let key = pkcs1::RsaPublicKey {
+                modulus: UintRef::new(n).map_err(bad)?,
+                public_exponent: UintRef::new(e).map_err(bad)?,
+            };
+            let der = key.to_der().map_err(bad)?;
+            let info = spki::SubjectPublicKeyInfoRef {
+                algorithm: spki::AlgorithmIdentifierRef {
+                    oid: der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1"),
+                    parameters: Some(der::asn1::AnyRef::NULL),
+                },
+                subject_public_key: BitStringRef::from_bytes(&der).map_err(bad)?,
+            };
+            info.to_der().map_err(bad)
+        }
+        Some(CKK_EC) => {
+            let params = obj.get_raw(CKA_EC_PARAMS).ok_or_else(missing)?;
+            let point = obj.get_raw(CKA_EC_POINT).ok_or_else(missing)?;
+            let point =
+                OctetStringRef::from_der(point).map(|o| o.as_bytes().to_vec()).unwrap_or_else(|_| point.to_vec());
+            let curve = der::asn1::AnyRef::from_der(params).map_err(bad)?;
+            let info = spki::SubjectPublicKeyInfoRef {
+                algorithm: spki::AlgorithmIdentifierRef {
+                    oid: der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1"),
+                    parameters: Some(curve),
+                },
+                subject_public_key: BitStringRef::from_bytes(&point).map_err(bad)?,
+            };
+            info.to_der().map_err(bad)
+        }
+        _ => Err(missing()),
+    }
+}
+
+/// The AWS MAC algorithm's mechanism.
+pub fn mac_mechanism(alg: &str) -> KmsResult<Mechanism> {
+    let ty = match alg {
+        "HMAC_SHA_224" => CKM_SHA224_HMAC,
+        "HMAC_SHA_256" => CKM_SHA256_HMAC,
+        "HMAC_SHA_384" => CKM_SHA384_HMAC,
+        "HMAC_SHA_512" => CKM_SHA512_HMAC,
+        other => return Err(KmsError::new("ValidationException", format!("MacAlgorithm {other} is not supported"))),
+    };
+    Ok(Mechanism { ty, param: Param::None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ecdsa_der_round_trip() {
+        let mut rs = vec![0u8; 64];
+        rs[0] = 0x80; // high bit: DER needs a leading zero
+        rs[33] = 5; // s with leading zero bytes
+        let der = ecdsa_to_der(&rs).unwrap();
+        assert_eq!(ecdsa_from_der(&der, 32).unwrap(), rs);
+        assert!(ecdsa_from_der(b"\x30\x00", 32).is_none());
+    }
+}
