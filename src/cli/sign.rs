@@ -100,7 +100,7 @@ pub fn ecdsa_from_der(der: &[u8], width: usize) -> Option<Vec<u8>> {
 /// The field width of an EC key, from its CKA_EC_PARAMS.
 pub fn ec_width(obj: &Object) -> usize {
     match obj.get_raw(CKA_EC_PARAMS) {
-        Some(p) if p.ends_with(&[0x00, 0x22]) => 48,
+        Some([0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22]) => 48,
         _ => 32,
     }
 }
