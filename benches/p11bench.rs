@@ -273,7 +273,15 @@ fn main() {
 }
 
 fn parse_args(args: &[String]) -> Opts {
-    let mut kmstoken = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/libkmstoken.so");
+    // The module cargo built with this bench binary (beside it in deps/: `cargo bench`
+    // does not refresh target/release/), else target/release.
+    let exe = std::env::current_exe().ok();
+    let mut kmstoken = exe
+        .iter()
+        .flat_map(|e| e.ancestors().skip(1).take(2))
+        .map(|d| d.join("libkmstoken.so"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/libkmstoken.so"));
     let mut softhsm = Some(PathBuf::from(DEBIAN_SOFTHSM));
     let mut quick = false;
     let mut only = None;

@@ -20,16 +20,19 @@ const SO_PIN: &str = "87654321";
 const USER_PIN: &str = "123456";
 const TOKEN_LABEL: &str = "interop";
 
-/// The module under test: `KMSTOKEN_MODULE`, else the one cargo built beside this test
-/// binary (target/<profile>/libkmstoken.so), else target/release under the crate.
+/// The module under test: `KMSTOKEN_MODULE`, else the one cargo built with this test
+/// binary (beside it in `deps/`, or in `target/<profile>/`), else target/release.
 fn module_path() -> PathBuf {
     if let Some(p) = std::env::var_os("KMSTOKEN_MODULE") {
         let p = PathBuf::from(p);
         assert!(p.is_file(), "KMSTOKEN_MODULE={} is not a file", p.display());
         return p;
     }
-    let beside = std::env::current_exe().ok().and_then(|exe| exe.parent()?.parent().map(|d| d.join("libkmstoken.so")));
-    if let Some(p) = beside.filter(|p| p.is_file()) {
+    // `cargo test` leaves the module beside the test binary in deps/ (it does not
+    // refresh target/<profile>/), so look there first.
+    let exe = std::env::current_exe().ok();
+    let dirs = exe.iter().flat_map(|e| e.ancestors().skip(1).take(2));
+    if let Some(p) = dirs.map(|d| d.join("libkmstoken.so")).find(|p| p.is_file()) {
         return p;
     }
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/libkmstoken.so");
