@@ -9,12 +9,15 @@
 //! tests run in parallel. A generating child writes `ACK:<label>` to stdout, flushed, after
 //! every CKR_OK; the parent counts only complete lines.
 
+mod interop_common;
+
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
+use interop_common::module_path;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -37,30 +40,6 @@ const GO: &str = "KMSTOKEN_TEST_GO";
 
 /// How long any child may take before the test gives up on it.
 const CHILD_LIMIT: Duration = Duration::from_secs(180);
-
-/// The module under test: `KMSTOKEN_MODULE`, else the one cargo built with this test
-/// binary (beside it in `deps/`, or in `target/<profile>/`), else target/release.
-fn module_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("KMSTOKEN_MODULE") {
-        let p = PathBuf::from(p);
-        assert!(p.is_file(), "KMSTOKEN_MODULE={} is not a file", p.display());
-        return p;
-    }
-    // `cargo test` leaves the module beside the test binary in deps/ (it does not
-    // refresh target/<profile>/), so look there first.
-    let exe = std::env::current_exe().ok();
-    let dirs = exe.iter().flat_map(|e| e.ancestors().skip(1).take(2));
-    if let Some(p) = dirs.map(|d| d.join("libkmstoken.so")).find(|p| p.is_file()) {
-        return p;
-    }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/libkmstoken.so");
-    assert!(
-        p.is_file(),
-        "{} not found: build the module with `cargo build --release` or set KMSTOKEN_MODULE",
-        p.display()
-    );
-    p
-}
 
 // ---------------------------------------------------------------------------------------
 // The children.

@@ -13,36 +13,15 @@
 //!   extractable generic secret with `--keygen --key-type GENERIC:32 --extractable` and
 //!   learns its value with `--read-object --type secrkey`.
 
+mod interop_common;
+
+use interop_common::module_path;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const SO_PIN: &str = "87654321";
 const USER_PIN: &str = "123456";
 const TOKEN_LABEL: &str = "interop";
-
-/// The module under test: `KMSTOKEN_MODULE`, else the one cargo built with this test
-/// binary (beside it in `deps/`, or in `target/<profile>/`), else target/release.
-fn module_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("KMSTOKEN_MODULE") {
-        let p = PathBuf::from(p);
-        assert!(p.is_file(), "KMSTOKEN_MODULE={} is not a file", p.display());
-        return p;
-    }
-    // `cargo test` leaves the module beside the test binary in deps/ (it does not
-    // refresh target/<profile>/), so look there first.
-    let exe = std::env::current_exe().ok();
-    let dirs = exe.iter().flat_map(|e| e.ancestors().skip(1).take(2));
-    if let Some(p) = dirs.map(|d| d.join("libkmstoken.so")).find(|p| p.is_file()) {
-        return p;
-    }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/libkmstoken.so");
-    assert!(
-        p.is_file(),
-        "{} not found: build the module with `cargo build --release` or set KMSTOKEN_MODULE",
-        p.display()
-    );
-    p
-}
 
 /// Panics with a clear message when `tool` cannot be started.
 fn require_tool(tool: &str, package: &str) {
