@@ -78,6 +78,7 @@ impl Library {
             sessions: RwLock::new(HashMap::new()),
             next_session: AtomicU64::new(1),
         };
+        lib.purge_archive();
         lib.refresh()?;
         Ok(lib)
     }
@@ -208,7 +209,7 @@ impl Library {
     fn archive(&self, token: &Token) -> Result<()> {
         let dir = self.keystore.join("archive");
         ensure_dir(&dir)?;
-        let stamp = crate::token::now_secs();
+        let stamp = crate::kms::clock::now();
         for suffix in ["", "-wal", "-shm"] {
             let from = PathBuf::from(format!("{}{suffix}", token.path().display()));
             if from.exists() {
@@ -218,6 +219,62 @@ impl Library {
             }
         }
         Ok(())
+    }
+
+    /// Archived token databases, newest first: (path, serial, seconds since the epoch when
+    /// archived).
+    pub fn archived(&self) -> Result<Vec<(PathBuf, String, i64)>> {
+        let dir = self.keystore.join("archive");
+        let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(Vec::new()) };
+        let mut out: Vec<(PathBuf, String, i64)> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter_map(|p| {
+                let name = p.file_name()?.to_str()?.to_string();
+                let (stamp, rest) = name.split_once("-token-")?;
+                let serial = rest.strip_suffix(".sqlite")?.to_string();
+                Some((p, serial, stamp.parse().ok()?))
+            })
+            .collect();
+        out.sort_by(|a, b| b.2.cmp(&a.2));
+        Ok(out)
+    }
+
+    /// Brings the newest archived database of token `serial` back, on the empty slot.
+    pub fn restore_token(&self, serial: &str) -> Result<Arc<Token>> {
+        let _guard = KeystoreLock::take(&self.keystore)?;
+        self.refresh()?;
+        if self.tokens.read().values().any(|t| t.serial == serial) {
+            return Err(Error::SessionExists);
+        }
+        let (from, _, _) = self.archived()?.into_iter().find(|a| a.1 == serial).ok_or(Error::SlotIdInvalid)?;
+        let to = self.keystore.join(format!("token-{serial}.sqlite"));
+        for suffix in ["", "-wal", "-shm"] {
+            let f = PathBuf::from(format!("{}{suffix}", from.display()));
+            if f.exists() {
+                let t = PathBuf::from(format!("{}{suffix}", to.display()));
+                std::fs::rename(&f, &t).map_err(|e| Error::storage(format!("{}: cannot restore: {e}", f.display())))?;
+            }
+        }
+        let slot_id = self.empty_slot_id();
+        crate::store::Store::set_slot_id(&crate::store::sqlite::SqliteStore::open(&to)?, slot_id)?;
+        let token = Arc::new(Token::open(&to, &self.config)?);
+        self.tokens.write().insert(slot_id, token.clone());
+        log::info!("token {serial} restored from the archive to slot {slot_id}");
+        Ok(token)
+    }
+
+    /// Archived databases older than the deletion window are purged when a library opens.
+    fn purge_archive(&self) {
+        let window = self.config.kms.deletion_window_days as i64 * crate::kms::clock::DAY;
+        let now = crate::kms::clock::now();
+        for (path, serial, at) in self.archived().unwrap_or_default() {
+            if at + window <= now {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+                log::info!("archived token {serial} purged after its deletion window");
+            }
+        }
     }
 
     /// Deletes a token for good (the command line's delete-token).

@@ -64,6 +64,12 @@ enum Command {
         #[arg(long)]
         serial: Option<String>,
     },
+    /// Bring back a token that C_InitToken or delete-token set aside (kept for the
+    /// deletion window); without --serial, list what the archive holds.
+    RestoreToken {
+        #[arg(long)]
+        serial: Option<String>,
+    },
     /// Set (or reset) the user PIN with the SO PIN.
     InitPin {
         #[arg(long)]
@@ -159,6 +165,28 @@ fn run(cli: Cli) -> Result<Value, Failure> {
             let so_pin = secret(so_pin, "KMSTOKEN_SO_PIN", "SO PIN: ")?;
             let pin = secret(pin, "KMSTOKEN_PIN", "new user PIN: ")?;
             as_user(&lib, &t, CKU_SO, &so_pin, |h| lib.init_pin(h, pin.as_bytes()))?;
+            Ok(token_json(&lib, t.slot_id))
+        }
+        Command::RestoreToken { serial: None } => {
+            let list: Vec<Value> = lib
+                .archived()?
+                .into_iter()
+                .map(|(p, serial, at)| {
+                    json!({ "Serial": serial, "ArchivedAt": kmstoken::kms::clock::iso8601(at), "Path": p.display().to_string() })
+                })
+                .collect();
+            Ok(json!({ "Archived": list }))
+        }
+        Command::RestoreToken { serial: Some(serial) } => {
+            let t = lib.restore_token(&serial).map_err(|e| match e {
+                kmstoken::error::Error::SlotIdInvalid => {
+                    Failure(format!("the archive holds no token with serial {serial}"))
+                }
+                kmstoken::error::Error::SessionExists => {
+                    Failure(format!("a token with serial {serial} is already in the keystore"))
+                }
+                e => Failure::from(e),
+            })?;
             Ok(token_json(&lib, t.slot_id))
         }
         Command::Kms(_) | Command::Audit(_) | Command::Import(_) => unreachable!("dispatched above"),

@@ -118,3 +118,43 @@ fn reinit_needs_the_so_pin_and_wipes_the_token() {
         assert_eq!(s.token_files().len(), 1);
     });
 }
+
+#[test]
+fn an_archived_token_comes_back_until_its_window_ends() {
+    scenario!(|s| {
+        let (p, slot0, session) = ready();
+        let mut t = data_template("kept", b"value");
+        t.push(Attribute::Token(true));
+        create(&session, &t);
+        let old_serial = p.get_token_info(slot0).unwrap().serial_number().to_string();
+        drop(session);
+        p.init_token(slot0, &pin(SO_PIN), "fresh").unwrap();
+        p.finalize().unwrap();
+
+        let kmstoken = |args: &[&str], offset_days: i64| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_kmstoken"))
+                .args(args)
+                .args(["--output", "json"])
+                .env("KMSTOKEN_CONF", s.config_path())
+                .env("KMSTOKEN_CLOCK_OFFSET", (offset_days * 86_400).to_string())
+                .output()
+                .expect("kmstoken runs")
+        };
+        let list = kmstoken(&["restore-token"], 0);
+        assert!(String::from_utf8_lossy(&list.stdout).contains(&old_serial), "the archive lists the old token");
+        let back = kmstoken(&["restore-token", "--serial", &old_serial], 0);
+        assert!(back.status.success(), "{}", String::from_utf8_lossy(&back.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&back.stdout).unwrap();
+        assert_eq!(v["Slot"], 1, "the restored token takes the empty slot");
+        assert_eq!(v["Serial"], old_serial.as_str());
+        let again = kmstoken(&["restore-token", "--serial", &old_serial], 0);
+        assert_eq!(again.status.code(), Some(254), "a token is restored once");
+
+        // Archived again, then past the 30-day window: gone for good.
+        let reinit = kmstoken(&["delete-token", "--serial", &old_serial], 0);
+        assert!(reinit.status.success(), "{}", String::from_utf8_lossy(&reinit.stderr));
+        let later = kmstoken(&["restore-token"], 31);
+        assert!(!String::from_utf8_lossy(&later.stdout).contains(&old_serial), "purged after the window");
+        assert_eq!(kmstoken(&["restore-token", "--serial", &old_serial], 31).status.code(), Some(254));
+    });
+}

@@ -73,6 +73,8 @@ pub struct Alias {
 pub trait Store: Send + Sync {
     fn record(&self) -> Result<TokenRecord>;
     fn set_user_wrap(&self, wrap: &[u8]) -> Result<()>;
+    /// Moves the token to another slot (a restored token takes the empty slot).
+    fn set_slot_id(&self, slot_id: u64) -> Result<()>;
     fn set_so_wrap(&self, wrap: &[u8]) -> Result<()>;
     /// Counts one failed login of `role` and returns the new count.
     fn login_failed(&self, role: Role) -> Result<u32>;

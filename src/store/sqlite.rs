@@ -183,6 +183,13 @@ impl Store for SqliteStore {
         .ok_or_else(|| Error::storage(format!("{}: no token record", self.path.display())))
     }
 
+    fn set_slot_id(&self, slot_id: u64) -> Result<()> {
+        self.write(|tx| {
+            tx.execute("UPDATE token SET slot_id = ?1 WHERE id = 1", [slot_id as i64])?;
+            Ok(())
+        })
+    }
+
     fn set_user_wrap(&self, wrap: &[u8]) -> Result<()> {
         self.write(|tx| {
             tx.execute("UPDATE token SET user_wrap = ?1, user_failed = 0 WHERE id = 1", [wrap])?;
