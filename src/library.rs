@@ -235,7 +235,7 @@ impl Library {
                 Some((p, serial, stamp.parse().ok()?))
             })
             .collect();
-        out.sort_by(|a, b| b.2.cmp(&a.2));
+        out.sort_by_key(|a| std::cmp::Reverse(a.2));
         Ok(out)
     }
 
