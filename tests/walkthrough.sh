@@ -12,12 +12,15 @@ kmstoken kms generate-data-key --key-id alias/demo-lab-cmk --key-spec AES_256 --
 python3 -c 'import json; print(json.load(open("datakey.json"))["Plaintext"])' | base64 --decode > datakeyPlainText.txt
 python3 -c 'import json; print(json.load(open("datakey.json"))["CiphertextBlob"])' | base64 --decode > datakeyEncrypted.txt
 
+# The data key is a raw AES-256 key: give it to openssl as one (-K), not as a password
+# file, which openssl would cut at the first newline or NUL byte of the random key.
 echo "Sample data for envelope encryption" > sampledata.txt
-openssl enc -e -aes256 -pbkdf2 -in sampledata.txt -out encryptedSample.txt -kfile datakeyPlainText.txt
+IV=$(openssl rand -hex 16)
+openssl enc -e -aes-256-cbc -K "$(od -An -tx1 -v datakeyPlainText.txt | tr -d ' \n')" -iv "$IV" -in sampledata.txt -out encryptedSample.txt
 rm datakeyPlainText.txt
 
 kmstoken kms decrypt --ciphertext-blob fileb://datakeyEncrypted.txt --query Plaintext --output text | base64 --decode > datakeyPlainText.txt
-openssl enc -d -aes256 -pbkdf2 -in encryptedSample.txt -out decryptedSample.txt -kfile datakeyPlainText.txt
+openssl enc -d -aes-256-cbc -K "$(od -An -tx1 -v datakeyPlainText.txt | tr -d ' \n')" -iv "$IV" -in encryptedSample.txt -out decryptedSample.txt
 cmp sampledata.txt decryptedSample.txt
 
 kmstoken kms delete-alias --alias-name alias/demo-lab-cmk
