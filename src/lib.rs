@@ -1,11 +1,13 @@
 //! kmstoken: a PKCS#11 token whose keys live by the rules of a cloud KMS, on a local
 //! encrypted keystore.
 //!
-//! Layers, outermost first: `abi` (the C shell, the only place with `unsafe`), `library`
-//! (slots, sessions and every PKCS#11 function in Rust types), `kms` (the gate every key
-//! use passes), `token` and `object` (login, objects and their attribute rules), `mech`
-//! (one unit per mechanism) over `crypto` (the only module that names the crypto engine),
-//! and `store` (persistence) with `seal` (encryption at rest).
+//! Layers, outermost first: `abi` (the C shell), `library` (slots, sessions and every
+//! PKCS#11 function in Rust types), `kms` (the gate every key use passes, key lifecycle,
+//! audit, the ciphertext blob), `token` and `object` (login, objects and their attribute
+//! rules), `mech` (one unit per mechanism) over `crypto` (the only module that names the
+//! crypto engine) and `crypto_ffi` (the raw RSA operations its safe API lacks), and `store`
+//! (persistence) with `seal` (encryption at rest). Only `abi` and `crypto_ffi` hold code
+//! that the compiler cannot check for memory safety.
 
 pub mod abi;
 pub mod config;
