@@ -1370,7 +1370,30 @@ mod tests {
 /// with an independent implementation of each (the `rsa` crate) as the oracle.
 #[cfg(test)]
 pub(crate) mod test_keys {
-    use super::RsaParts;
+    use super::{Hash, RsaParts};
+    use sha2::Digest as _;
+
+    /// The digest of `data` by the RustCrypto crates (the oracle's own hashing).
+    pub fn oracle_digest(h: Hash, data: &[u8]) -> Vec<u8> {
+        match h {
+            Hash::Sha1 => sha1::Sha1::digest(data).to_vec(),
+            Hash::Sha224 => sha2::Sha224::digest(data).to_vec(),
+            Hash::Sha256 => sha2::Sha256::digest(data).to_vec(),
+            Hash::Sha384 => sha2::Sha384::digest(data).to_vec(),
+            Hash::Sha512 => sha2::Sha512::digest(data).to_vec(),
+        }
+    }
+
+    /// The `rsa` crate's PSS scheme for `h` with MGF1 of the same hash.
+    pub fn oracle_pss(h: Hash, salt: usize) -> ::rsa::Pss {
+        match h {
+            Hash::Sha1 => ::rsa::Pss::new_with_salt::<sha1::Sha1>(salt),
+            Hash::Sha224 => ::rsa::Pss::new_with_salt::<sha2::Sha224>(salt),
+            Hash::Sha256 => ::rsa::Pss::new_with_salt::<sha2::Sha256>(salt),
+            Hash::Sha384 => ::rsa::Pss::new_with_salt::<sha2::Sha384>(salt),
+            Hash::Sha512 => ::rsa::Pss::new_with_salt::<sha2::Sha512>(salt),
+        }
+    }
 
     /// An RSA key as hex strings of its components.
     pub struct HexRsa {

@@ -306,10 +306,9 @@ mod tests {
     //! against the `rsa` crate, and OpenSSL's command line where the `rsa` crate has no
     //! such variant (PSS with an MGF1 hash other than the message hash).
     use super::*;
-    use crate::crypto::test_keys::{HexRsa, WYCHEPROOF_2048};
+    use crate::crypto::test_keys::{oracle_digest as hash, oracle_pss as pss, HexRsa, WYCHEPROOF_2048};
     use ::rsa::traits::{PrivateKeyParts, PublicKeyParts};
-    use ::rsa::{BigUint, Oaep, Pss};
-    use sha2::Digest as _;
+    use ::rsa::{BigUint, Oaep};
 
     fn keys(k: &HexRsa) -> (RsaKey, RsaKey, ::rsa::RsaPrivateKey) {
         let oracle = k.oracle();
@@ -357,26 +356,6 @@ mod tests {
         assert_eq!(public.private_raw(&[1u8; 256]).err(), Some(Failed));
         assert!(RsaKey::private_from_der(b"\x30\x00").is_err());
         assert!(RsaKey::public_from_der(&[]).is_err());
-    }
-
-    fn hash(h: Hash, data: &[u8]) -> Vec<u8> {
-        match h {
-            Hash::Sha1 => sha1::Sha1::digest(data).to_vec(),
-            Hash::Sha224 => sha2::Sha224::digest(data).to_vec(),
-            Hash::Sha256 => sha2::Sha256::digest(data).to_vec(),
-            Hash::Sha384 => sha2::Sha384::digest(data).to_vec(),
-            Hash::Sha512 => sha2::Sha512::digest(data).to_vec(),
-        }
-    }
-
-    fn pss(h: Hash, salt: usize) -> Pss {
-        match h {
-            Hash::Sha1 => Pss::new_with_salt::<sha1::Sha1>(salt),
-            Hash::Sha224 => Pss::new_with_salt::<sha2::Sha224>(salt),
-            Hash::Sha256 => Pss::new_with_salt::<sha2::Sha256>(salt),
-            Hash::Sha384 => Pss::new_with_salt::<sha2::Sha384>(salt),
-            Hash::Sha512 => Pss::new_with_salt::<sha2::Sha512>(salt),
-        }
     }
 
     const HASHES: [Hash; 5] = [Hash::Sha1, Hash::Sha224, Hash::Sha256, Hash::Sha384, Hash::Sha512];

@@ -36,6 +36,20 @@ pub struct KmsArgs {
     command: KmsCommand,
 }
 
+/// The flags of generate-data-key and generate-data-key-without-plaintext.
+#[derive(Args)]
+pub struct DataKeyArgs {
+    #[arg(long)]
+    key_id: String,
+    /// AES_256 or AES_128.
+    #[arg(long)]
+    key_spec: Option<String>,
+    #[arg(long)]
+    number_of_bytes: Option<usize>,
+    #[arg(long)]
+    encryption_context: Option<String>,
+}
+
 #[derive(Subcommand)]
 pub enum KmsCommand {
     /// Create a KMS key (SYMMETRIC_DEFAULT or HMAC_224/256/384/512).
@@ -175,27 +189,8 @@ pub enum KmsCommand {
         #[arg(long)]
         destination_encryption_context: Option<String>,
     },
-    GenerateDataKey {
-        #[arg(long)]
-        key_id: String,
-        /// AES_256 or AES_128.
-        #[arg(long)]
-        key_spec: Option<String>,
-        #[arg(long)]
-        number_of_bytes: Option<usize>,
-        #[arg(long)]
-        encryption_context: Option<String>,
-    },
-    GenerateDataKeyWithoutPlaintext {
-        #[arg(long)]
-        key_id: String,
-        #[arg(long)]
-        key_spec: Option<String>,
-        #[arg(long)]
-        number_of_bytes: Option<usize>,
-        #[arg(long)]
-        encryption_context: Option<String>,
-    },
+    GenerateDataKey(DataKeyArgs),
+    GenerateDataKeyWithoutPlaintext(DataKeyArgs),
     GenerateRandom {
         #[arg(long)]
         number_of_bytes: usize,
@@ -275,8 +270,8 @@ impl KmsCommand {
             Encrypt { .. } => "Encrypt",
             Decrypt { .. } => "Decrypt",
             ReEncrypt { .. } => "ReEncrypt",
-            GenerateDataKey { .. } => "GenerateDataKey",
-            GenerateDataKeyWithoutPlaintext { .. } => "GenerateDataKeyWithoutPlaintext",
+            GenerateDataKey(_) => "GenerateDataKey",
+            GenerateDataKeyWithoutPlaintext(_) => "GenerateDataKeyWithoutPlaintext",
             GenerateRandom { .. } => "GenerateRandom",
             Sign { .. } => "Sign",
             Verify { .. } => "Verify",
@@ -504,12 +499,8 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
                 "DestinationEncryptionAlgorithm": "SYMMETRIC_DEFAULT",
             })
         }
-        GenerateDataKey { key_id, key_spec, number_of_bytes, encryption_context } => {
-            data_key(a, &key_id, key_spec, number_of_bytes, encryption_context, true)?
-        }
-        GenerateDataKeyWithoutPlaintext { key_id, key_spec, number_of_bytes, encryption_context } => {
-            data_key(a, &key_id, key_spec, number_of_bytes, encryption_context, false)?
-        }
+        GenerateDataKey(args) => data_key(a, args, true)?,
+        GenerateDataKeyWithoutPlaintext(args) => data_key(a, args, false)?,
         GenerateRandom { number_of_bytes } => {
             if !(1..=1024).contains(&number_of_bytes) {
                 return Err(KmsError::new("ValidationException", "NumberOfBytes must be between 1 and 1024"));
@@ -693,14 +684,8 @@ fn decrypt(
 }
 
 /// GenerateDataKey(WithoutPlaintext): random bytes, returned sealed under the KMS key.
-fn data_key(
-    a: &Acting,
-    key_id: &str,
-    spec: Option<String>,
-    bytes: Option<usize>,
-    context: Option<String>,
-    with_plaintext: bool,
-) -> KmsResult<Value> {
+fn data_key(a: &Acting, args: DataKeyArgs, with_plaintext: bool) -> KmsResult<Value> {
+    let DataKeyArgs { key_id, key_spec: spec, number_of_bytes: bytes, encryption_context: context } = args;
     let len = match (spec.as_deref(), bytes) {
         (Some("AES_256"), None) => 32,
         (Some("AES_128"), None) => 16,
@@ -713,7 +698,7 @@ fn data_key(
         }
         _ => return Err(KmsError::new("ValidationException", "Give exactly one of KeySpec and NumberOfBytes")),
     };
-    let h = lc::resolve(&a.token, key_id)?;
+    let h = lc::resolve(&a.token, &key_id)?;
     let ctx = parse_context(context.as_deref())?;
     let mut key = zeroize::Zeroizing::new(vec![0u8; len]);
     a.lib.generate_random(a.session, &mut key)?;

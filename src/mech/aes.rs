@@ -6,7 +6,7 @@
 //! each case reports.
 
 use super::hmac::{mac_len, MacSign, MacVerify};
-use super::{CipherOp, Info, Key, Param, SignOp, Unit, VerifyOp};
+use super::{CipherOp, Info, Key, Param, SignOp, SinglePart, SinglePartOp, Unit, VerifyOp};
 use crate::crypto::{self, AesCbc, AesEcb, Direction, AES_BLOCK, GCM_NONCE_LEN, GCM_TAG_LEN};
 use crate::error::{Error, Result};
 use cryptoki_sys::*;
@@ -590,28 +590,8 @@ struct KwOp {
     dir: Direction,
 }
 
-impl CipherOp for KwOp {
-    fn update(&mut self, _input: &[u8]) -> Result<Secret> {
-        Err(Error::OperationNotInitialized)
-    }
-
-    fn finish(&mut self) -> Result<Secret> {
-        Err(Error::OperationNotInitialized)
-    }
-
-    fn update_len(&self, _input_len: usize) -> usize {
-        0
-    }
-
-    fn finish_len(&self) -> usize {
-        0
-    }
-
-    fn boxed_clone(&self) -> Box<dyn CipherOp> {
-        Box::new(self.clone())
-    }
-
-    fn one_shot(&mut self, input: &[u8]) -> Result<Secret> {
+impl SinglePart for KwOp {
+    fn run(&mut self, input: &[u8]) -> Result<Secret> {
         let n = input.len();
         match (self.padded, self.dir) {
             // KW wraps whole 64-bit semiblocks, at least two of them.
@@ -627,7 +607,7 @@ impl CipherOp for KwOp {
         }
     }
 
-    fn one_shot_len(&self, input_len: usize) -> usize {
+    fn output_len(&self, input_len: usize) -> usize {
         match (self.padded, self.dir) {
             (false, Direction::Encrypt) => input_len.saturating_add(8),
             (true, Direction::Encrypt) => input_len.div_ceil(8).saturating_mul(8).saturating_add(8),
@@ -658,7 +638,7 @@ impl KwUnit {
             Param::Bytes(iv) if iv.is_empty() || iv.as_slice() == default => {}
             _ => return Err(Error::MechanismParamInvalid),
         }
-        Ok(Box::new(KwOp { key: Zeroizing::new(key.to_vec()), padded: self.padded, dir }))
+        Ok(Box::new(SinglePartOp(KwOp { key: Zeroizing::new(key.to_vec()), padded: self.padded, dir })))
     }
 }
 

@@ -96,6 +96,42 @@ pub trait CipherOp: Send {
     }
 }
 
+/// A cipher served in one call only (AES key wrap, RSA): `SinglePartOp` gives it the
+/// multi-part half of `CipherOp`, where C_*Update and C_*Final answer
+/// CKR_OPERATION_NOT_INITIALIZED, since no multi-part operation exists (as SoftHSM2 does).
+pub trait SinglePart: Clone + Send + 'static {
+    fn run(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
+    /// Length that `run(input_len bytes)` returns at most.
+    fn output_len(&self, input_len: usize) -> usize;
+}
+
+#[derive(Clone)]
+pub struct SinglePartOp<T>(pub T);
+
+impl<T: SinglePart> CipherOp for SinglePartOp<T> {
+    fn update(&mut self, _input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        Err(Error::OperationNotInitialized)
+    }
+    fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
+        Err(Error::OperationNotInitialized)
+    }
+    fn update_len(&self, _input_len: usize) -> usize {
+        0
+    }
+    fn finish_len(&self) -> usize {
+        0
+    }
+    fn boxed_clone(&self) -> Box<dyn CipherOp> {
+        Box::new(self.clone())
+    }
+    fn one_shot(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.0.run(input)
+    }
+    fn one_shot_len(&self, input_len: usize) -> usize {
+        self.0.output_len(input_len)
+    }
+}
+
 /// MAC generation (or, later, a signature) in progress.
 pub trait SignOp: Send {
     fn update(&mut self, data: &[u8]) -> Result<()>;

@@ -8,7 +8,7 @@
 //! parameters of PSS and OAEP, input length limits and which error each case reports.
 //! Parsed keys are kept with their cached object (`Object::prepared`).
 
-use super::{CipherOp, Info, Key, KeyPair, Param, SignOp, Unit, VerifyOp};
+use super::{CipherOp, Info, Key, KeyPair, Param, SignOp, SinglePart, SinglePartOp, Unit, VerifyOp};
 use crate::crypto::{self, Digest, Hash, RsaParts, RsaPrivateKey, RsaPublicKey};
 use crate::error::{Error, Result};
 use crate::object::{ck_ulong, Object, Template};
@@ -471,28 +471,8 @@ struct RsaCipher {
     padding: Padding,
 }
 
-impl CipherOp for RsaCipher {
-    fn update(&mut self, _input: &[u8]) -> Result<Secret> {
-        Err(Error::OperationNotInitialized)
-    }
-
-    fn finish(&mut self) -> Result<Secret> {
-        Err(Error::OperationNotInitialized)
-    }
-
-    fn update_len(&self, _input_len: usize) -> usize {
-        0
-    }
-
-    fn finish_len(&self) -> usize {
-        0
-    }
-
-    fn boxed_clone(&self) -> Box<dyn CipherOp> {
-        Box::new(self.clone())
-    }
-
-    fn one_shot(&mut self, input: &[u8]) -> Result<Secret> {
+impl SinglePart for RsaCipher {
+    fn run(&mut self, input: &[u8]) -> Result<Secret> {
         match (&self.key, &self.padding) {
             (CipherKey::Public(k), Padding::Pkcs1) => k.encrypt_pkcs1(input).map(Zeroizing::new),
             (CipherKey::Public(k), Padding::Oaep(o)) => {
@@ -505,7 +485,7 @@ impl CipherOp for RsaCipher {
     }
 
     /// The ciphertext length, or the longest plaintext the padding leaves room for.
-    fn one_shot_len(&self, _input_len: usize) -> usize {
+    fn output_len(&self, _input_len: usize) -> usize {
         match (&self.key, &self.padding) {
             (CipherKey::Public(k), _) => k.modulus_len(),
             (CipherKey::Private(k), Padding::Pkcs1) => crypto::pkcs1_max_payload(k.modulus_len()),
@@ -542,11 +522,11 @@ fn unwrap_with(unit: &dyn Unit, unwrapping: &Key, p: &Param, wrapped: &[u8]) -> 
 }
 
 fn encrypter(key: &Key, padding: Padding) -> Result<Box<dyn CipherOp>> {
-    Ok(Box::new(RsaCipher { key: CipherKey::Public(public_key(key)?), padding }))
+    Ok(Box::new(SinglePartOp(RsaCipher { key: CipherKey::Public(public_key(key)?), padding })))
 }
 
 fn decrypter(key: &Key, padding: Padding) -> Result<Box<dyn CipherOp>> {
-    Ok(Box::new(RsaCipher { key: CipherKey::Private(private_key(key)?), padding }))
+    Ok(Box::new(SinglePartOp(RsaCipher { key: CipherKey::Private(private_key(key)?), padding })))
 }
 
 /// CKM_RSA_PKCS: PKCS#1 v1.5 signatures (of a DigestInfo or of raw data up to k - 11
@@ -641,10 +621,10 @@ mod tests {
     //! verify and decrypt), Wycheproof's RSA-PSS and RSA-OAEP vectors, implicit
     //! rejection through the unit, and every parameter, length and key error.
     use super::*;
-    use crate::crypto::test_keys::{HexRsa, DRAFT_2048, WYCHEPROOF_2048};
+    use crate::crypto::test_keys::{oracle_digest as digest, oracle_pss, HexRsa, DRAFT_2048, WYCHEPROOF_2048};
     use ::rsa::rand_core::OsRng;
     use ::rsa::traits::{PrivateKeyParts, PublicKeyParts};
-    use ::rsa::{BigUint, Oaep, Pkcs1v15Encrypt, Pkcs1v15Sign, Pss};
+    use ::rsa::{BigUint, Oaep, Pkcs1v15Encrypt, Pkcs1v15Sign};
     use sha2::Digest as _;
 
     fn h(s: &str) -> Vec<u8> {
@@ -739,26 +719,6 @@ mod tests {
         (Hash::Sha384, CKM_SHA384, CKG_MGF1_SHA384),
         (Hash::Sha512, CKM_SHA512, CKG_MGF1_SHA512),
     ];
-
-    fn digest(hash: Hash, data: &[u8]) -> Vec<u8> {
-        match hash {
-            Hash::Sha1 => sha1::Sha1::digest(data).to_vec(),
-            Hash::Sha224 => sha2::Sha224::digest(data).to_vec(),
-            Hash::Sha256 => sha2::Sha256::digest(data).to_vec(),
-            Hash::Sha384 => sha2::Sha384::digest(data).to_vec(),
-            Hash::Sha512 => sha2::Sha512::digest(data).to_vec(),
-        }
-    }
-
-    fn oracle_pss(hash: Hash, salt: usize) -> Pss {
-        match hash {
-            Hash::Sha1 => Pss::new_with_salt::<sha1::Sha1>(salt),
-            Hash::Sha224 => Pss::new_with_salt::<sha2::Sha224>(salt),
-            Hash::Sha256 => Pss::new_with_salt::<sha2::Sha256>(salt),
-            Hash::Sha384 => Pss::new_with_salt::<sha2::Sha384>(salt),
-            Hash::Sha512 => Pss::new_with_salt::<sha2::Sha512>(salt),
-        }
-    }
 
     fn oracle_oaep(hash: Hash, mgf: Hash, label: &str) -> Oaep {
         fn boxed(h: Hash) -> Box<dyn ::rsa::sha2::digest::DynDigest + Send + Sync> {
