@@ -3,7 +3,8 @@
 
 mod cli;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use cli::input::Expanded;
 use cli::{as_user, open, pick, secret, Failure};
 use cryptoki_sys::*;
 use kmstoken::library::{Library, Slot};
@@ -18,11 +19,13 @@ const EXIT_USAGE: u8 = 252;
 
 #[derive(Parser)]
 #[command(name = "kmstoken", version, about = "A PKCS#11 token with the key lifecycle of a cloud KMS")]
+// A flag given twice takes its last value (so a wrapper may set --output and a caller change it).
+#[command(args_override_self = true)]
 struct Cli {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     output: Output,
-    /// Keep only this member of the result (dotted path, as a JMESPath field expression).
+    /// A JMESPath expression applied to the result before it is printed (as the aws CLI).
     #[arg(long, global = true)]
     query: Option<String>,
     #[command(subcommand)]
@@ -201,26 +204,8 @@ fn run(cli: Cli) -> Result<Value, Failure> {
     }
 }
 
-/// `--query`: a dotted path of member names (and `[n]` indices), the field expressions of
-/// JMESPath that scripts use with `--output text`.
-fn select(v: &Value, query: &str) -> Value {
-    let mut cur = v;
-    for part in query.split('.') {
-        let (name, index) = match part.split_once('[') {
-            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
-            None => (part, None),
-        };
-        if !name.is_empty() {
-            cur = &cur[name];
-        }
-        if let Some(i) = index {
-            cur = &cur[i];
-        }
-    }
-    cur.clone()
-}
-
-/// Text output: one `key: value` line per field, slots as a table.
+/// Text output: show-slots as a table (as softhsm2-util prints them), everything else as the
+/// aws CLI's text.
 fn print_text(v: &Value) {
     if let Some(slots) = v.get("Slots").and_then(Value::as_array) {
         if let Some(k) = v.get("Keystore").and_then(Value::as_str) {
@@ -242,18 +227,22 @@ fn print_text(v: &Value) {
         }
         return;
     }
-    if let Some(o) = v.as_object() {
-        for (k, val) in o {
-            match val {
-                Value::String(s) => println!("{k}: {s}"),
-                other => println!("{k}: {other}"),
-            }
-        }
-    }
+    print!("{}", cli::output::text(v));
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args = match cli::input::expand(&Cli::command(), std::env::args_os().collect()) {
+        Ok(Expanded::Args(args)) => args,
+        Ok(Expanded::Skeleton(v)) => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            return ExitCode::SUCCESS;
+        }
+        Err(usage) => {
+            eprintln!("\n{usage}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
@@ -265,18 +254,18 @@ fn main() -> ExitCode {
     let query = cli.query.clone();
     match run(cli) {
         Ok(v) => {
-            let v = match &query {
-                Some(q) => select(&v, q),
-                None => v,
+            let v = match query.as_deref().map(|q| cli::output::query(&v, q)).transpose() {
+                Ok(Some(found)) => found,
+                Ok(None) => v,
+                Err(usage) => {
+                    eprintln!("\n{usage}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
             };
             match (output, &v) {
                 // Commands without a result print nothing, as the aws CLI.
                 (_, Value::Null) => {}
                 (Output::Json, v) => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
-                (Output::Text, Value::String(s)) => println!("{s}"),
-                // The aws CLI prints booleans in text output as Python does.
-                (Output::Text, Value::Bool(b)) => println!("{}", if *b { "True" } else { "False" }),
-                (Output::Text, Value::Number(n)) => println!("{n}"),
                 (Output::Text, v) => print_text(v),
             }
             ExitCode::SUCCESS

@@ -3,7 +3,9 @@
 
 pub mod audit;
 pub mod import;
+pub mod input;
 pub mod kms;
+pub mod output;
 pub mod sign;
 
 use cryptoki_sys::*;
