@@ -2,8 +2,11 @@
 # Installs, through apt-get, the programs the build and the tests drive and that are
 # missing: OpenSC's pkcs11-tool, openssl, SoftHSM2 (the reference token), the OpenSSL
 # pkcs11 engine, a JDK (java, javac and keytool for the SunPKCS11 interop tests; OpenJDK
-# 17 on Debian 12), and gcc for the crypto engine's C code. Does nothing when all are there.
+# 17 on Debian 12), and gcc for the crypto engine's C code; then the AWS KMS service model
+# (scripts/kms-model.sh). Does nothing when all are there.
 set -euo pipefail
+
+cd "$(dirname "$0")/.."
 
 need=()
 command -v pkcs11-tool >/dev/null || need+=(opensc)
@@ -15,7 +18,7 @@ dpkg -s libengine-pkcs11-openssl >/dev/null 2>&1 || need+=(libengine-pkcs11-open
 { command -v javac && command -v java && command -v keytool; } >/dev/null || need+=(default-jdk-headless)
 
 if [ ${#need[@]} -eq 0 ]; then
-    exit 0
+    exec scripts/kms-model.sh
 fi
 echo "installing: ${need[*]}"
 sudo=""
@@ -25,3 +28,4 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends ca-certificates "${need[@]}"
+exec scripts/kms-model.sh

@@ -113,7 +113,11 @@ fn on_demand_rotation_keeps_old_ciphertexts_readable() {
         assert_eq!(version_of(&session, key), 2);
         assert_eq!(read_ulong(&session, key, ON_DEMAND_ROTATIONS), 1);
         assert!(read_bool(&session, key, CURRENT));
-        assert_eq!(cli.describe(&id)["CurrentKeyMaterialVersion"], 2);
+        let material = cli.describe(&id)["CurrentKeyMaterialId"].as_str().unwrap().to_string();
+        assert_eq!(material.len(), 64, "{material}");
+        let listed = cli.ok(&["kms", "list-key-rotations", "--key-id", &id]);
+        assert_eq!(listed["Rotations"][0]["KeyMaterialId"], material.as_str(), "{listed:#}");
+        assert_eq!(listed["Rotations"][0]["KeyMaterialState"], "CURRENT", "{listed:#}");
         let v2 = value_of(&session, key);
         assert_eq!(v2.len(), 32);
         assert_ne!(v2, v1);

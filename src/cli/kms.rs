@@ -32,6 +32,13 @@ pub struct Login {
 pub struct KmsArgs {
     #[command(flatten)]
     login: Login,
+    /// The request as JSON whose members are the operation's parameters (`KeyId`, ...),
+    /// inline or file://FILE; flags given on the command line win.
+    #[arg(long = "cli-input-json", global = true, value_name = "JSON")]
+    _cli_input_json: Option<String>,
+    /// Print a JSON skeleton of the request for --cli-input-json, and do nothing else.
+    #[arg(long = "generate-cli-skeleton", global = true)]
+    _generate_cli_skeleton: bool,
     #[command(subcommand)]
     command: KmsCommand,
 }
@@ -52,7 +59,7 @@ pub struct DataKeyArgs {
 
 #[derive(Subcommand)]
 pub enum KmsCommand {
-    /// Create a KMS key (SYMMETRIC_DEFAULT or HMAC_224/256/384/512).
+    /// Create a KMS key: SYMMETRIC_DEFAULT, HMAC_224..512, RSA_2048..4096 or ECC_NIST_P256/P384.
     CreateKey {
         #[arg(long, default_value = "")]
         description: String,
@@ -64,19 +71,24 @@ pub enum KmsCommand {
         #[arg(long, default_value = "AWS_KMS")]
         origin: String,
     },
+    /// Show a key's metadata (KeyMetadata).
     DescribeKey {
         #[arg(long)]
         key_id: String,
     },
+    /// List the keys of the token (KeyId and KeyArn).
     ListKeys,
+    /// Enable a disabled key.
     EnableKey {
         #[arg(long)]
         key_id: String,
     },
+    /// Disable a key: no cryptographic use until it is enabled again.
     DisableKey {
         #[arg(long)]
         key_id: String,
     },
+    /// Schedule the deletion of a key after a waiting period of 7 to 30 days.
     ScheduleKeyDeletion {
         #[arg(long)]
         key_id: String,
@@ -86,52 +98,64 @@ pub enum KmsCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Cancel a scheduled deletion; the key comes back Disabled.
     CancelKeyDeletion {
         #[arg(long)]
         key_id: String,
     },
+    /// Rotate a symmetric or HMAC key automatically every 90 to 2560 days.
     EnableKeyRotation {
         #[arg(long)]
         key_id: String,
         #[arg(long)]
         rotation_period_in_days: Option<u32>,
     },
+    /// Stop the automatic rotation of a key.
     DisableKeyRotation {
         #[arg(long)]
         key_id: String,
     },
+    /// Whether a key rotates automatically, its period and next rotation date.
     GetKeyRotationStatus {
         #[arg(long)]
         key_id: String,
     },
+    /// Rotate a key now: new material under the same key id (at most 25 times).
     RotateKeyOnDemand {
         #[arg(long)]
         key_id: String,
     },
+    /// List the completed rotations of a key.
     ListKeyRotations {
         #[arg(long)]
         key_id: String,
     },
+    /// Give a key a name of the form alias/NAME.
     CreateAlias {
         #[arg(long)]
         alias_name: String,
         #[arg(long)]
         target_key_id: String,
     },
+    /// Point an existing alias at another key.
     UpdateAlias {
         #[arg(long)]
         alias_name: String,
         #[arg(long)]
         target_key_id: String,
     },
+    /// Remove an alias (the key stays).
     DeleteAlias {
         #[arg(long)]
         alias_name: String,
     },
+    /// List the aliases of the token, or of one key.
     ListAliases {
         #[arg(long)]
         key_id: Option<String>,
     },
+    /// Add or replace tags on a key (at most 50).
+    ///
     /// Tags as `TagKey=k,TagValue=v` (repeatable) or JSON `[{"TagKey":..,"TagValue":..}]`.
     TagResource {
         #[arg(long)]
@@ -139,16 +163,19 @@ pub enum KmsCommand {
         #[arg(long, num_args = 1.., required = true)]
         tags: Vec<String>,
     },
+    /// Remove tags from a key, by tag key.
     UntagResource {
         #[arg(long)]
         key_id: String,
         #[arg(long, num_args = 1.., required = true)]
         tag_keys: Vec<String>,
     },
+    /// List the tags of a key.
     ListResourceTags {
         #[arg(long)]
         key_id: String,
     },
+    /// Replace the description of a key.
     UpdateKeyDescription {
         #[arg(long)]
         key_id: String,
@@ -189,12 +216,16 @@ pub enum KmsCommand {
         #[arg(long)]
         destination_encryption_context: Option<String>,
     },
+    /// A data key for use outside the token: in plaintext and encrypted under a KMS key.
     GenerateDataKey(DataKeyArgs),
+    /// A data key encrypted under a KMS key, without its plaintext.
     GenerateDataKeyWithoutPlaintext(DataKeyArgs),
+    /// Random bytes (1 to 1024) from the token's generator.
     GenerateRandom {
         #[arg(long)]
         number_of_bytes: usize,
     },
+    /// Sign a message or digest with an asymmetric SIGN_VERIFY key.
     Sign {
         #[arg(long)]
         key_id: String,
@@ -206,6 +237,7 @@ pub enum KmsCommand {
         #[arg(long)]
         signing_algorithm: String,
     },
+    /// Verify a signature made with an asymmetric SIGN_VERIFY key.
     Verify {
         #[arg(long)]
         key_id: String,
@@ -218,10 +250,12 @@ pub enum KmsCommand {
         #[arg(long)]
         signing_algorithm: String,
     },
+    /// The public key of an asymmetric key (DER SubjectPublicKeyInfo).
     GetPublicKey {
         #[arg(long)]
         key_id: String,
     },
+    /// Make an HMAC with a GENERATE_VERIFY_MAC key.
     GenerateMac {
         #[arg(long)]
         key_id: String,
@@ -230,6 +264,7 @@ pub enum KmsCommand {
         #[arg(long)]
         mac_algorithm: String,
     },
+    /// Check an HMAC made with a GENERATE_VERIFY_MAC key.
     VerifyMac {
         #[arg(long)]
         key_id: String,
@@ -321,6 +356,7 @@ pub fn run(args: KmsArgs) -> Result<Value, Failure> {
 fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
     let t = &*a.token;
     let resolve = |r: &str| lc::resolve(t, r);
+    let usable = |r: &str| lc::resolve_for_use(t, r);
     let meta = |h: u64| -> KmsResult<Value> { Ok(lc::describe(&*t.object_any(h)?)) };
     use KmsCommand::*;
     Ok(match cmd {
@@ -393,12 +429,16 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
         ListKeyRotations { key_id } => {
             let obj = t.object_any(resolve(&key_id)?)?;
             let mut rotations = Vec::new();
+            let current = obj.ulong(CKA_KMSTOKEN_KEY_VERSION).unwrap_or(1);
             for (version, h) in lc::versions(t, &obj)?.into_iter().rev() {
                 let o = t.object_any(h)?;
                 let when = o.ulong(CKA_KMSTOKEN_NEXT_ROTATION_DATE).unwrap_or(0) as i64;
+                // Each rotation made the next version of the material.
+                let made = version + 1;
                 rotations.push(json!({
                     "KeyId": kms::arn(&obj),
-                    "KeyMaterialVersion": version + 1,
+                    "KeyMaterialId": lc::material_id(&kms::key_id(&obj), made),
+                    "KeyMaterialState": if made == current { "CURRENT" } else { "NON_CURRENT" },
                     "RotationDate": clock::iso8601(when),
                 }));
             }
@@ -458,7 +498,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
             Value::Null
         }
         Encrypt { key_id, plaintext, encryption_context } => {
-            let h = resolve(&key_id)?;
+            let h = usable(&key_id)?;
             let ctx = parse_context(encryption_context.as_deref())?;
             let blob = encrypt(a, h, &ctx, &blob_arg(&plaintext)?)?;
             json!({
@@ -489,7 +529,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
             let expected =
                 source_key_id.map(|k| resolve(&k).and_then(|h| Ok(kms::key_id(&*t.object_any(h)?)))).transpose()?;
             let (plain, src) = decrypt(a, expected.as_deref(), &src_ctx, &blob_arg(&ciphertext_blob)?)?;
-            let h = resolve(&destination_key_id)?;
+            let h = usable(&destination_key_id)?;
             let blob = encrypt(a, h, &dst_ctx, &plain)?;
             json!({
                 "CiphertextBlob": b64(&blob),
@@ -510,7 +550,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
             json!({ "Plaintext": b64(&out) })
         }
         Sign { key_id, message, message_type, signing_algorithm } => {
-            let h = resolve(&key_id)?;
+            let h = usable(&key_id)?;
             let obj = t.object_any(h)?;
             let (mech, digest) = sign::signing_mechanism(&signing_algorithm, message_type == "DIGEST")?;
             let input = sign::signing_input(&mech, digest, &blob_arg(&message)?)?;
@@ -519,7 +559,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
             json!({ "KeyId": kms::arn(&obj), "Signature": b64(&sig), "SigningAlgorithm": signing_algorithm })
         }
         Verify { key_id, message, message_type, signature, signing_algorithm } => {
-            let private = t.object_any(resolve(&key_id)?)?;
+            let private = t.object_any(usable(&key_id)?)?;
             let h = public_half(t, &private)?;
             let (mech, digest) = sign::signing_mechanism(&signing_algorithm, message_type == "DIGEST")?;
             let input = sign::signing_input(&mech, digest, &blob_arg(&message)?)?;
@@ -539,26 +579,31 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
             }
         }
         GetPublicKey { key_id } => {
-            let private = t.object_any(resolve(&key_id)?)?;
+            let private = t.object_any(usable(&key_id)?)?;
             let public = t.object_any(public_half(t, &private)?)?;
-            let usage =
-                String::from_utf8_lossy(private.get_raw(CKA_KMSTOKEN_KEY_USAGE).unwrap_or_default()).into_owned();
-            json!({
+            let text = |ty| String::from_utf8_lossy(private.get_raw(ty).unwrap_or_default()).into_owned();
+            let (spec, usage) = (text(CKA_KMSTOKEN_KEY_SPEC), text(CKA_KMSTOKEN_KEY_USAGE));
+            let mut out = json!({
                 "KeyId": kms::arn(&private),
                 "PublicKey": b64(&sign::spki(&public)?),
-                "KeySpec": String::from_utf8_lossy(private.get_raw(CKA_KMSTOKEN_KEY_SPEC).unwrap_or_default()),
+                "KeySpec": spec,
+                "CustomerMasterKeySpec": spec,
                 "KeyUsage": usage,
-            })
+            });
+            if let Some((member, names)) = lc::algorithms(&spec, &usage) {
+                out[member] = json!(names);
+            }
+            out
         }
         GenerateMac { key_id, message, mac_algorithm } => {
-            let h = resolve(&key_id)?;
+            let h = usable(&key_id)?;
             let mech = sign::mac_mechanism(&mac_algorithm)?;
             let data = sign::signing_input(&mech, None, &blob_arg(&message)?)?;
             let mac = sign_with(a, &mech, h, &data)?;
             json!({ "Mac": b64(&mac), "MacAlgorithm": mac_algorithm, "KeyId": kms::arn(&*t.object_any(h)?) })
         }
         VerifyMac { key_id, message, mac, mac_algorithm } => {
-            let h = resolve(&key_id)?;
+            let h = usable(&key_id)?;
             let mech = sign::mac_mechanism(&mac_algorithm)?;
             let data = sign::signing_input(&mech, None, &blob_arg(&message)?)?;
             a.lib.verify_init(a.session, &mech, h).map_err(|e| explain(a, e))?;
@@ -698,7 +743,7 @@ fn data_key(a: &Acting, args: DataKeyArgs, with_plaintext: bool) -> KmsResult<Va
         }
         _ => return Err(KmsError::new("ValidationException", "Give exactly one of KeySpec and NumberOfBytes")),
     };
-    let h = lc::resolve(&a.token, &key_id)?;
+    let h = lc::resolve_for_use(&a.token, &key_id)?;
     let ctx = parse_context(context.as_deref())?;
     let mut key = zeroize::Zeroizing::new(vec![0u8; len]);
     a.lib.generate_random(a.session, &mut key)?;

@@ -158,6 +158,17 @@ pub fn resolve(token: &Token, reference: &str) -> KmsResult<u64> {
     current_handle(token, &key_id)?.ok_or_else(not_found)
 }
 
+/// `resolve` for a cryptographic use. A key pending deletion has no usable handle (a
+/// PKCS#11 caller gets CKR_KEY_HANDLE_INVALID); AWS calls that KMSInvalidStateException.
+pub fn resolve_for_use(token: &Token, reference: &str) -> KmsResult<u64> {
+    let h = resolve(token, reference)?;
+    let obj = token.object_any(h)?;
+    if matches!(super::state(&obj), Ok(KeyState::PendingDeletion)) {
+        return Err(KmsError::new("KMSInvalidStateException", format!("{} is pending deletion.", super::arn(&obj))));
+    }
+    Ok(h)
+}
+
 fn current_handle(token: &Token, key_id: &str) -> KmsResult<Option<u64>> {
     for h in token.objects_of_key(key_id)? {
         if let Ok(o) = token.object_any(h) {
@@ -435,6 +446,16 @@ pub fn rotate_all_due(token: &Token) -> crate::error::Result<()> {
 }
 
 /// The earlier versions of a key, newest first: (version, handle).
+/// The KeyMaterialId of a version of a key's material: 64 hex digits, as AWS gives, that
+/// name the version (derived from the key id and version number, never from the material).
+pub fn material_id(key_id: &str, version: u64) -> String {
+    let mut d = crate::crypto::Digest::new(crate::crypto::Hash::Sha256);
+    d.update(b"kmstoken key material\0");
+    d.update(key_id.as_bytes());
+    d.update(&version.to_be_bytes());
+    d.finish().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub fn versions(token: &Token, obj: &Object) -> crate::error::Result<Vec<(u64, u64)>> {
     let mut v = Vec::new();
     for h in token.objects_of_key(&key_id(obj))? {
@@ -621,16 +642,47 @@ pub fn describe(obj: &Object) -> Value {
         "KeySpec": text(CKA_KMSTOKEN_KEY_SPEC),
         "CustomerMasterKeySpec": text(CKA_KMSTOKEN_KEY_SPEC),
         "MultiRegion": false,
-        "CurrentKeyMaterialVersion": obj.ulong(CKA_KMSTOKEN_KEY_VERSION).unwrap_or(1),
+        "CurrentKeyMaterialId": material_id(&key_id(obj), obj.ulong(CKA_KMSTOKEN_KEY_VERSION).unwrap_or(1)),
     });
     if st == "PendingDeletion" {
         m["DeletionDate"] = date_or_null(obj, CKA_KMSTOKEN_DELETION_DATE);
         m["PendingDeletionWindowInDays"] = json!(obj.ulong(CKA_KMSTOKEN_PENDING_WINDOW_DAYS).unwrap_or(0));
     }
-    if text(CKA_KMSTOKEN_KEY_USAGE) == "ENCRYPT_DECRYPT" && obj.class() == CKO_SECRET_KEY {
-        m["EncryptionAlgorithms"] = json!(["SYMMETRIC_DEFAULT"]);
+    if let Some((member, names)) = algorithms(&text(CKA_KMSTOKEN_KEY_SPEC), &text(CKA_KMSTOKEN_KEY_USAGE)) {
+        m[member] = json!(names);
     }
     m
+}
+
+/// The algorithms a key of this spec and usage serves, and the KeyMetadata member (also a
+/// GetPublicKey member) that lists them, as AWS names them.
+pub fn algorithms(spec: &str, usage: &str) -> Option<(&'static str, Vec<&'static str>)> {
+    const RSA_SIGN: [&str; 6] = [
+        "RSASSA_PSS_SHA_256",
+        "RSASSA_PSS_SHA_384",
+        "RSASSA_PSS_SHA_512",
+        "RSASSA_PKCS1_V1_5_SHA_256",
+        "RSASSA_PKCS1_V1_5_SHA_384",
+        "RSASSA_PKCS1_V1_5_SHA_512",
+    ];
+    Some(match (usage, spec) {
+        ("ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT") => ("EncryptionAlgorithms", vec!["SYMMETRIC_DEFAULT"]),
+        ("ENCRYPT_DECRYPT", _) => ("EncryptionAlgorithms", vec!["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"]),
+        ("SIGN_VERIFY", "ECC_NIST_P256") => ("SigningAlgorithms", vec!["ECDSA_SHA_256"]),
+        ("SIGN_VERIFY", "ECC_NIST_P384") => ("SigningAlgorithms", vec!["ECDSA_SHA_384"]),
+        ("SIGN_VERIFY", _) => ("SigningAlgorithms", RSA_SIGN.to_vec()),
+        ("KEY_AGREEMENT", _) => ("KeyAgreementAlgorithms", vec!["ECDH"]),
+        ("GENERATE_VERIFY_MAC", s) => (
+            "MacAlgorithms",
+            vec![s.strip_prefix("HMAC_").map(|bits| match bits {
+                "224" => "HMAC_SHA_224",
+                "384" => "HMAC_SHA_384",
+                "512" => "HMAC_SHA_512",
+                _ => "HMAC_SHA_256",
+            })?],
+        ),
+        _ => return None,
+    })
 }
 
 /// GetKeyRotationStatus.
