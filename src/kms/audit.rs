@@ -12,7 +12,7 @@ use crate::crypto::{Digest, Hash};
 use crate::error::{Error, Result};
 use crate::kms::clock;
 use parking_lot::Mutex;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -46,6 +46,9 @@ pub struct Event<'a> {
 pub struct AuditLog {
     path: PathBuf,
     open: Mutex<Option<Open>>,
+    /// This process's id, read once: a forked child must initialise the library again,
+    /// which makes a new log.
+    pid: u32,
 }
 
 /// The log file as this process last saw it: its handle, its length then and the last
@@ -62,7 +65,13 @@ struct Open {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(b.len() * 2);
+    for x in b {
+        out.push(DIGITS[(x >> 4) as usize] as char);
+        out.push(DIGITS[(x & 15) as usize] as char);
+    }
+    out
 }
 
 fn sha256_hex(prev: &str, body: &[u8]) -> String {
@@ -70,6 +79,68 @@ fn sha256_hex(prev: &str, body: &[u8]) -> String {
     d.update(prev.as_bytes());
     d.update(body);
     hex(&d.finish())
+}
+
+/// A record written member by member into one buffer. Key use writes one record per
+/// operation, so this avoids the maps and small allocations a `serde_json::Value` costs;
+/// serde_json still escapes every string.
+struct Record(Vec<u8>);
+
+impl Record {
+    fn new() -> Record {
+        let mut b = Vec::with_capacity(768);
+        b.push(b'{');
+        Record(b)
+    }
+
+    fn key(&mut self, k: &str) {
+        if !matches!(self.0.last(), Some(b'{') | Some(b'[')) {
+            self.0.push(b',');
+        }
+        self.0.push(b'"');
+        self.0.extend_from_slice(k.as_bytes());
+        self.0.extend_from_slice(b"\":");
+    }
+
+    fn str(&mut self, k: &str, v: &str) {
+        self.key(k);
+        // Writing a &str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.0, v);
+    }
+
+    fn raw(&mut self, k: &str, v: &str) {
+        self.key(k);
+        self.0.extend_from_slice(v.as_bytes());
+    }
+
+    fn value(&mut self, k: &str, v: &impl serde::Serialize) {
+        self.key(k);
+        let _ = serde_json::to_writer(&mut self.0, v);
+    }
+
+    fn open(&mut self, k: &str) {
+        self.key(k);
+        self.0.push(b'{');
+    }
+
+    /// An object as a list element.
+    fn open_anonymous(&mut self) {
+        self.0.push(b'{');
+    }
+
+    fn close(&mut self) {
+        self.0.push(b'}');
+    }
+}
+
+/// A random UUID for requestID / eventID, from the crypto library's generator (no system
+/// call per record).
+fn uuid() -> String {
+    let mut b = [0u8; 16];
+    if crate::crypto::random(&mut b).is_err() {
+        return uuid::Uuid::new_v4().to_string();
+    }
+    uuid::Builder::from_random_bytes(b).into_uuid().to_string()
 }
 
 fn process_name() -> &'static str {
@@ -112,7 +183,7 @@ fn io(e: std::io::Error) -> Error {
 
 impl AuditLog {
     pub fn new(path: PathBuf) -> AuditLog {
-        AuditLog { path, open: Mutex::new(None) }
+        AuditLog { path, open: Mutex::new(None), pid: std::process::id() }
     }
 
     pub fn path(&self) -> &Path {
@@ -121,92 +192,115 @@ impl AuditLog {
 
     /// Appends one record; an error means the event could not be recorded.
     pub fn append(&self, token_serial: &str, e: &Event) -> Result<()> {
-        let now = clock::now();
-        let mut body = Map::new();
-        body.insert("eventVersion".into(), json!("1.08"));
-        body.insert("eventTime".into(), json!(clock::iso8601(now)));
-        body.insert("eventSource".into(), json!("kmstoken"));
-        body.insert("eventName".into(), json!(e.name));
-        body.insert("eventType".into(), json!(if e.service { "AwsServiceEvent" } else { "AwsApiCall" }));
-        body.insert(
-            "userIdentity".into(),
-            if e.service {
-                json!({ "invokedBy": "kmstoken", "tokenSerial": token_serial })
-            } else {
-                json!({
-                    "type": "TokenUser",
-                    "principalId": e.principal,
-                    "tokenSerial": token_serial,
-                    "processId": std::process::id(),
-                    "processName": process_name(),
-                })
-            },
-        );
-        let mut req = Map::new();
+        // Members in a fixed order; the chain members (seq, prevHash, hash) are added under
+        // the file lock, last.
+        let mut r = Record::new();
+        r.str("eventVersion", "1.08");
+        r.str("eventTime", &clock::iso8601(clock::now()));
+        r.str("eventSource", "kmstoken");
+        r.str("eventName", e.name);
+        r.str("eventType", if e.service { "AwsServiceEvent" } else { "AwsApiCall" });
+        r.open("userIdentity");
+        if e.service {
+            r.str("invokedBy", "kmstoken");
+            r.str("tokenSerial", token_serial);
+        } else {
+            r.str("type", "TokenUser");
+            r.str("principalId", e.principal);
+            r.str("tokenSerial", token_serial);
+            r.raw("processId", &self.pid.to_string());
+            r.str("processName", process_name());
+        }
+        r.close();
+        r.open("requestParameters");
         if let Some(k) = e.key_id {
-            req.insert("keyId".into(), json!(k));
+            r.str("keyId", k);
         }
         if let Some(v) = e.key_version {
-            req.insert("keyVersion".into(), json!(v));
+            r.raw("keyVersion", &v.to_string());
         }
         if let Some(m) = e.mechanism {
-            req.insert("mechanism".into(), json!(format!("{m:#x}")));
+            r.str("mechanism", &format!("{m:#x}"));
         }
         if !e.encryption_context_keys.is_empty() {
-            req.insert("encryptionContextKeys".into(), json!(e.encryption_context_keys));
+            r.value("encryptionContextKeys", &e.encryption_context_keys);
         }
         if let Some(d) = &e.details {
-            req.insert("details".into(), d.clone());
+            r.value("details", d);
         }
-        body.insert("requestParameters".into(), Value::Object(req));
+        r.close();
         if let Some((code, msg)) = &e.error {
-            body.insert("errorCode".into(), json!(code));
-            body.insert("errorMessage".into(), json!(msg));
+            r.str("errorCode", code);
+            r.str("errorMessage", msg);
         }
         if let Some(arn) = &e.key_arn {
-            body.insert("resources".into(), json!([{ "type": "AWS::KMS::Key", "ARN": arn }]));
+            r.key("resources");
+            r.0.push(b'[');
+            r.open_anonymous();
+            r.str("type", "AWS::KMS::Key");
+            r.str("ARN", arn);
+            r.close();
+            r.0.push(b']');
         }
-        body.insert("readOnly".into(), json!(e.read_only));
-        body.insert("requestID".into(), json!(uuid::Uuid::new_v4().to_string()));
-        body.insert("eventID".into(), json!(uuid::Uuid::new_v4().to_string()));
+        r.raw("readOnly", if e.read_only { "true" } else { "false" });
+        r.str("requestID", &uuid());
+        r.str("eventID", &uuid());
         let urgent = e.error.is_some() || !e.read_only;
-        self.write(body, urgent)
+        self.write(r, urgent)
     }
 
-    /// The open log, (re)opened when this process has none yet or the path now names
-    /// another file.
-    fn open<'a>(&self, slot: &'a mut Option<Open>) -> Result<&'a mut Open> {
-        let current = std::fs::metadata(&self.path).ok().map(|m| file_id(&m));
-        if slot.as_ref().is_none_or(|o| Some(o.id) != current) {
-            if let Some(dir) = self.path.parent() {
-                std::fs::create_dir_all(dir).map_err(io)?;
+    /// The log, opened and locked. The path is looked up once, under the lock: it tells
+    /// whether the path still names the file this process holds open (else the file was
+    /// replaced, and the new one is opened) and how long the file is, which says whether
+    /// another process appended since.
+    fn locked<'a>(&self, slot: &'a mut Option<Open>) -> Result<(&'a mut Open, u64)> {
+        for _ in 0..3 {
+            if slot.is_none() {
+                if let Some(dir) = self.path.parent() {
+                    std::fs::create_dir_all(dir).map_err(io)?;
+                }
+                use std::os::unix::fs::OpenOptionsExt;
+                let file =
+                    OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(&self.path).map_err(io)?;
+                let id = file_id(&file.metadata().map_err(io)?);
+                // len = u64::MAX: unknown, so the first append reads the last record back.
+                *slot = Some(Open { file, id, len: u64::MAX, seq: 0, hash: GENESIS.to_string(), last_sync: None });
             }
-            use std::os::unix::fs::OpenOptionsExt;
-            let file =
-                OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(&self.path).map_err(io)?;
-            let id = file_id(&file.metadata().map_err(io)?);
-            // len = u64::MAX: unknown, so the first append reads the last record back.
-            *slot = Some(Open { file, id, len: u64::MAX, seq: 0, hash: GENESIS.to_string(), last_sync: None });
+            let o = slot.as_mut().ok_or_else(|| Error::general("audit log not open"))?;
+            o.file.lock().map_err(io)?;
+            match std::fs::metadata(&self.path) {
+                Ok(m) if file_id(&m) == o.id => {
+                    let len = m.len();
+                    return Ok((slot.as_mut().ok_or_else(|| Error::general("audit log not open"))?, len));
+                }
+                _ => {
+                    let _ = o.file.unlock();
+                    *slot = None;
+                }
+            }
         }
-        slot.as_mut().ok_or_else(|| Error::general("audit log not open"))
+        Err(Error::storage(format!("audit log: {} keeps being replaced", self.path.display())))
     }
 
-    fn write(&self, mut body: Map<String, Value>, urgent: bool) -> Result<()> {
+    fn write(&self, mut record: Record, urgent: bool) -> Result<()> {
         let mut slot = self.open.lock();
-        let o = self.open(&mut slot)?;
-        o.file.lock().map_err(io)?;
+        let (o, len) = self.locked(&mut slot)?;
         let r = (|| {
-            let len = o.file.metadata().map_err(io)?.len();
+            // Has anyone else appended since this process last did?
             if len != o.len {
                 (o.seq, o.hash) = last_record(&mut o.file)?;
             }
-            body.insert("seq".into(), json!(o.seq + 1));
-            body.insert("prevHash".into(), json!(o.hash));
-            let text = serde_json::to_string(&Value::Object(body)).map_err(|e| Error::general(e.to_string()))?;
-            let hash = sha256_hex(&o.hash, text.as_bytes());
+            record.raw("seq", &(o.seq + 1).to_string());
+            record.str("prevHash", &o.hash);
+            record.close();
+            let hash = sha256_hex(&o.hash, &record.0);
             // The hash goes last so that the hashed bytes are exactly the line before it.
-            let line = format!("{},\"hash\":\"{hash}\"}}\n", &text[..text.len() - 1]);
-            o.file.write_all(line.as_bytes()).map_err(io)?;
+            let mut line = record.0;
+            line.pop();
+            line.extend_from_slice(b",\"hash\":\"");
+            line.extend_from_slice(hash.as_bytes());
+            line.extend_from_slice(b"\"}\n");
+            o.file.write_all(&line).map_err(io)?;
             o.len = len + line.len() as u64;
             o.seq += 1;
             o.hash = hash;
@@ -360,5 +454,44 @@ mod tests {
         let v = &tail(&p, 1, None).unwrap()[0];
         assert_eq!(v["requestParameters"]["encryptionContextKeys"][0], "purpose");
         assert!(v.get("plaintext").is_none() && v["requestParameters"].get("plaintext").is_none());
+    }
+
+    #[test]
+    fn every_member_is_written_and_escaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.jsonl");
+        let log = AuditLog::new(p.clone());
+        let e = Event {
+            name: "Encrypt",
+            principal: "user/a\"b",
+            key_id: Some("k1"),
+            key_arn: Some("arn:kmstoken:kms:local:s:key/k1".into()),
+            key_version: Some(3),
+            mechanism: Some(0x1087),
+            encryption_context_keys: vec!["a\nb".into()],
+            error: Some(("DisabledException", "line\n\"quoted\"\u{1}".into())),
+            details: Some(serde_json::json!({"window": 7})),
+            ..Default::default()
+        };
+        log.append("serial", &e).unwrap();
+        log.append("serial", &Event { name: "PurgeKey", service: true, ..Default::default() }).unwrap();
+        assert_eq!(verify(&p).unwrap(), Verdict::Intact { records: 2 });
+        let text = std::fs::read_to_string(&p).unwrap();
+        let v: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(v["userIdentity"]["principalId"], "user/a\"b");
+        assert_eq!(v["userIdentity"]["processId"], std::process::id());
+        assert_eq!(v["requestParameters"]["keyVersion"], 3);
+        assert_eq!(v["requestParameters"]["mechanism"], "0x1087");
+        assert_eq!(v["requestParameters"]["encryptionContextKeys"][0], "a\nb");
+        assert_eq!(v["requestParameters"]["details"]["window"], 7);
+        assert_eq!(v["errorMessage"], "line\n\"quoted\"\u{1}");
+        assert_eq!(v["resources"][0]["ARN"], "arn:kmstoken:kms:local:s:key/k1");
+        assert_eq!(v["readOnly"], false);
+        assert_eq!(v["seq"], 1);
+        assert_eq!(v["requestID"].as_str().unwrap().len(), 36);
+        assert_ne!(v["requestID"], v["eventID"]);
+        let w: Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(w["eventType"], "AwsServiceEvent");
+        assert_eq!(w["prevHash"], v["hash"]);
     }
 }
