@@ -14,15 +14,30 @@ use conv::*;
 use cryptoki_sys::*;
 use parking_lot::RwLock;
 use std::ffi::c_void;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once};
 
-/// The library of this process, with the pid that initialised it: a child after fork()
-/// sees a different pid and must call C_Initialize again.
-static LIBRARY: RwLock<Option<(u32, Arc<Library>)>> = RwLock::new(None);
+/// The library of this process, with the fork generation that initialised it: a child
+/// after fork() sees another generation and must call C_Initialize again.
+static LIBRARY: RwLock<Option<(u64, Arc<Library>)>> = RwLock::new(None);
+
+/// Counts the fork()s this process descends from, bumped in each child by a pthread_atfork
+/// handler: every entry point checks it, and an atomic load costs what a getpid() system
+/// call would cost many times over.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+static WATCH_FORKS: Once = Once::new();
+
+extern "C" fn forked() {
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
+fn generation() -> u64 {
+    FORKS.load(Ordering::Relaxed)
+}
 
 fn lib() -> Result<Arc<Library>> {
     match &*LIBRARY.read() {
-        Some((pid, l)) if *pid == std::process::id() => Ok(l.clone()),
+        Some((gen, l)) if *gen == generation() => Ok(l.clone()),
         _ => Err(Error::CryptokiNotInitialized),
     }
 }
@@ -70,10 +85,19 @@ fn initialize(args: *mut c_void) -> Result<()> {
         // safe with its own OS locks, which the specification allows with OS_LOCKING_OK
         // and which work just as well beside the application's primitives.
     }
+    WATCH_FORKS.call_once(|| {
+        // SAFETY: `forked` only adds to an atomic, which is safe in a child after fork(),
+        // and it stays mapped for the life of the process: the module is linked with
+        // `-z nodelete`, so dlclose() never unloads it.
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(forked)) };
+        if rc != 0 {
+            log::error!("pthread_atfork failed ({rc}): a forked child could use its parent's state");
+        }
+    });
     let mut state = LIBRARY.write();
     match state.take() {
-        Some((pid, l)) if pid == std::process::id() => {
-            *state = Some((pid, l));
+        Some((gen, l)) if gen == generation() => {
+            *state = Some((gen, l));
             return Err(Error::CryptokiAlreadyInitialized);
         }
         // Inherited across fork(): the parent's connections and locks are not ours to
@@ -88,7 +112,7 @@ fn initialize(args: *mut c_void) -> Result<()> {
     })?;
     logger::init(&config);
     let l = Library::new(config)?;
-    *state = Some((std::process::id(), Arc::new(l)));
+    *state = Some((generation(), Arc::new(l)));
     Ok(())
 }
 
@@ -278,7 +302,7 @@ v2 {
         }
         let mut state = LIBRARY.write();
         match state.take() {
-            Some((pid, _)) if pid == std::process::id() => Ok(()),
+            Some((gen, _)) if gen == generation() => Ok(()),
             Some(inherited) => {
                 std::mem::forget(inherited);
                 Err(Error::CryptokiNotInitialized)
