@@ -116,13 +116,29 @@ pub fn role_aad(serial: &str, role: &str) -> Vec<u8> {
 }
 
 fn derive(pin: &[u8], salt: &[u8], p: KdfParams) -> Result<Zeroizing<[u8; 32]>> {
-    use argon2::{Algorithm, Argon2, Params, Version};
+    use argon2::{Algorithm, Argon2, Block, Params, Version};
     let params = Params::new(p.memory_kib, p.iterations, p.parallelism, Some(32))
         .map_err(|e| Error::storage(format!("Argon2id parameters: {e}")))?;
     let mut out = Zeroizing::new([0u8; 32]);
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password_into(pin, salt, out.as_mut())
-        .map_err(|e| Error::general(format!("Argon2id: {e}")))?;
+    // Argon2's memory (19 MiB by default). glibc serves an allocation this large with mmap
+    // and gives it back with munmap, but the first such free raises its mmap threshold to
+    // the freed size (up to 32 MiB), so the next PIN check would take the memory from the
+    // heap, where it stays resident for the life of the host process. Reserving more than
+    // that maximum keeps every derivation on mmap: only the blocks Argon2 touches become
+    // resident, and they go back to the system when it is done.
+    const GLIBC_MMAP_THRESHOLD_MAX: usize = 32 << 20;
+    let count = params.block_count();
+    let reserve = count.max(GLIBC_MMAP_THRESHOLD_MAX / std::mem::size_of::<Block>() + 1);
+    let mut blocks: Vec<Block> = Vec::with_capacity(reserve);
+    blocks.resize(count, Block::default());
+    let r = Argon2::new(Algorithm::Argon2id, Version::V0x13, params).hash_password_into_with_memory(
+        pin,
+        salt,
+        out.as_mut(),
+        &mut blocks,
+    );
+    blocks.iter_mut().for_each(zeroize::Zeroize::zeroize);
+    r.map_err(|e| Error::general(format!("Argon2id: {e}")))?;
     Ok(out)
 }
 
