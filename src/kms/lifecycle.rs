@@ -155,7 +155,10 @@ pub fn resolve(token: &Token, reference: &str) -> KmsResult<u64> {
     } else {
         reference.strip_prefix("key/").unwrap_or(reference).to_string()
     };
-    current_handle(token, &key_id)?.ok_or_else(not_found)
+    let h = current_handle(token, &key_id)?.ok_or_else(not_found)?;
+    // Imported material past its ValidTo goes as soon as anyone looks at the key.
+    super::import::expire_if_due(token, h, token.object_any(h)?)?;
+    Ok(h)
 }
 
 fn current_handle(token: &Token, key_id: &str) -> KmsResult<Option<u64>> {
@@ -630,6 +633,7 @@ pub fn describe(obj: &Object) -> Value {
     if text(CKA_KMSTOKEN_KEY_USAGE) == "ENCRYPT_DECRYPT" && obj.class() == CKO_SECRET_KEY {
         m["EncryptionAlgorithms"] = json!(["SYMMETRIC_DEFAULT"]);
     }
+    super::import::describe(obj, &mut m);
     m
 }
 
