@@ -381,6 +381,16 @@ fn deleted_material_takes_back_only_the_same_material() {
         import(&cli, &dir, &key, "", "encrypted", FOREVER).expect("same material back");
         assert_eq!(decrypt(&cli, &blob).expect("decrypt"), b"kept safe");
         assert_eq!(records_of(&s.keystore(), "DeleteImportedKeyMaterial", &key).len(), 2);
+
+        // Material deleted while the key's deletion is pending: cancelling brings the key
+        // back waiting for its material, never Disabled (enable-key would then use nothing
+        // anyone knows).
+        cli.ok(&["kms", "schedule-key-deletion", "--key-id", &key, "--pending-window-in-days", "7"]);
+        cli.ok(&["kms", "delete-imported-key-material", "--key-id", &key]);
+        assert_eq!(cli.key_state(&key), "PendingDeletion");
+        cli.ok(&["kms", "cancel-key-deletion", "--key-id", &key]);
+        assert_eq!(cli.key_state(&key), "PendingImport");
+        cli.fails(&["kms", "enable-key", "--key-id", &key], "KMSInvalidStateException");
     });
 }
 

@@ -409,6 +409,12 @@ fn has_material(obj: &Object) -> bool {
     obj.get_raw(CKA_KMSTOKEN_VALID_TO).is_some()
 }
 
+/// An EXTERNAL key without its material: whatever happens to it, it can only wait for
+/// an import (a cancelled deletion brings it back to PendingImport, not Disabled).
+pub fn awaits_material(obj: &Object) -> bool {
+    obj.get_raw(CKA_KMSTOKEN_ORIGIN) == Some(b"EXTERNAL") && !has_material(obj)
+}
+
 /// DeleteImportedKeyMaterial: the key returns to PendingImport (a key pending deletion
 /// stays so); on a key without material it changes nothing.
 pub fn delete_material(token: &Token, handle: u64) -> KmsResult<()> {

@@ -241,17 +241,19 @@ pub fn schedule_deletion(token: &Token, handle: u64, days: u32) -> KmsResult<i64
     })
 }
 
-/// Cancels a scheduled deletion; the key comes back Disabled, as in AWS.
+/// Cancels a scheduled deletion; the key comes back Disabled, as in AWS (or
+/// PendingImport when it has no material).
 pub fn cancel_deletion(token: &Token, handle: u64) -> KmsResult<()> {
     audited(token, "CancelKeyDeletion", handle, |obj| {
         if state(obj)? != KeyState::PendingDeletion {
             return Err(invalid_state(obj, "not pending deletion"));
         }
+        let back = if super::import::awaits_material(obj) { KeyState::PendingImport } else { KeyState::Disabled };
         set_on_all(
             token,
             obj,
             &[
-                (CKA_KMSTOKEN_KEY_STATE, ck_ulong(KeyState::Disabled.code())),
+                (CKA_KMSTOKEN_KEY_STATE, ck_ulong(back.code())),
                 (CKA_KMSTOKEN_DELETION_DATE, ck_ulong(0)),
                 (CKA_KMSTOKEN_PENDING_WINDOW_DAYS, ck_ulong(0)),
             ],
