@@ -26,6 +26,10 @@
 #define CKA_KMSTOKEN_ON_DEMAND_ROTATIONS   0xCB4D000EUL /* CK_ULONG, on-demand rotations so far */
 #define CKA_KMSTOKEN_ARN                   0xCB4D000FUL /* UTF-8 arn:kmstoken:kms:local:<serial>:key/<id> */
 #define CKA_KMSTOKEN_CURRENT               0xCB4D0010UL /* CK_BBOOL: FALSE on an earlier version's read-only object */
+/* Imported key material (Origin EXTERNAL). */
+#define CKA_KMSTOKEN_VALID_TO              0xCB4D0020UL /* CK_ULONG, seconds since the epoch; 0 = does not expire; absent = no material */
+#define CKA_KMSTOKEN_MATERIAL_FINGERPRINT  0xCB4D0021UL /* keyed fingerprint of the first material imported (never readable) */
+#define CKA_KMSTOKEN_IMPORT_PARAMETERS     0xCB4D0022UL /* sealed wrapping key of the latest import parameters (never readable) */
 
 /* Key states (values of CKA_KMSTOKEN_KEY_STATE). */
 #define KMSTOKEN_STATE_ENABLED          1UL

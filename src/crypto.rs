@@ -777,6 +777,27 @@ impl RsaPrivateKey {
         Ok(RsaPrivateKey { raw, n, pkcs1, ir_key, signer: OnceLock::new(), oaep: OnceLock::new() })
     }
 
+    /// From an RSAPrivateKey (PKCS#1) DER, as `pkcs1_der` gives it.
+    pub fn from_pkcs1_der(der: &[u8]) -> Result<Self> {
+        let k = pkcs1::RsaPrivateKey::from_der(der).map_err(bad_key)?;
+        let parts = RsaParts {
+            n: k.modulus.as_bytes(),
+            e: k.public_exponent.as_bytes(),
+            d: k.private_exponent.as_bytes(),
+            p: k.prime1.as_bytes(),
+            q: k.prime2.as_bytes(),
+            dp: k.exponent1.as_bytes(),
+            dq: k.exponent2.as_bytes(),
+            qinv: k.coefficient.as_bytes(),
+        };
+        Self::new(&parts)
+    }
+
+    /// The key as an RSAPrivateKey (PKCS#1) DER, for keeping it sealed.
+    pub fn pkcs1_der(&self) -> Zeroizing<Vec<u8>> {
+        self.pkcs1.clone()
+    }
+
     /// Length of the modulus in bytes.
     pub fn modulus_len(&self) -> usize {
         self.raw.modulus_len()
@@ -1031,6 +1052,11 @@ impl RsaPublicKey {
         self.raw.bits()
     }
 
+    /// The key as a SubjectPublicKeyInfo DER.
+    pub fn spki(&self) -> &[u8] {
+        &self.spki
+    }
+
     fn enc(&self) -> Result<&rsa::PublicEncryptingKey> {
         lazy(&self.enc, || rsa::PublicEncryptingKey::from_der(&self.spki).map_err(bad_key))
     }
@@ -1120,12 +1146,64 @@ impl RsaPublicKey {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// Key pairs handed out whole (GenerateDataKeyPair)
+
+/// The kinds of key pair that leave the token whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PairSpec {
+    Rsa(usize),
+    P256,
+    P384,
+    P521,
+    Secp256k1,
+}
+
+/// A new key pair as DER: the private key as PKCS#8 (v1, zeroised on drop) and the
+/// public key as SubjectPublicKeyInfo.
+pub fn generate_exportable_pair(spec: PairSpec) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>)> {
+    let failed = |_| Error::general("key pair generation failed");
+    if let PairSpec::Rsa(bits) = spec {
+        let size = match bits {
+            2048 => rsa::KeySize::Rsa2048,
+            3072 => rsa::KeySize::Rsa3072,
+            4096 => rsa::KeySize::Rsa4096,
+            _ => return Err(Error::KeySizeRange),
+        };
+        let pair = rsa::KeyPair::generate(size).map_err(failed)?;
+        let private = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair).map_err(failed)?;
+        let public = AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(pair.public_key()).map_err(failed)?;
+        return Ok((Zeroizing::new(private.as_ref().to_vec()), public.as_ref().to_vec()));
+    }
+    let alg = match spec {
+        PairSpec::P256 => &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        PairSpec::P384 => &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+        PairSpec::P521 => &signature::ECDSA_P521_SHA512_ASN1_SIGNING,
+        _ => &signature::ECDSA_P256K1_SHA256_ASN1_SIGNING,
+    };
+    let pair = signature::EcdsaKeyPair::generate(alg).map_err(failed)?;
+    let private = pair.to_pkcs8v1().map_err(failed)?;
+    let public = AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(pair.public_key()).map_err(failed)?;
+    Ok((Zeroizing::new(private.as_ref().to_vec()), public.as_ref().to_vec()))
+}
+
 #[cfg(test)]
 mod tests {
     //! Known-answer tests typed in from the standards: NIST SP 800-38A (ECB, CBC),
     //! the GCM specification's test cases, RFC 3394, NIST SP 800-38B (CMAC),
     //! RFC 2202 / RFC 4231 (HMAC) and FIPS 180 examples (digests).
     use super::*;
+
+    #[test]
+    fn exportable_pairs_are_pkcs8_and_spki() {
+        for spec in [PairSpec::Rsa(2048), PairSpec::P256, PairSpec::P384, PairSpec::P521, PairSpec::Secp256k1] {
+            let (private, public) = generate_exportable_pair(spec).unwrap();
+            let info = pkcs8::PrivateKeyInfo::from_der(&private).unwrap();
+            let spki = spki::SubjectPublicKeyInfoRef::from_der(&public).unwrap();
+            assert_eq!(info.algorithm.oid, spki.algorithm.oid, "{spec:?}");
+        }
+        assert_eq!(generate_exportable_pair(PairSpec::Rsa(1024)).unwrap_err(), Error::KeySizeRange);
+    }
 
     fn h(s: &str) -> Vec<u8> {
         hex::decode(s.replace(' ', "")).expect("test vector")

@@ -533,7 +533,7 @@ impl Library {
 
     pub fn object(&self, h: CK_SESSION_HANDLE, handle: u64) -> Result<Arc<Object>> {
         let (token, _) = self.token_of(h)?;
-        token.object(handle)
+        kms::import::expire_if_due(&token, handle, token.object(handle)?)
     }
 
     pub fn object_size(&self, h: CK_SESSION_HANDLE, handle: u64) -> Result<usize> {
@@ -593,6 +593,7 @@ impl Library {
             e => e,
         })?;
         let obj = kms::lifecycle::rotate_if_due(&session.token, key, obj)?;
+        let obj = kms::import::expire_if_due(&session.token, key, obj)?;
         kms::authorize(&session.token, &obj, what, unit)?;
         Ok(obj)
     }

@@ -61,6 +61,12 @@ impl MasterKey {
         Zeroizing::new(hmac_sha256(self.0.as_ref(), b"kmstoken index key v1"))
     }
 
+    /// A key for one purpose of the KMS layer (`label` names it), derived so that it
+    /// reveals nothing about the master key or the keys of other purposes.
+    pub fn purpose_key(&self, label: &str) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(hmac_sha256(self.0.as_ref(), format!("kmstoken purpose v1\0{label}").as_bytes()))
+    }
+
     /// Wraps the master key under a PIN. Layout: version | m_kib | t | p (u32 LE each) |
     /// salt (16) | nonce (12) | ciphertext+tag (48).
     pub fn wrap(&self, pin: &[u8], params: KdfParams, role_aad: &[u8]) -> Result<Vec<u8>> {

@@ -554,6 +554,12 @@ impl Token {
         Ok(out)
     }
 
+    /// A key derived from the master key for one purpose (see `MasterKey::purpose_key`);
+    /// only while someone is logged in.
+    pub fn purpose_key(&self, label: &str) -> Result<Zeroizing<Vec<u8>>> {
+        self.login.read().mk.as_ref().map(|mk| mk.purpose_key(label)).ok_or(Error::UserNotLoggedIn)
+    }
+
     /// A key's value for a mechanism. A public object whose value is sealed cannot be
     /// used before login.
     pub fn usable_value<'a>(&self, obj: &'a Object) -> Result<&'a [u8]> {

@@ -220,6 +220,16 @@ pub enum KmsCommand {
     GenerateDataKey(DataKeyArgs),
     /// A data key encrypted under a KMS key, without its plaintext.
     GenerateDataKeyWithoutPlaintext(DataKeyArgs),
+    /// A new key pair: its public key, and its private key sealed under the KMS key.
+    GenerateDataKeyPair(super::data_key_pair::DataKeyPairArgs),
+    /// A new key pair: its public key and its sealed private key, without the plaintext.
+    GenerateDataKeyPairWithoutPlaintext(super::data_key_pair::DataKeyPairArgs),
+    /// An RSA wrapping public key and an import token (24 h) for an EXTERNAL key.
+    GetParametersForImport(super::byok::ParametersArgs),
+    /// Import wrapped key material into an EXTERNAL key (PendingImport → Enabled).
+    ImportKeyMaterial(super::byok::ImportArgs),
+    /// Delete the imported material of an EXTERNAL key; it waits in PendingImport again.
+    DeleteImportedKeyMaterial(super::byok::KeyArgs),
     /// Random bytes (1 to 1024) from the token's generator.
     GenerateRandom {
         #[arg(long)]
@@ -307,6 +317,11 @@ impl KmsCommand {
             ReEncrypt { .. } => "ReEncrypt",
             GenerateDataKey(_) => "GenerateDataKey",
             GenerateDataKeyWithoutPlaintext(_) => "GenerateDataKeyWithoutPlaintext",
+            GenerateDataKeyPair(_) => "GenerateDataKeyPair",
+            GenerateDataKeyPairWithoutPlaintext(_) => "GenerateDataKeyPairWithoutPlaintext",
+            GetParametersForImport(_) => "GetParametersForImport",
+            ImportKeyMaterial(_) => "ImportKeyMaterial",
+            DeleteImportedKeyMaterial(_) => "DeleteImportedKeyMaterial",
             GenerateRandom { .. } => "GenerateRandom",
             Sign { .. } => "Sign",
             Verify { .. } => "Verify",
@@ -318,10 +333,10 @@ impl KmsCommand {
 }
 
 /// A logged-in session on the chosen token, closed (and logged out) on drop.
-struct Acting<'a> {
-    lib: &'a Library,
-    token: Arc<Token>,
-    session: CK_SESSION_HANDLE,
+pub(super) struct Acting<'a> {
+    pub(super) lib: &'a Library,
+    pub(super) token: Arc<Token>,
+    pub(super) session: CK_SESSION_HANDLE,
 }
 
 impl Drop for Acting<'_> {
@@ -541,6 +556,11 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
         }
         GenerateDataKey(args) => data_key(a, args, true)?,
         GenerateDataKeyWithoutPlaintext(args) => data_key(a, args, false)?,
+        GenerateDataKeyPair(args) => super::data_key_pair::run(a, args, true)?,
+        GenerateDataKeyPairWithoutPlaintext(args) => super::data_key_pair::run(a, args, false)?,
+        GetParametersForImport(args) => super::byok::get_parameters(a, args)?,
+        ImportKeyMaterial(args) => super::byok::import_material(a, args)?,
+        DeleteImportedKeyMaterial(args) => super::byok::delete_material(a, args)?,
         GenerateRandom { number_of_bytes } => {
             if !(1..=1024).contains(&number_of_bytes) {
                 return Err(KmsError::new("ValidationException", "NumberOfBytes must be between 1 and 1024"));
@@ -662,14 +682,14 @@ fn explain(a: &Acting, e: kmstoken::error::Error) -> KmsError {
     crypto_error(e)
 }
 
-fn b64(data: &[u8]) -> String {
+pub(super) fn b64(data: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 /// A blob argument as the aws CLI v2 reads it: `fileb://` raw bytes, `file://` a file of
 /// base64 text, else the base64 text itself.
-fn blob_arg(arg: &str) -> KmsResult<Vec<u8>> {
+pub(super) fn blob_arg(arg: &str) -> KmsResult<Vec<u8>> {
     use base64::Engine;
     let unreadable = |what: &str, e: std::io::Error| KmsError::new("ValidationException", format!("{what}: {e}"));
     if let Some(path) = arg.strip_prefix("fileb://") {
@@ -685,7 +705,7 @@ fn blob_arg(arg: &str) -> KmsResult<Vec<u8>> {
 }
 
 /// `k=v,k2=v2` (the aws CLI's shorthand) or a JSON object.
-fn parse_context(arg: Option<&str>) -> KmsResult<kms::blob::Context> {
+pub(super) fn parse_context(arg: Option<&str>) -> KmsResult<kms::blob::Context> {
     let Some(arg) = arg else { return Ok(Default::default()) };
     let bad = || KmsError::new("ValidationException", format!("cannot read encryption context {arg:?}"));
     if arg.trim_start().starts_with('{') {
@@ -715,7 +735,7 @@ fn crypto_error(e: kmstoken::error::Error) -> KmsError {
     }
 }
 
-fn encrypt(a: &Acting, h: u64, ctx: &kms::blob::Context, plaintext: &[u8]) -> KmsResult<Vec<u8>> {
+pub(super) fn encrypt(a: &Acting, h: u64, ctx: &kms::blob::Context, plaintext: &[u8]) -> KmsResult<Vec<u8>> {
     a.lib.kms_encrypt(a.session, h, ctx, plaintext).map_err(|e| explain(a, e))
 }
 

@@ -2,6 +2,8 @@
 //! sessions run on the caller's behalf.
 
 pub mod audit;
+pub mod byok;
+pub mod data_key_pair;
 pub mod import;
 pub mod input;
 pub mod kms;

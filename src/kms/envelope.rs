@@ -34,11 +34,12 @@ pub fn open(
     for h in token.objects_of_key(&id)? {
         let o = token.object_any(h)?;
         if o.class() == CKO_SECRET_KEY && o.ulong(CKA_KMSTOKEN_KEY_VERSION) == Some(header.key_version as u64) {
-            found = Some(o);
+            found = Some((h, o));
             break;
         }
     }
-    let obj = found.ok_or(Error::EncryptedDataInvalid)?;
+    let (h, obj) = found.ok_or(Error::EncryptedDataInvalid)?;
+    let obj = super::import::expire_if_due(token, h, obj)?;
     authorize(token, &obj, KeyUse::Decrypt, unit)?;
     let key = obj.get_raw(CKA_VALUE).ok_or(Error::UserNotLoggedIn)?;
     let plain = blob::open(key, ctx, data)?;

@@ -155,7 +155,10 @@ pub fn resolve(token: &Token, reference: &str) -> KmsResult<u64> {
     } else {
         reference.strip_prefix("key/").unwrap_or(reference).to_string()
     };
-    current_handle(token, &key_id)?.ok_or_else(not_found)
+    let h = current_handle(token, &key_id)?.ok_or_else(not_found)?;
+    // Imported material past its ValidTo goes as soon as anyone looks at the key.
+    super::import::expire_if_due(token, h, token.object_any(h)?)?;
+    Ok(h)
 }
 
 /// `resolve` for a cryptographic use. A key pending deletion has no usable handle (a
@@ -249,17 +252,19 @@ pub fn schedule_deletion(token: &Token, handle: u64, days: u32) -> KmsResult<i64
     })
 }
 
-/// Cancels a scheduled deletion; the key comes back Disabled, as in AWS.
+/// Cancels a scheduled deletion; the key comes back Disabled, as in AWS (or
+/// PendingImport when it has no material).
 pub fn cancel_deletion(token: &Token, handle: u64) -> KmsResult<()> {
     audited(token, "CancelKeyDeletion", handle, |obj| {
         if state(obj)? != KeyState::PendingDeletion {
             return Err(invalid_state(obj, "not pending deletion"));
         }
+        let back = if super::import::awaits_material(obj) { KeyState::PendingImport } else { KeyState::Disabled };
         set_on_all(
             token,
             obj,
             &[
-                (CKA_KMSTOKEN_KEY_STATE, ck_ulong(KeyState::Disabled.code())),
+                (CKA_KMSTOKEN_KEY_STATE, ck_ulong(back.code())),
                 (CKA_KMSTOKEN_DELETION_DATE, ck_ulong(0)),
                 (CKA_KMSTOKEN_PENDING_WINDOW_DAYS, ck_ulong(0)),
             ],
@@ -651,6 +656,7 @@ pub fn describe(obj: &Object) -> Value {
     if let Some((member, names)) = algorithms(&text(CKA_KMSTOKEN_KEY_SPEC), &text(CKA_KMSTOKEN_KEY_USAGE)) {
         m[member] = json!(names);
     }
+    super::import::describe(obj, &mut m);
     m
 }
 

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod blob;
 pub mod clock;
 pub mod envelope;
+pub mod import;
 pub mod lifecycle;
 pub mod meta;
 
@@ -201,8 +202,12 @@ fn kms_rules(key: &Object, what: KeyUse) -> std::result::Result<(), KmsError> {
     Ok(())
 }
 
-/// CKA_END_DATE (YYYYMMDD) before today: the material may no longer be used.
+/// CKA_END_DATE (YYYYMMDD) before today, or imported material past its ValidTo: the
+/// material may no longer be used.
 fn material_expired(key: &Object) -> bool {
+    if import::material_expired(key) {
+        return true;
+    }
     let Some(end) = key.get_raw(CKA_END_DATE).filter(|d| d.len() == 8) else {
         return false;
     };

@@ -44,6 +44,8 @@ pub mod rule {
     /// KMS metadata: set by the KMS layer only, kept in clear (it is not secret, and key
     /// states and deletion dates must be readable without the master key).
     pub const KMS: u32 = 1 << 10;
+    /// Kept by the token for itself: never returned, whatever CKA_SENSITIVE says.
+    pub const NEVER_READ: u32 = 1 << 11;
 }
 
 use rule::*;
@@ -180,6 +182,9 @@ pub static RULES: &[Rule] = &[
     r(CKA_KMSTOKEN_ON_DEMAND_ROTATIONS, Kind::Ulong, Scope::Key, READ_ONLY | KMS),
     r(CKA_KMSTOKEN_ARN, Kind::Bytes, Scope::Key, READ_ONLY | KMS),
     r(CKA_KMSTOKEN_CURRENT, Kind::Bool, Scope::Key, READ_ONLY | KMS),
+    r(CKA_KMSTOKEN_VALID_TO, Kind::Ulong, Scope::Key, READ_ONLY | KMS),
+    r(CKA_KMSTOKEN_MATERIAL_FINGERPRINT, Kind::Bytes, Scope::Secret, READ_ONLY | NEVER_READ | SECRET),
+    r(CKA_KMSTOKEN_IMPORT_PARAMETERS, Kind::Bytes, Scope::Secret, READ_ONLY | NEVER_READ | SECRET),
 ];
 
 /// CKA_VALUE means different things for data objects, secret keys, EC private keys (the

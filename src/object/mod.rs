@@ -136,7 +136,7 @@ impl Object {
     /// C_GetAttributeValue for one attribute: the value, or why it cannot be read.
     pub fn read(&self, ty: CK_ATTRIBUTE_TYPE) -> Result<&[u8]> {
         let r = rule(self.class(), ty).ok_or(Error::AttributeTypeInvalid)?;
-        if r.flags & SENSITIVE != 0 && self.hides_secrets() {
+        if (r.flags & SENSITIVE != 0 && self.hides_secrets()) || r.flags & NEVER_READ != 0 {
             return Err(Error::AttributeSensitive);
         }
         self.get_raw(ty).ok_or(Error::AttributeTypeInvalid)
@@ -146,7 +146,7 @@ impl Object {
     pub fn matches(&self, template: &Template) -> bool {
         template.iter().all(|(ty, v)| match self.get_raw(*ty) {
             Some(have) => {
-                if rule(self.class(), *ty).is_some_and(|r| r.flags & SENSITIVE != 0) {
+                if rule(self.class(), *ty).is_some_and(|r| r.flags & (SENSITIVE | NEVER_READ) != 0) {
                     false // never let a search probe a secret value
                 } else {
                     have == v.as_slice()

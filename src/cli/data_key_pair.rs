@@ -1,0 +1,73 @@
+//! `kmstoken kms generate-data-key-pair` and `generate-data-key-pair-without-plaintext`:
+//! a new key pair that belongs to no key object, its private key (PKCS#8 DER) returned
+//! sealed in a KMS ciphertext blob under a symmetric encryption KMS key, as AWS does.
+
+use super::kms::{b64, encrypt, parse_context, Acting};
+use clap::Args;
+use cryptoki_sys::CKO_SECRET_KEY;
+use kmstoken::crypto::{self, PairSpec};
+use kmstoken::kms::lifecycle::{self as lc, KmsResult};
+use kmstoken::kms::{self, KmsError};
+use serde_json::{json, Value};
+
+/// The flags of generate-data-key-pair(-without-plaintext).
+#[derive(Args)]
+pub struct DataKeyPairArgs {
+    /// The symmetric encryption KMS key that seals the private key.
+    #[arg(long)]
+    key_id: String,
+    /// RSA_2048, RSA_3072, RSA_4096, ECC_NIST_P256, ECC_NIST_P384, ECC_NIST_P521 or
+    /// ECC_SECG_P256K1.
+    #[arg(long)]
+    key_pair_spec: String,
+    /// k=v,k2=v2 or JSON: needed again to decrypt the private key.
+    #[arg(long)]
+    encryption_context: Option<String>,
+}
+
+fn pair_spec(name: &str) -> KmsResult<PairSpec> {
+    Ok(match name {
+        "RSA_2048" => PairSpec::Rsa(2048),
+        "RSA_3072" => PairSpec::Rsa(3072),
+        "RSA_4096" => PairSpec::Rsa(4096),
+        "ECC_NIST_P256" => PairSpec::P256,
+        "ECC_NIST_P384" => PairSpec::P384,
+        "ECC_NIST_P521" => PairSpec::P521,
+        "ECC_SECG_P256K1" => PairSpec::Secp256k1,
+        "SM2" => {
+            return Err(KmsError::new(
+                "UnsupportedOperationException",
+                "KeyPairSpec SM2 is offered only in China Regions",
+            ))
+        }
+        other => {
+            return Err(KmsError::new("ValidationException", format!("KeyPairSpec {other} is not a key pair spec")))
+        }
+    })
+}
+
+/// GenerateDataKeyPair(WithoutPlaintext).
+pub(super) fn run(a: &Acting, args: DataKeyPairArgs, with_plaintext: bool) -> KmsResult<Value> {
+    let spec = pair_spec(&args.key_pair_spec)?;
+    let h = lc::resolve(&a.token, &args.key_id)?;
+    let obj = a.token.object_any(h)?;
+    if obj.class() != CKO_SECRET_KEY {
+        return Err(KmsError::new(
+            "UnsupportedOperationException",
+            format!("{} is asymmetric; data key pairs are sealed under symmetric encryption keys", kms::arn(&obj)),
+        ));
+    }
+    let ctx = parse_context(args.encryption_context.as_deref())?;
+    let (private, public) = crypto::generate_exportable_pair(spec)?;
+    let blob = encrypt(a, h, &ctx, &private)?;
+    let mut out = json!({
+        "PrivateKeyCiphertextBlob": b64(&blob),
+        "PublicKey": b64(&public),
+        "KeyId": kms::arn(&obj),
+        "KeyPairSpec": args.key_pair_spec,
+    });
+    if with_plaintext {
+        out["PrivateKeyPlaintext"] = json!(b64(&private));
+    }
+    Ok(out)
+}
