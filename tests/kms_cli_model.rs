@@ -37,6 +37,9 @@ const NOT_TAKEN: &[(&str, &str, &str)] = &[
     ("*", "SourceEncryptionAlgorithm", "symmetric keys only"),
     ("*", "DestinationEncryptionAlgorithm", "symmetric keys only"),
     ("*", "CustomKeyStoreId", "custom key stores do not exist locally"),
+    ("*", "KeyMaterialId", "an imported key holds one material"),
+    ("import-key-material", "ImportType", "one material per imported key: no NEW_KEY_MATERIAL rotation"),
+    ("import-key-material", "KeyMaterialDescription", "one material per imported key"),
     ("list-keys", "ResourceOwners", "one owner: the token"),
     ("create-key", "Policy", "key policies are not set at creation yet"),
     ("create-key", "CustomerMasterKeySpec", "deprecated by AWS in favour of KeySpec"),
@@ -82,15 +85,25 @@ fn help(args: &[&str]) -> String {
 /// The subcommands a help text lists, each with its one-line description.
 fn commands(help: &str) -> Vec<(String, String)> {
     let section = help.split("Commands:").nth(1).expect("a Commands section");
-    let section = section.split("\n\n").next().unwrap_or("");
-    section
-        .lines()
-        .filter_map(|l| {
-            let l = l.trim();
-            let (name, about) = l.split_once(' ').unwrap_or((l, ""));
-            (!name.is_empty() && name != "help").then(|| (name.to_string(), about.trim().to_string()))
-        })
-        .collect()
+    let lines: Vec<&str> = section.split("\n\n").next().unwrap_or("").lines().collect();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        // A command's line is indented by two; its description follows on the same line,
+        // or (clap's layout for long names) on the next, indented further.
+        if !l.starts_with("  ") || l.starts_with("   ") {
+            continue;
+        }
+        let l = l.trim();
+        let (name, about) = l.split_once(' ').unwrap_or((l, ""));
+        let about = match about.trim() {
+            "" => lines.get(i + 1).filter(|n| n.starts_with("   ")).map_or("", |n| n.trim()),
+            a => a,
+        };
+        if name != "help" {
+            out.push((name.to_string(), about.to_string()));
+        }
+    }
+    out
 }
 
 /// The long flags a help text lists.
@@ -337,7 +350,49 @@ fn outputs_and_errors_match_the_model() {
             .unwrap()
             .to_string();
         c.ok(&["kms", "get-public-key", "--key-id", &rsa_enc]);
-        c.ok(&["kms", "create-key", "--origin", "EXTERNAL"]);
+        let ext =
+            c.ok(&["kms", "create-key", "--origin", "EXTERNAL"])["KeyMetadata"]["KeyId"].as_str().unwrap().to_string();
+        let params = c.ok(&[
+            "kms",
+            "get-parameters-for-import",
+            "--key-id",
+            &ext,
+            "--wrapping-algorithm",
+            "RSAES_OAEP_SHA_256",
+            "--wrapping-key-spec",
+            "RSA_2048",
+        ]);
+        let wrapped = wrap_for_import(s.dir(), &params, &[7; 32]);
+        let token = params["ImportToken"].as_str().unwrap().to_string();
+        c.fails(
+            &[
+                "kms",
+                "import-key-material",
+                "--key-id",
+                &ext,
+                "--encrypted-key-material",
+                &b64(&[1; 256]),
+                "--import-token",
+                &token,
+                "--expiration-model",
+                "KEY_MATERIAL_DOES_NOT_EXPIRE",
+            ],
+            "InvalidCiphertextException",
+        );
+        c.ok(&[
+            "kms",
+            "import-key-material",
+            "--key-id",
+            &ext,
+            "--encrypted-key-material",
+            &b64(&wrapped),
+            "--import-token",
+            &token,
+            "--expiration-model",
+            "KEY_MATERIAL_DOES_NOT_EXPIRE",
+        ]);
+        c.ok(&["kms", "describe-key", "--key-id", &ext]);
+        c.ok(&["kms", "delete-imported-key-material", "--key-id", &ext]);
         c.ok(&["kms", "describe-key", "--key-id", &sym]);
         c.ok(&["kms", "list-keys"]);
         c.ok(&["kms", "create-alias", "--alias-name", "alias/model", "--target-key-id", &sym]);
@@ -373,6 +428,9 @@ fn outputs_and_errors_match_the_model() {
         c.ok(&["kms", "generate-data-key", "--key-id", &sym, "--key-spec", "AES_256"]);
         c.ok(&["kms", "generate-data-key-without-plaintext", "--key-id", &sym, "--number-of-bytes", "16"]);
         c.ok(&["kms", "generate-random", "--number-of-bytes", "32"]);
+        c.ok(&["kms", "generate-data-key-pair", "--key-id", &sym, "--key-pair-spec", "ECC_NIST_P256"]);
+        c.ok(&["kms", "generate-data-key-pair-without-plaintext", "--key-id", &sym, "--key-pair-spec", "RSA_2048"]);
+        c.fails(&["kms", "delete-imported-key-material", "--key-id", &sym], "UnsupportedOperationException");
         let msg = b64(b"to sign");
         for (key, alg) in [(&ec, "ECDSA_SHA_256"), (&rsa, "RSASSA_PSS_SHA_256")] {
             let sig = c.ok(&["kms", "sign", "--key-id", key, "--message", &msg, "--signing-algorithm", alg])
@@ -492,6 +550,23 @@ fn outputs_and_errors_match_the_model() {
         }
         assert!(c.problems.is_empty(), "{} differences from the model:\n{}", c.problems.len(), c.problems.join("\n"));
     });
+}
+
+/// The material wrapped with RSAES_OAEP_SHA_256 by openssl under the wrapping key of
+/// get-parameters-for-import, as AWS's import procedure does it.
+fn wrap_for_import(dir: &Path, params: &Value, material: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let der = base64::engine::general_purpose::STANDARD.decode(params["PublicKey"].as_str().unwrap()).unwrap();
+    std::fs::write(dir.join("wrapping.der"), der).unwrap();
+    std::fs::write(dir.join("material.bin"), material).unwrap();
+    let out = Command::new("openssl")
+        .args(["pkeyutl", "-encrypt", "-pubin", "-keyform", "DER", "-inkey", "wrapping.der", "-in", "material.bin"])
+        .args(["-pkeyopt", "rsa_padding_mode:oaep", "-pkeyopt", "rsa_oaep_md:sha256", "-pkeyopt", "rsa_mgf1_md:sha256"])
+        .current_dir(dir)
+        .output()
+        .expect("openssl is needed (scripts/deps.sh installs it)");
+    assert!(out.status.success(), "openssl pkeyutl: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
 }
 
 /// Output members of AWS's examples that we leave out, with why.

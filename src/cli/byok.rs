@@ -7,6 +7,7 @@ use clap::Args;
 use kmstoken::kms::import;
 use kmstoken::kms::lifecycle::{self as lc, KmsResult};
 use kmstoken::kms::{self, clock, KmsError};
+use kmstoken::vendor::CKA_KMSTOKEN_KEY_VERSION;
 use serde_json::{json, Value};
 
 #[derive(Args)]
@@ -79,13 +80,21 @@ pub(super) fn import_material(a: &Acting, args: ImportArgs) -> KmsResult<Value> 
     let token = blob_arg(&args.import_token)?;
     let material = blob_arg(&args.encrypted_key_material)?;
     import::import_material(&a.token, h, &token, &material, valid_to)?;
-    Ok(json!({ "KeyId": kms::arn(&*a.token.object_any(h)?) }))
+    material_result(a, h)
+}
+
+/// KeyId and KeyMaterialId (which names the material's version, not its bytes).
+fn material_result(a: &Acting, h: u64) -> KmsResult<Value> {
+    let obj = a.token.object_any(h)?;
+    let version = obj.ulong(CKA_KMSTOKEN_KEY_VERSION).unwrap_or(1);
+    Ok(json!({ "KeyId": kms::arn(&obj), "KeyMaterialId": lc::material_id(&kms::key_id(&obj), version) }))
 }
 
 pub(super) fn delete_material(a: &Acting, args: KeyArgs) -> KmsResult<Value> {
     let h = lc::resolve(&a.token, &args.key_id)?;
+    let deleted = material_result(a, h)?;
     import::delete_material(&a.token, h)?;
-    Ok(Value::Null)
+    Ok(deleted)
 }
 
 #[cfg(test)]
