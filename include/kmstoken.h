@@ -26,6 +26,7 @@
 #define CKA_KMSTOKEN_ON_DEMAND_ROTATIONS   0xCB4D000EUL /* CK_ULONG, on-demand rotations so far */
 #define CKA_KMSTOKEN_ARN                   0xCB4D000FUL /* UTF-8 arn:kmstoken:kms:local:<serial>:key/<id> */
 #define CKA_KMSTOKEN_CURRENT               0xCB4D0010UL /* CK_BBOOL: FALSE on an earlier version's read-only object */
+#define CKA_KMSTOKEN_KEY_POLICY            0xCB4D0020UL /* UTF-8 JSON key policy set by put-key-policy; absent: the default policy */
 
 /* Key states (values of CKA_KMSTOKEN_KEY_STATE). */
 #define KMSTOKEN_STATE_ENABLED          1UL

@@ -136,6 +136,7 @@ impl AuditLog {
                 json!({
                     "type": "TokenUser",
                     "principalId": e.principal,
+                    "arn": crate::kms::policy::principal_arn(token_serial, e.principal),
                     "tokenSerial": token_serial,
                     "processId": std::process::id(),
                     "processName": process_name(),

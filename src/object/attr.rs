@@ -180,6 +180,7 @@ pub static RULES: &[Rule] = &[
     r(CKA_KMSTOKEN_ON_DEMAND_ROTATIONS, Kind::Ulong, Scope::Key, READ_ONLY | KMS),
     r(CKA_KMSTOKEN_ARN, Kind::Bytes, Scope::Key, READ_ONLY | KMS),
     r(CKA_KMSTOKEN_CURRENT, Kind::Bool, Scope::Key, READ_ONLY | KMS),
+    r(CKA_KMSTOKEN_KEY_POLICY, Kind::Bytes, Scope::Key, READ_ONLY | KMS),
 ];
 
 /// CKA_VALUE means different things for data objects, secret keys, EC private keys (the
