@@ -4,7 +4,9 @@
 pub mod audit;
 pub mod import;
 pub mod kms;
+pub mod policy;
 pub mod sign;
+pub mod user;
 
 use cryptoki_sys::*;
 use kmstoken::config::Config;
@@ -29,6 +31,7 @@ pub fn describe(e: &Error) -> String {
         Error::PinLocked => "the PIN is locked after too many failed attempts".into(),
         Error::PinLenRange => "the PIN length is outside the configured bounds".into(),
         Error::UserPinNotInitialized => "the user PIN has not been set (kmstoken init-pin)".into(),
+        Error::UserTypeInvalid => "no such principal: use user, so or a named user (kmstoken user list)".into(),
         Error::SessionExists => "the token is in use by open sessions".into(),
         Error::SlotIdInvalid => "no such slot".into(),
         Error::Storage(m) => format!("keystore: {m}"),
