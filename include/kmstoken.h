@@ -30,6 +30,7 @@
 #define CKA_KMSTOKEN_VALID_TO              0xCB4D0020UL /* CK_ULONG, seconds since the epoch; 0 = does not expire; absent = no material */
 #define CKA_KMSTOKEN_MATERIAL_FINGERPRINT  0xCB4D0021UL /* keyed fingerprint of the first material imported (never readable) */
 #define CKA_KMSTOKEN_IMPORT_PARAMETERS     0xCB4D0022UL /* sealed wrapping key of the latest import parameters (never readable) */
+#define CKA_KMSTOKEN_KEY_POLICY            0xCB4D0011UL /* UTF-8 JSON key policy set by put-key-policy; absent: the default policy */
 
 /* Key states (values of CKA_KMSTOKEN_KEY_STATE). */
 #define KMSTOKEN_STATE_ENABLED          1UL

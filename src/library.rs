@@ -375,6 +375,33 @@ impl Library {
         }
         let r = token.login(role, pin);
         let who = if role == Role::So { "so" } else { "user" };
+        Self::logged_in(&token, role, who, r)
+    }
+
+    /// C_LoginUser: `name` is `user` or `so` (the same as C_Login), or a named user
+    /// (`alice` or `user/alice`) logging in with CKU_USER. A name the token does not know
+    /// is CKR_USER_TYPE_INVALID.
+    pub fn login_user(&self, h: CK_SESSION_HANDLE, user_type: CK_USER_TYPE, pin: &[u8], name: &[u8]) -> Result<()> {
+        match (user_type, name) {
+            (CKU_USER, b"user") | (CKU_SO, b"so") => return self.login(h, user_type, pin),
+            (CKU_USER, _) => {}
+            _ => return Err(Error::UserTypeInvalid),
+        }
+        let name = std::str::from_utf8(name).map_err(|_| Error::UserTypeInvalid)?;
+        let name = name.strip_prefix("user/").unwrap_or(name);
+        if !kms::policy::valid_user_name(name) {
+            return Err(Error::UserTypeInvalid);
+        }
+        let (token, _) = self.token_of(h)?;
+        if !pin_len_ok(&self.config, pin) && token.logged_in().is_none() {
+            return Err(Error::PinIncorrect);
+        }
+        let r = token.login_named(name, pin);
+        Self::logged_in(&token, Role::User, &format!("user/{name}"), r)
+    }
+
+    /// Audits a login attempt; after a user's login, runs what fell due meanwhile.
+    fn logged_in(token: &Token, role: Role, who: &str, r: Result<()>) -> Result<()> {
         let failure = r.as_ref().err().map(|e| ("AccessDeniedException", format!("{e:?}")));
         token.audit.append(
             &token.serial,
@@ -383,8 +410,8 @@ impl Library {
         r?;
         if role == Role::User {
             // Deletions and rotations that fell due while nobody could act on them.
-            kms::lifecycle::purge_due(&token).map_err(|e| e.to_error())?;
-            kms::lifecycle::rotate_all_due(&token)?;
+            kms::lifecycle::purge_due(token).map_err(|e| e.to_error())?;
+            kms::lifecycle::rotate_all_due(token)?;
         }
         Ok(())
     }
@@ -416,8 +443,57 @@ impl Library {
         if !pin_len_ok(&self.config, new) {
             return Err(Error::PinLenRange);
         }
+        if let Some(name) = token.principal().as_deref().and_then(|p| p.strip_prefix("user/")) {
+            return token.set_named_pin(name, old, new, &self.config);
+        }
         let role = if token.logged_in() == Some(Role::So) { Role::So } else { Role::User };
         token.set_pin(role, old, new, &self.config)
+    }
+
+    /// The SO creates a named user (principal `user/NAME`) with its own PIN; false when
+    /// the name is taken. Audited as CreateUser.
+    pub fn add_named_user(&self, h: CK_SESSION_HANDLE, name: &str, pin: &[u8]) -> Result<bool> {
+        let (token, rw) = self.token_of(h)?;
+        if token.logged_in() != Some(Role::So) {
+            return Err(Error::UserNotLoggedIn);
+        }
+        if !rw {
+            return Err(Error::SessionReadOnly);
+        }
+        if !kms::policy::valid_user_name(name) {
+            return Err(Error::ArgumentsBad);
+        }
+        if !pin_len_ok(&self.config, pin) {
+            return Err(Error::PinLenRange);
+        }
+        let added = token.add_named_user(name, pin, &self.config)?;
+        Self::audit_user_change(&token, "CreateUser", name, added)?;
+        Ok(added)
+    }
+
+    /// The SO removes a named user; false when there was none. Audited as DeleteUser.
+    pub fn delete_named_user(&self, h: CK_SESSION_HANDLE, name: &str) -> Result<bool> {
+        let (token, _) = self.token_of(h)?;
+        let deleted = token.delete_named_user(name)?;
+        Self::audit_user_change(&token, "DeleteUser", name, deleted)?;
+        Ok(deleted)
+    }
+
+    fn audit_user_change(token: &Token, event: &str, name: &str, done: bool) -> Result<()> {
+        let error = (!done).then(|| {
+            let code = if event == "CreateUser" { "EntityAlreadyExistsException" } else { "NoSuchEntityException" };
+            (code, format!("user/{name}"))
+        });
+        token.audit.append(
+            &token.serial,
+            &kms::audit::Event {
+                name: event,
+                principal: &kms::principal(token),
+                error,
+                details: Some(serde_json::json!({ "userName": format!("user/{name}") })),
+                ..Default::default()
+            },
+        )
     }
 
     // ---- objects ----
@@ -507,6 +583,9 @@ impl Library {
         if !src.bool(CKA_COPYABLE) {
             return Err(Error::ActionProhibited);
         }
+        // A copy of a KMS key is a new key with the same material and the default policy:
+        // as AWS's ReplicateKey, it needs kms:ReplicateKey on the source.
+        Self::permit(&token, &src, "ReplicateKey")?;
         let mut obj = (*src).clone();
         obj.attrs.remove(&CKA_UNIQUE_ID);
         obj.apply_changes(template, true, token.logged_in() == Some(Role::So))?;
@@ -523,6 +602,7 @@ impl Library {
             return Err(Error::ActionProhibited);
         }
         if kms::is_kms_key(&obj) {
+            Self::permit(&token, &obj, "ScheduleKeyDeletion")?;
             // A KMS key is not destroyed but scheduled for deletion (kms:ScheduleKeyDeletion):
             // its handle is gone at once, its material stays until the window ends.
             let days = token.kms.deletion_window_days;
@@ -531,14 +611,18 @@ impl Library {
         token.remove_object(handle)
     }
 
+    /// An object to read (C_GetAttributeValue): for a KMS key, kms:DescribeKey.
     pub fn object(&self, h: CK_SESSION_HANDLE, handle: u64) -> Result<Arc<Object>> {
         let (token, _) = self.token_of(h)?;
-        kms::import::expire_if_due(&token, handle, token.object(handle)?)
+        let obj = kms::import::expire_if_due(&token, handle, token.object(handle)?)?;
+        Self::permit(&token, &obj, "DescribeKey")?;
+        Ok(obj)
     }
 
     pub fn object_size(&self, h: CK_SESSION_HANDLE, handle: u64) -> Result<usize> {
         let (token, _) = self.token_of(h)?;
         let obj = token.object(handle)?;
+        Self::permit(&token, &obj, "DescribeKey")?;
         Ok(token.object_size(&obj))
     }
 
@@ -551,6 +635,9 @@ impl Library {
         if !obj.bool(CKA_MODIFIABLE) {
             return Err(Error::ActionProhibited);
         }
+        // Changing a KMS key's attributes (its label, ...) is the nearest thing to
+        // UpdateKeyDescription.
+        Self::permit(&token, &obj, "UpdateKeyDescription")?;
         let mut changed = (*obj).clone();
         changed.apply_changes(template, false, token.logged_in() == Some(Role::So))?;
         token.replace_object(handle, changed)
@@ -588,14 +675,41 @@ impl Library {
     /// Resolves a key for a mechanism and passes the KMS layer; the common start of every
     /// *Init function.
     fn key_for(session: &Session, key: u64, what: KeyUse, unit: &dyn Unit) -> Result<Arc<Object>> {
+        Self::key_for_in(session, key, what, unit, &kms::blob::Context::new())
+    }
+
+    /// `key_for` with the encryption context of a KMS mechanism, for the key policy.
+    fn key_for_in(
+        session: &Session,
+        key: u64,
+        what: KeyUse,
+        unit: &dyn Unit,
+        ctx: &kms::blob::Context,
+    ) -> Result<Arc<Object>> {
         let obj = session.token.object(key).map_err(|e| match e {
             Error::ObjectHandleInvalid => Error::KeyHandleInvalid,
             e => e,
         })?;
         let obj = kms::lifecycle::rotate_if_due(&session.token, key, obj)?;
         let obj = kms::import::expire_if_due(&session.token, key, obj)?;
-        kms::authorize(&session.token, &obj, what, unit)?;
+        kms::authorize_in(&session.token, &obj, what, unit, ctx)?;
         Ok(obj)
+    }
+
+    /// The encryption context a mechanism carries (the KMS mechanisms'; none for others).
+    fn mech_context(mech: &Mechanism) -> Result<kms::blob::Context> {
+        match mech.ty {
+            crate::vendor::CKM_KMSTOKEN_ENCRYPT | crate::vendor::CKM_KMSTOKEN_DECRYPT => {
+                crate::mech::kms::context(&mech.param)
+            }
+            _ => Ok(kms::blob::Context::new()),
+        }
+    }
+
+    /// The key policy check of a call that touches a KMS key without using it; a refusal
+    /// (audited by the KMS layer) is CKR_ACTION_PROHIBITED.
+    fn permit(token: &Token, obj: &Object, action: &str) -> Result<()> {
+        kms::permit(token, obj, action, &kms::blob::Context::new()).map_err(|_| Error::ActionProhibited)
     }
 
     /// The earlier versions of a rotated KMS key, newest first, for a mechanism that can
@@ -637,7 +751,7 @@ impl Library {
             return Ok(());
         }
         let what = if encrypt { KeyUse::Encrypt } else { KeyUse::Decrypt };
-        let obj = Self::key_for(&s, key, what, unit)?;
+        let obj = Self::key_for_in(&s, key, what, unit, &Self::mech_context(mech)?)?;
         let sk = Self::secret(&s.token, &obj)?;
         let op = if encrypt {
             unit.encrypt(&sk, &mech.param)?
@@ -948,7 +1062,8 @@ impl Library {
         let s = self.session(h)?;
         let s = s.lock();
         let unit = self.registry.lookup(mech.ty)?;
-        let wk = Self::key_for(&s, wrapping, KeyUse::Wrap, unit).map_err(|e| match e {
+        let ctx = Self::mech_context(mech)?;
+        let wk = Self::key_for_in(&s, wrapping, KeyUse::Wrap, unit, &ctx).map_err(|e| match e {
             Error::KeyHandleInvalid => Error::WrappingKeyHandleInvalid,
             Error::KeyTypeInconsistent => Error::WrappingKeyTypeInconsistent,
             e => e,
@@ -960,6 +1075,9 @@ impl Library {
         if target.class() != CKO_SECRET_KEY {
             return Err(Error::KeyNotWrappable);
         }
+        // Wrapping a KMS key takes its material out of the key's policy: as AWS's
+        // ReplicateKey (a copy of the material elsewhere), it needs kms:ReplicateKey.
+        Self::permit(&s.token, &target, "ReplicateKey")?;
         if !target.bool(CKA_EXTRACTABLE) {
             return Err(Error::KeyUnextractable);
         }
@@ -1080,7 +1198,7 @@ impl Library {
         let s = self.session(h)?;
         let s = s.lock();
         let unit = self.registry.lookup(crate::vendor::CKM_KMSTOKEN_ENCRYPT)?;
-        let obj = Self::key_for(&s, key, KeyUse::Encrypt, unit)?;
+        let obj = Self::key_for_in(&s, key, KeyUse::Encrypt, unit, ctx)?;
         let (id, version) = (kms::key_id(&obj), obj.ulong(crate::vendor::CKA_KMSTOKEN_KEY_VERSION).unwrap_or(1));
         let id = uuid::Uuid::parse_str(&id).map_err(|_| Error::KeyTypeInconsistent)?;
         kms::blob::seal(&id, version as u32, s.token.usable_value(&obj)?, ctx, plaintext)

@@ -89,6 +89,9 @@ enum Command {
     /// Check or read the audit trail.
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
+    /// Named users (principals user/NAME of key policies), managed by the SO.
+    #[command(subcommand)]
+    User(cli::user::UserCommand),
     /// Change the user PIN (or, with --so, the SO PIN).
     SetPin {
         #[arg(long)]
@@ -133,6 +136,7 @@ fn run(cli: Cli) -> Result<Value, Failure> {
         Command::Kms(args) => return cli::kms::run(args),
         Command::Audit(cmd) => return cli::audit::run(cmd),
         Command::Import(args) => return cli::import::run(args),
+        Command::User(cmd) => return cli::user::run(cmd),
         other => other,
     };
     let lib = open()?;
@@ -192,7 +196,9 @@ fn run(cli: Cli) -> Result<Value, Failure> {
             })?;
             Ok(token_json(&lib, t.slot_id))
         }
-        Command::Kms(_) | Command::Audit(_) | Command::Import(_) => unreachable!("dispatched above"),
+        Command::Kms(_) | Command::Audit(_) | Command::Import(_) | Command::User(_) => {
+            unreachable!("dispatched above")
+        }
         Command::SetPin { token, so, pin, new_pin } => {
             let t = pick(&lib, token, None)?;
             let (user, env) = if so { (CKU_SO, "KMSTOKEN_SO_PIN") } else { (CKU_USER, "KMSTOKEN_PIN") };

@@ -8,7 +8,7 @@ use crate::kms::audit::AuditLog;
 use crate::object::{ck_ulong, Object};
 use crate::seal::{index_hash, role_aad, KdfParams, MasterKey};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Change, IndexEntry, Role, Store, StoredAttr, StoredObject, TokenRecord};
+use crate::store::{Change, IndexEntry, NamedUser, Role, Store, StoredAttr, StoredObject, TokenRecord};
 use crate::vendor::{CKA_KMSTOKEN_KEY_ID, CKA_KMSTOKEN_KEY_STATE, CKA_KMSTOKEN_ROTATION_ENABLED};
 use cryptoki_sys::*;
 use parking_lot::{Mutex, RwLock};
@@ -47,6 +47,9 @@ pub fn pending_deletion_entry() -> IndexEntry {
 #[derive(Default)]
 struct Login {
     role: Option<Role>,
+    /// The principal: `so`, `user`, or `user/NAME` for a named user (who holds the
+    /// user role: same objects, its own key-policy rights).
+    principal: Option<Arc<str>>,
     mk: Option<MasterKey>,
     index_key: Option<Zeroizing<Vec<u8>>>,
 }
@@ -181,6 +184,11 @@ impl Token {
         self.login.read().role
     }
 
+    /// Who is logged in: `so`, `user` or `user/NAME`.
+    pub fn principal(&self) -> Option<Arc<str>> {
+        self.login.read().principal.clone()
+    }
+
     fn user_logged_in(&self) -> bool {
         self.logged_in() == Some(Role::User)
     }
@@ -220,13 +228,96 @@ impl Token {
             return Err(if have == role { Error::UserAlreadyLoggedIn } else { Error::UserAnotherAlreadyLoggedIn });
         }
         let mk = self.verify_pin(role, pin)?;
+        self.logged_in_as(role, role_name(role).into(), mk);
+        Ok(())
+    }
+
+    fn logged_in_as(&self, role: Role, principal: Arc<str>, mk: MasterKey) {
         let mut l = self.login.write();
         l.index_key = Some(mk.index_key());
         l.mk = Some(mk);
         l.role = Some(role);
+        l.principal = Some(principal);
         drop(l);
         self.cache.lock().objects.clear();
+    }
+
+    // ---- named users ----
+
+    /// The wrap's associated data names the principal, so that one user's wrap cannot
+    /// stand in for another's.
+    fn named_aad(&self, name: &str) -> Vec<u8> {
+        role_aad(&self.serial, &format!("user/{name}"))
+    }
+
+    /// Checks a named user's PIN, counting failures on disk as for the user PIN. An
+    /// unknown name is CKR_USER_TYPE_INVALID (C_LoginUser names no user the token has).
+    pub fn verify_named_pin(&self, name: &str, pin: &[u8]) -> Result<MasterKey> {
+        let user = self.store.named_user(name)?.ok_or(Error::UserTypeInvalid)?;
+        if user.failed >= self.max_failed {
+            return Err(Error::PinLocked);
+        }
+        match MasterKey::unwrap(&user.wrap, pin, &self.named_aad(name)) {
+            Ok(mk) => {
+                self.store.named_login_succeeded(name)?;
+                Ok(mk)
+            }
+            Err(Error::PinIncorrect) => {
+                let n = self.store.named_login_failed(name)?;
+                log::warn!("token {}: wrong PIN of user/{name} ({n} of {} tries used)", self.serial, self.max_failed);
+                Err(Error::PinIncorrect)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// C_LoginUser(CKU_USER, pin, name): a named user logs in with the user role.
+    pub fn login_named(&self, name: &str, pin: &[u8]) -> Result<()> {
+        if let Some(have) = self.logged_in() {
+            return Err(if have == Role::User {
+                Error::UserAlreadyLoggedIn
+            } else {
+                Error::UserAnotherAlreadyLoggedIn
+            });
+        }
+        let mk = self.verify_named_pin(name, pin)?;
+        self.logged_in_as(Role::User, format!("user/{name}").into(), mk);
         Ok(())
+    }
+
+    /// The SO creates a named user with its own PIN over the same master key; false when
+    /// the name is taken.
+    pub fn add_named_user(&self, name: &str, pin: &[u8], config: &Config) -> Result<bool> {
+        let l = self.login.read();
+        if l.role != Some(Role::So) {
+            return Err(Error::UserNotLoggedIn);
+        }
+        let mk = l.mk.as_ref().ok_or(Error::UserNotLoggedIn)?;
+        let wrap = mk.wrap(pin, kdf(config), &self.named_aad(name))?;
+        self.store.add_named_user(&NamedUser { name: name.to_string(), wrap, failed: 0, created: now_secs() })
+    }
+
+    /// C_SetPIN by a named user: its own PIN, proving the old one.
+    pub fn set_named_pin(&self, name: &str, old: &[u8], new: &[u8], config: &Config) -> Result<()> {
+        let mk = self.verify_named_pin(name, old)?;
+        let wrap = mk.wrap(new, kdf(config), &self.named_aad(name))?;
+        if !self.store.set_named_wrap(name, &wrap)? {
+            return Err(Error::UserTypeInvalid);
+        }
+        Ok(())
+    }
+
+    /// The SO removes a named user; false when there was none.
+    pub fn delete_named_user(&self, name: &str) -> Result<bool> {
+        if self.logged_in() != Some(Role::So) {
+            return Err(Error::UserNotLoggedIn);
+        }
+        self.store.delete_named_user(name)
+    }
+
+    /// The named users: (name, failed logins, created).
+    pub fn named_users(&self) -> Result<Vec<(String, u32, i64)>> {
+        Ok(self.store.named_users()?.into_iter().map(|u| (u.name, u.failed, u.created)).collect())
     }
 
     pub fn logout(&self) -> Result<()> {
@@ -337,7 +428,10 @@ impl Token {
         let Some(stored) = self.store.load(id)? else {
             return Ok(None);
         };
-        if stored.private && !self.user_logged_in() {
+        // Any login that holds the master key may load a private object (the KMS layer
+        // serves key administrators, the SO, through `object_any`); `object`, the PKCS#11
+        // view, still hides private objects from all but the user.
+        if stored.private && self.login.read().mk.is_none() {
             return Ok(None);
         }
         let obj = Arc::new(self.unseal(stored)?);

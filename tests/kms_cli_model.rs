@@ -428,6 +428,16 @@ fn outputs_and_errors_match_the_model() {
         c.ok(&["kms", "generate-data-key", "--key-id", &sym, "--key-spec", "AES_256"]);
         c.ok(&["kms", "generate-data-key-without-plaintext", "--key-id", &sym, "--number-of-bytes", "16"]);
         c.ok(&["kms", "generate-random", "--number-of-bytes", "32"]);
+        let policy = c.ok(&["kms", "get-key-policy", "--key-id", &sym, "--policy-name", "default"])["Policy"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        c.ok(&["kms", "list-key-policies", "--key-id", &sym]);
+        c.ok(&["kms", "put-key-policy", "--key-id", &sym, "--policy-name", "default", "--policy", &policy]);
+        c.fails(
+            &["kms", "put-key-policy", "--key-id", &sym, "--policy-name", "default", "--policy", "{\"Statement\": 1}"],
+            "MalformedPolicyDocumentException",
+        );
         c.ok(&["kms", "generate-data-key-pair", "--key-id", &sym, "--key-pair-spec", "ECC_NIST_P256"]);
         c.ok(&["kms", "generate-data-key-pair-without-plaintext", "--key-id", &sym, "--key-pair-spec", "RSA_2048"]);
         c.fails(&["kms", "delete-imported-key-material", "--key-id", &sym], "UnsupportedOperationException");

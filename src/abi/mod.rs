@@ -642,13 +642,7 @@ v3 {
         }
     }
     fn C_LoginUser(h: H, user: CK_USER_TYPE, pin: Bytes, pin_len: CK_ULONG, name: Bytes, name_len: CK_ULONG) {
-        let lib = lib()?;
-        let name = input(name, name_len)?;
-        // Named principals come with key policies; until then the one user is "user".
-        match (user, name) {
-            (CKU_USER, b"user") | (CKU_SO, b"so") => lib.login(h, user, input(pin, pin_len)?),
-            _ => Err(Error::UserTypeInvalid),
-        }
+        lib()?.login_user(h, user, input(pin, pin_len)?, input(name, name_len)?)
     }
     fn C_SessionCancel(h: H, flags: CK_FLAGS) {
         let lib = lib()?;

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 #[derive(Args)]
 pub struct ParametersArgs {
     #[arg(long)]
-    key_id: String,
+    pub(super) key_id: String,
     /// RSAES_OAEP_SHA_256, RSAES_OAEP_SHA_1, RSA_AES_KEY_WRAP_SHA_256 or RSA_AES_KEY_WRAP_SHA_1.
     #[arg(long)]
     wrapping_algorithm: String,
@@ -25,7 +25,7 @@ pub struct ParametersArgs {
 #[derive(Args)]
 pub struct ImportArgs {
     #[arg(long)]
-    key_id: String,
+    pub(super) key_id: String,
     /// fileb://FILE: the material wrapped with the public key of get-parameters-for-import.
     #[arg(long)]
     encrypted_key_material: String,
@@ -44,7 +44,7 @@ pub struct ImportArgs {
 #[derive(Args)]
 pub struct KeyArgs {
     #[arg(long)]
-    key_id: String,
+    pub(super) key_id: String,
 }
 
 /// A timestamp as the aws CLI takes one: seconds since the epoch, or ISO 8601 in UTC.

@@ -15,14 +15,14 @@ use serde_json::{json, Value};
 pub struct DataKeyPairArgs {
     /// The symmetric encryption KMS key that seals the private key.
     #[arg(long)]
-    key_id: String,
+    pub(super) key_id: String,
     /// RSA_2048, RSA_3072, RSA_4096, ECC_NIST_P256, ECC_NIST_P384, ECC_NIST_P521 or
     /// ECC_SECG_P256K1.
     #[arg(long)]
     key_pair_spec: String,
     /// k=v,k2=v2 or JSON: needed again to decrypt the private key.
     #[arg(long)]
-    encryption_context: Option<String>,
+    pub(super) encryption_context: Option<String>,
 }
 
 fn pair_spec(name: &str) -> KmsResult<PairSpec> {

@@ -20,7 +20,8 @@ pub struct Login {
     /// Label of the token (else KMSTOKEN_TOKEN, else the only token).
     #[arg(long, global = true)]
     token: Option<String>,
-    /// `user` (key users; default) or `so` (key administrators).
+    /// `user` (default), `so` (key administrators) or a named user (`user/NAME` or
+    /// `NAME`, see `kmstoken user`).
     #[arg(long, global = true, default_value = "user")]
     principal: String,
     /// The principal's PIN (else KMSTOKEN_PIN, or KMSTOKEN_SO_PIN for `so`).
@@ -285,6 +286,29 @@ pub enum KmsCommand {
         #[arg(long)]
         mac_algorithm: String,
     },
+    /// Show a key's policy (the JSON document) by its name, `default`.
+    GetKeyPolicy {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long, default_value = "default")]
+        policy_name: String,
+    },
+    /// Replace the key policy (JSON text or file://PATH).
+    PutKeyPolicy {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        policy: String,
+        #[arg(long, default_value = "default")]
+        policy_name: String,
+        #[arg(long)]
+        bypass_policy_lockout_safety_check: bool,
+    },
+    /// List the names of a key's policies (always `default`).
+    ListKeyPolicies {
+        #[arg(long)]
+        key_id: String,
+    },
 }
 
 impl KmsCommand {
@@ -328,6 +352,62 @@ impl KmsCommand {
             GetPublicKey { .. } => "GetPublicKey",
             GenerateMac { .. } => "GenerateMac",
             VerifyMac { .. } => "VerifyMac",
+            GetKeyPolicy { .. } => "GetKeyPolicy",
+            PutKeyPolicy { .. } => "PutKeyPolicy",
+            ListKeyPolicies { .. } => "ListKeyPolicies",
+        }
+    }
+
+    /// The encryption context argument of a command that has one (for the key policy's
+    /// conditions).
+    fn encryption_context(&self) -> Option<&str> {
+        use KmsCommand::*;
+        match self {
+            Encrypt { encryption_context, .. } | Decrypt { encryption_context, .. } => encryption_context.as_deref(),
+            GenerateDataKey(args) | GenerateDataKeyWithoutPlaintext(args) => args.encryption_context.as_deref(),
+            GenerateDataKeyPair(args) | GenerateDataKeyPairWithoutPlaintext(args) => args.encryption_context.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The key a command acts on, whose key policy is checked with the command's action
+    /// before it runs (see `policy::gate`); None for commands without a key, and where the
+    /// library alone checks (decrypt without --key-id, re-encrypt).
+    fn gated_key(&self) -> Option<&str> {
+        use KmsCommand::*;
+        match self {
+            DescribeKey { key_id }
+            | EnableKey { key_id }
+            | DisableKey { key_id }
+            | ScheduleKeyDeletion { key_id, .. }
+            | CancelKeyDeletion { key_id }
+            | EnableKeyRotation { key_id, .. }
+            | DisableKeyRotation { key_id }
+            | GetKeyRotationStatus { key_id }
+            | RotateKeyOnDemand { key_id }
+            | ListKeyRotations { key_id }
+            | TagResource { key_id, .. }
+            | UntagResource { key_id, .. }
+            | ListResourceTags { key_id }
+            | UpdateKeyDescription { key_id, .. }
+            | GetPublicKey { key_id }
+            | GetKeyPolicy { key_id, .. }
+            | PutKeyPolicy { key_id, .. }
+            | ListKeyPolicies { key_id } => Some(key_id),
+            CreateAlias { target_key_id, .. } | UpdateAlias { target_key_id, .. } => Some(target_key_id),
+            DeleteAlias { alias_name } => Some(alias_name),
+            Encrypt { key_id, .. }
+            | Sign { key_id, .. }
+            | Verify { key_id, .. }
+            | GenerateMac { key_id, .. }
+            | VerifyMac { key_id, .. } => Some(key_id),
+            GenerateDataKey(args) | GenerateDataKeyWithoutPlaintext(args) => Some(&args.key_id),
+            GenerateDataKeyPair(args) | GenerateDataKeyPairWithoutPlaintext(args) => Some(&args.key_id),
+            GetParametersForImport(args) => Some(&args.key_id),
+            ImportKeyMaterial(args) => Some(&args.key_id),
+            DeleteImportedKeyMaterial(args) => Some(&args.key_id),
+            Decrypt { key_id, .. } => key_id.as_deref(),
+            CreateKey { .. } | ListKeys | ListAliases { .. } | GenerateRandom { .. } | ReEncrypt { .. } => None,
         }
     }
 }
@@ -348,14 +428,14 @@ impl Drop for Acting<'_> {
 fn act<'a>(lib: &'a Library, login: &Login) -> Result<Acting<'a>, Failure> {
     let token = pick(lib, login.token.clone(), None)?;
     let (user, env) = match login.principal.as_str() {
-        "user" => (CKU_USER, "KMSTOKEN_PIN"),
         "so" => (CKU_SO, "KMSTOKEN_SO_PIN"),
-        other => return Err(Failure(format!("unknown principal {other:?}: use user or so"))),
+        // `user`, or a named user (C_LoginUser with its name).
+        _ => (CKU_USER, "KMSTOKEN_PIN"),
     };
-    let pin = secret(login.pin.clone(), env, "PIN: ")?;
+    let pin = zeroize::Zeroizing::new(secret(login.pin.clone(), env, "PIN: ")?);
     let session = lib.open_session(token.slot_id, CKF_SERIAL_SESSION | CKF_RW_SESSION)?;
     let acting = Acting { lib, token, session };
-    lib.login(session, user, pin.as_bytes())?;
+    lib.login_user(session, user, pin.as_bytes(), login.principal.as_bytes())?;
     Ok(acting)
 }
 
@@ -364,7 +444,9 @@ pub fn run(args: KmsArgs) -> Result<Value, Failure> {
     let op = args.command.operation();
     let lib = open()?;
     let a = act(&lib, &args.login)?;
-    execute(&a, args.command)
+    parse_context(args.command.encryption_context())
+        .and_then(|ctx| super::policy::gate(&a.token, args.command.gated_key(), op, &ctx))
+        .and_then(|()| execute(&a, args.command))
         .map_err(|e| Failure(format!("An error occurred ({}) when calling the {op} operation: {}", e.code, e.message)))
 }
 
@@ -637,6 +719,11 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
                 Err(e) => return Err(explain(a, e)),
             }
         }
+        GetKeyPolicy { key_id, policy_name } => super::policy::get(t, &key_id, &policy_name)?,
+        PutKeyPolicy { key_id, policy, policy_name, bypass_policy_lockout_safety_check } => {
+            super::policy::put(t, &key_id, &policy, &policy_name, bypass_policy_lockout_safety_check)?
+        }
+        ListKeyPolicies { key_id } => super::policy::list(t, &key_id)?,
     })
 }
 
@@ -672,6 +759,7 @@ fn explain(a: &Acting, e: kmstoken::error::Error) -> KmsError {
                     let code: &'static str = match code {
                         "DisabledException" => "DisabledException",
                         "KMSInvalidStateException" => "KMSInvalidStateException",
+                        "AccessDeniedException" => "AccessDeniedException",
                         _ => "InvalidKeyUsageException",
                     };
                     return KmsError::new(code, msg);

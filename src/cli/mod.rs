@@ -8,7 +8,9 @@ pub mod import;
 pub mod input;
 pub mod kms;
 pub mod output;
+pub mod policy;
 pub mod sign;
+pub mod user;
 
 use cryptoki_sys::*;
 use kmstoken::config::Config;
@@ -33,6 +35,7 @@ pub fn describe(e: &Error) -> String {
         Error::PinLocked => "the PIN is locked after too many failed attempts".into(),
         Error::PinLenRange => "the PIN length is outside the configured bounds".into(),
         Error::UserPinNotInitialized => "the user PIN has not been set (kmstoken init-pin)".into(),
+        Error::UserTypeInvalid => "no such principal: use user, so or a named user (kmstoken user list)".into(),
         Error::SessionExists => "the token is in use by open sessions".into(),
         Error::SlotIdInvalid => "no such slot".into(),
         Error::Storage(m) => format!("keystore: {m}"),

@@ -207,6 +207,7 @@ impl AuditLog {
         } else {
             r.str("type", "TokenUser");
             r.str("principalId", e.principal);
+            r.str("arn", &crate::kms::policy::principal_arn(token_serial, e.principal));
             r.str("tokenSerial", token_serial);
             r.raw("processId", &self.pid.to_string());
             r.str("processName", process_name());

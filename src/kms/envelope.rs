@@ -3,7 +3,7 @@
 //! command line's decrypt and re-encrypt.
 
 use super::blob::{self, Context};
-use super::{authorize, key_id, KeyUse};
+use super::{authorize_in, key_id, KeyUse};
 use crate::error::{Error, Result};
 use crate::mech::{CipherOp, Unit};
 use crate::object::Object;
@@ -40,7 +40,7 @@ pub fn open(
     }
     let (h, obj) = found.ok_or(Error::EncryptedDataInvalid)?;
     let obj = super::import::expire_if_due(token, h, obj)?;
-    authorize(token, &obj, KeyUse::Decrypt, unit)?;
+    authorize_in(token, &obj, KeyUse::Decrypt, unit, ctx)?;
     let key = obj.get_raw(CKA_VALUE).ok_or(Error::UserNotLoggedIn)?;
     let plain = blob::open(key, ctx, data)?;
     Ok((plain, obj))

@@ -118,7 +118,7 @@ pub fn audit(
         &token.serial,
         &Event {
             name,
-            principal: principal(token),
+            principal: &principal(token),
             key_id: id.as_deref(),
             key_arn: obj.map(arn),
             key_version: obj.and_then(|o| o.ulong(CKA_KMSTOKEN_KEY_VERSION)),
@@ -131,7 +131,12 @@ pub fn audit(
 }
 
 /// Runs a management operation and records it, success or failure.
-fn audited<T>(token: &Token, name: &str, handle: u64, op: impl FnOnce(&Object) -> KmsResult<T>) -> KmsResult<T> {
+pub(crate) fn audited<T>(
+    token: &Token,
+    name: &str,
+    handle: u64,
+    op: impl FnOnce(&Object) -> KmsResult<T>,
+) -> KmsResult<T> {
     let obj = token.object_any(handle)?;
     let r = op(&obj);
     let after = token.object_any(handle).unwrap_or(obj);
@@ -197,7 +202,7 @@ pub fn keys(token: &Token) -> KmsResult<Vec<(u64, Arc<Object>)>> {
 }
 
 /// Changes KMS attributes on every object of the key (current, versions, public key).
-fn set_on_all(token: &Token, obj: &Object, changes: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> KmsResult<()> {
+pub(crate) fn set_on_all(token: &Token, obj: &Object, changes: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> KmsResult<()> {
     let mut updates = Vec::new();
     for h in token.objects_of_key(&key_id(obj))? {
         let mut o = (*token.object_any(h)?).clone();

@@ -1,7 +1,9 @@
 //! The KMS layer. Every use of a key passes `authorize` before a mechanism runs: the
 //! PKCS#11 usage rules (class, type, CKA_ENCRYPT and friends, CKA_ALLOWED_MECHANISMS),
-//! then, for a token key, its KMS state, its one usage and its material's expiry; the
-//! outcome is written to the audit trail before the mechanism may start. The lifecycle
+//! then, for a token key, its key policy (see `policy`), its KMS state, its one usage and
+//! its material's expiry; the outcome is written to the audit trail before the mechanism
+//! may start. Calls that touch a key without using it (reading or changing attributes,
+//! destroying) pass `permit`, which checks the key policy alone. The lifecycle
 //! operations (enable, disable, deletion, rotation, aliases, tags) live here too, shared
 //! by the PKCS#11 functions and the command line.
 
@@ -10,17 +12,21 @@ pub mod blob;
 pub mod clock;
 pub mod envelope;
 pub mod import;
+pub mod key_policy;
 pub mod lifecycle;
 pub mod meta;
+pub mod policy;
 
 use crate::error::{Error, Result};
 use crate::mech::Unit;
 use crate::object::Object;
-use crate::store::Role;
 use crate::token::Token;
 use crate::vendor::*;
+use blob::Context;
 use cryptoki_sys::*;
 use meta::{KeyState, KeyUsage};
+use policy::{Decision, Policy, Request};
+use std::sync::Arc;
 
 /// What a caller wants to do with a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,13 +144,95 @@ pub fn usage(obj: &Object) -> Option<KeyUsage> {
     KeyUsage::parse(&text(obj, CKA_KMSTOKEN_KEY_USAGE))
 }
 
-/// The principal name of whoever is logged in on `token`.
-pub fn principal(token: &Token) -> &'static str {
-    match token.logged_in() {
-        Some(Role::So) => "so",
-        Some(Role::User) => "user",
-        None => "public",
+/// The principal name of whoever is logged in on `token`: `so`, `user`, `user/NAME`, or
+/// `public` before login.
+pub fn principal(token: &Token) -> Arc<str> {
+    token.principal().unwrap_or_else(|| Arc::from("public"))
+}
+
+fn raw_text(obj: &Object, ty: CK_ATTRIBUTE_TYPE) -> &str {
+    std::str::from_utf8(obj.get_raw(ty).unwrap_or_default()).unwrap_or_default()
+}
+
+/// The key policy of `key`: the one put-key-policy stored, parsed once per cached object,
+/// else the default policy of its kind. A stored document that no longer reads allows
+/// nothing (put-key-policy checked it, so only a damaged keystore gets there).
+pub fn key_policy(token: &Token, key: &Object) -> Arc<Policy> {
+    match key.get_raw(CKA_KMSTOKEN_KEY_POLICY) {
+        Some(text) => key.kms_prepared(|| {
+            let parsed = std::str::from_utf8(text)
+                .map_err(|_| KmsError::new(policy::MALFORMED, "not UTF-8"))
+                .and_then(|t| policy::parse(t, &token.serial));
+            parsed.unwrap_or_else(|e| {
+                log::error!("key {}: stored key policy unreadable ({}); denying all", key_id(key), e.message);
+                Policy::deny_all()
+            })
+        }),
+        None => policy::default_policy(raw_text(key, CKA_KMSTOKEN_KEY_USAGE), raw_text(key, CKA_KMSTOKEN_KEY_SPEC)),
     }
+}
+
+/// AccessDeniedException in the words of AWS.
+pub fn access_denied(token: &Token, who: &str, action: &str, key_arn: &str, explicit: bool) -> KmsError {
+    let why = if explicit {
+        "with an explicit deny in a resource-based policy".to_string()
+    } else {
+        format!("because no resource-based policy allows the kms:{action} action")
+    };
+    KmsError::new(
+        "AccessDeniedException",
+        format!(
+            "User: {} is not authorized to perform: kms:{action} on resource: {key_arn} {why}",
+            policy::principal_arn(&token.serial, who)
+        ),
+    )
+}
+
+/// The key policy's verdict on `action` (without `kms:`) by the principal logged in.
+pub fn policy_verdict(
+    token: &Token,
+    key: &Object,
+    action: &str,
+    context: &Context,
+) -> std::result::Result<(), KmsError> {
+    let who = principal(token);
+    let resource = raw_text(key, CKA_KMSTOKEN_ARN);
+    let request = Request { principal: &who, action, resource, context };
+    match key_policy(token, key).decide(&request) {
+        Decision::Allow => Ok(()),
+        d => Err(access_denied(token, &who, action, resource, d == Decision::ExplicitDeny)),
+    }
+}
+
+/// Checks a call that touches KMS key `key` without using it (C_GetAttributeValue is
+/// kms:DescribeKey, C_DestroyObject kms:ScheduleKeyDeletion, ...) against its key policy.
+/// A refusal is audited and returned as `Err` of the AWS error; objects that are not KMS
+/// keys pass.
+pub fn permit(token: &Token, key: &Object, action: &str, context: &Context) -> std::result::Result<(), KmsError> {
+    if !is_kms_key(key) {
+        return Ok(());
+    }
+    let verdict = policy_verdict(token, key, action, context);
+    if let Err(e) = &verdict {
+        let key_id = key_id(key);
+        let recorded = token.audit.append(
+            &token.serial,
+            &audit::Event {
+                name: action,
+                principal: &principal(token),
+                key_id: Some(&key_id),
+                key_arn: Some(arn(key)),
+                encryption_context_keys: context.keys().cloned().collect(),
+                error: Some((e.code, e.message.clone())),
+                read_only: true,
+                ..Default::default()
+            },
+        );
+        if let Err(a) = recorded {
+            log::error!("key {key_id}: audit record of a denial not written: {a}");
+        }
+    }
+    verdict
 }
 
 /// The PKCS#11 rules for using `key` with `unit`.
@@ -219,25 +307,34 @@ fn material_expired(key: &Object) -> bool {
 /// decision in the audit trail when `key` is a KMS key. If the record cannot be written,
 /// the use is refused.
 pub fn authorize(token: &Token, key: &Object, what: KeyUse, unit: &dyn Unit) -> Result<()> {
+    authorize_in(token, key, what, unit, &Context::new())
+}
+
+/// `authorize` for a use that carries an encryption context (the KMS mechanisms), which
+/// the key policy's conditions may look at.
+pub fn authorize_in(token: &Token, key: &Object, what: KeyUse, unit: &dyn Unit, context: &Context) -> Result<()> {
     let pkcs11 = pkcs11_rules(key, what, unit);
     if !is_kms_key(key) {
         return pkcs11;
     }
+    let key_type = key.key_type().unwrap_or(CKK_GENERIC_SECRET);
+    // As in AWS, the key policy is asked first: a principal it refuses learns nothing of
+    // the key's state.
     let verdict = match &pkcs11 {
-        Ok(()) => kms_rules(key, what),
+        Ok(()) => policy_verdict(token, key, what.action(key_type), context).and_then(|()| kms_rules(key, what)),
         Err(e) => Err(KmsError::new("InvalidKeyUsageException", format!("{e:?}"))),
     };
-    let key_type = key.key_type().unwrap_or(CKK_GENERIC_SECRET);
     let key_id = key_id(key);
     let recorded = token.audit.append(
         &token.serial,
         &audit::Event {
             name: what.action(key_type),
-            principal: principal(token),
+            principal: &principal(token),
             key_id: Some(&key_id),
             key_arn: Some(arn(key)),
             key_version: key.ulong(CKA_KMSTOKEN_KEY_VERSION),
             mechanism: Some(unit.ty()),
+            encryption_context_keys: context.keys().cloned().collect(),
             error: verdict.as_ref().err().map(|e| (e.code, e.message.clone())),
             read_only: true,
             ..Default::default()

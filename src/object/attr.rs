@@ -185,6 +185,7 @@ pub static RULES: &[Rule] = &[
     r(CKA_KMSTOKEN_VALID_TO, Kind::Ulong, Scope::Key, READ_ONLY | KMS),
     r(CKA_KMSTOKEN_MATERIAL_FINGERPRINT, Kind::Bytes, Scope::Secret, READ_ONLY | NEVER_READ | SECRET),
     r(CKA_KMSTOKEN_IMPORT_PARAMETERS, Kind::Bytes, Scope::Secret, READ_ONLY | NEVER_READ | SECRET),
+    r(CKA_KMSTOKEN_KEY_POLICY, Kind::Bytes, Scope::Key, READ_ONLY | KMS),
 ];
 
 /// CKA_VALUE means different things for data objects, secret keys, EC private keys (the

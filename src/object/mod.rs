@@ -24,11 +24,14 @@ pub struct Object {
     /// Something costly derived from the attributes (a parsed key), made on first use and
     /// kept as long as the object is cached; a changed or copied object starts without.
     prepared: OnceLock<Arc<dyn Any + Send + Sync>>,
+    /// The same for the KMS layer (a parsed key policy), apart from `prepared` because
+    /// one asymmetric key needs both.
+    kms_prepared: OnceLock<Arc<dyn Any + Send + Sync>>,
 }
 
 impl Clone for Object {
     fn clone(&self) -> Self {
-        Object { attrs: self.attrs.clone(), prepared: OnceLock::new() }
+        Object { attrs: self.attrs.clone(), prepared: OnceLock::new(), kms_prepared: OnceLock::new() }
     }
 }
 
@@ -88,6 +91,16 @@ impl Object {
         let t = Arc::new(make()?);
         let _ = self.prepared.set(t.clone());
         Ok(t)
+    }
+
+    /// `prepared` for the KMS layer (see the field).
+    pub fn kms_prepared<T: Any + Send + Sync>(&self, make: impl FnOnce() -> T) -> Arc<T> {
+        if let Some(t) = self.kms_prepared.get().and_then(|p| p.clone().downcast::<T>().ok()) {
+            return t;
+        }
+        let t = Arc::new(make());
+        let _ = self.kms_prepared.set(t.clone());
+        t
     }
 
     pub fn get_raw(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {

@@ -29,6 +29,18 @@ pub struct TokenRecord {
     pub created: i64,
 }
 
+/// A named user: a principal `user/NAME` that the SO created, with its own PIN wrap of
+/// the master key and its own failed-login counter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedUser {
+    pub name: String,
+    /// The master key wrapped under this user's PIN (format of `seal::PinWrap`).
+    pub wrap: Vec<u8>,
+    pub failed: u32,
+    /// Seconds since the epoch.
+    pub created: i64,
+}
+
 /// One attribute as stored: in clear, or sealed under the token master key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredAttr {
@@ -79,6 +91,19 @@ pub trait Store: Send + Sync {
     /// Counts one failed login of `role` and returns the new count.
     fn login_failed(&self, role: Role) -> Result<u32>;
     fn login_succeeded(&self, role: Role) -> Result<()>;
+
+    /// Named users, by name.
+    fn named_users(&self) -> Result<Vec<NamedUser>>;
+    fn named_user(&self, name: &str) -> Result<Option<NamedUser>>;
+    /// Adds a named user; false when the name is taken.
+    fn add_named_user(&self, user: &NamedUser) -> Result<bool>;
+    /// Replaces a named user's PIN wrap and clears its counter; false when there is none.
+    fn set_named_wrap(&self, name: &str, wrap: &[u8]) -> Result<bool>;
+    /// Removes a named user; false when there was none.
+    fn delete_named_user(&self, name: &str) -> Result<bool>;
+    /// Counts one failed login of a named user and returns the new count.
+    fn named_login_failed(&self, name: &str) -> Result<u32>;
+    fn named_login_succeeded(&self, name: &str) -> Result<()>;
 
     /// Applies the changes in one durable transaction (all or none); returns the ids of
     /// the inserted objects. Updating or deleting an object that is not there is

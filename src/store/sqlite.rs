@@ -2,7 +2,7 @@
 //! durable when it returns, a busy timeout so that processes sharing a token wait for each
 //! other instead of failing, and short transactions.
 
-use super::{codec, Alias, Change, IndexEntry, Role, Store, StoredObject, TokenRecord};
+use super::{codec, Alias, Change, IndexEntry, NamedUser, Role, Store, StoredObject, TokenRecord};
 use crate::error::{Error, Result};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
@@ -35,6 +35,10 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE tags(
         key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL,
         PRIMARY KEY (key_id, tag_key)) WITHOUT ROWID;",
+    // 3: named users (principals user/NAME), each with its own PIN wrap and counter.
+    "CREATE TABLE named_users(
+        name TEXT PRIMARY KEY, wrap BLOB NOT NULL,
+        failed INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL);",
 ];
 
 /// How many change records are kept; a process further behind reloads what it caches.
@@ -170,6 +174,10 @@ fn row_to_record(r: &rusqlite::Row) -> rusqlite::Result<TokenRecord> {
     })
 }
 
+fn row_to_named_user(r: &rusqlite::Row) -> rusqlite::Result<NamedUser> {
+    Ok(NamedUser { name: r.get(0)?, wrap: r.get(1)?, failed: r.get::<_, i64>(2)? as u32, created: r.get(3)? })
+}
+
 impl Store for SqliteStore {
     fn record(&self) -> Result<TokenRecord> {
         let conn = self.conn.lock();
@@ -223,6 +231,54 @@ impl Store for SqliteStore {
         };
         self.write(|tx| {
             tx.execute(&format!("UPDATE token SET {col} = 0 WHERE id = 1 AND {col} != 0"), [])?;
+            Ok(())
+        })
+    }
+
+    fn named_users(&self) -> Result<Vec<NamedUser>> {
+        let conn = self.conn.lock();
+        let mut st = conn.prepare_cached("SELECT name, wrap, failed, created FROM named_users ORDER BY name")?;
+        let rows = st.query_map([], row_to_named_user)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn named_user(&self, name: &str) -> Result<Option<NamedUser>> {
+        let conn = self.conn.lock();
+        let mut st = conn.prepare_cached("SELECT name, wrap, failed, created FROM named_users WHERE name = ?1")?;
+        Ok(st.query_row([name], row_to_named_user).optional()?)
+    }
+
+    fn add_named_user(&self, user: &NamedUser) -> Result<bool> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO named_users(name, wrap, failed, created) VALUES (?1, ?2, 0, ?3)",
+                params![user.name, user.wrap, user.created],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn set_named_wrap(&self, name: &str, wrap: &[u8]) -> Result<bool> {
+        self.write(|tx| {
+            Ok(tx.execute("UPDATE named_users SET wrap = ?2, failed = 0 WHERE name = ?1", params![name, wrap])? == 1)
+        })
+    }
+
+    fn delete_named_user(&self, name: &str) -> Result<bool> {
+        self.write(|tx| Ok(tx.execute("DELETE FROM named_users WHERE name = ?1", [name])? == 1))
+    }
+
+    fn named_login_failed(&self, name: &str) -> Result<u32> {
+        self.write(|tx| {
+            tx.execute("UPDATE named_users SET failed = failed + 1 WHERE name = ?1", [name])?;
+            let n: i64 = tx.query_row("SELECT failed FROM named_users WHERE name = ?1", [name], |r| r.get(0))?;
+            Ok(n as u32)
+        })
+    }
+
+    fn named_login_succeeded(&self, name: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute("UPDATE named_users SET failed = 0 WHERE name = ?1 AND failed != 0", [name])?;
             Ok(())
         })
     }
@@ -474,6 +530,23 @@ mod tests {
         assert_eq!(s2.login_failed(Role::User).unwrap(), 2);
         s.login_succeeded(Role::User).unwrap();
         assert_eq!(s2.record().unwrap().user_failed, 0);
+    }
+
+    #[test]
+    fn named_users_and_their_counters() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::create(&dir.path().join("t.sqlite"), &rec()).unwrap();
+        let alice = NamedUser { name: "alice".into(), wrap: vec![7; 4], failed: 0, created: 5 };
+        assert!(s.add_named_user(&alice).unwrap());
+        assert!(!s.add_named_user(&alice).unwrap());
+        assert_eq!(s.named_user("alice").unwrap(), Some(alice.clone()));
+        assert_eq!(s.named_user("bob").unwrap(), None);
+        assert_eq!(s.named_login_failed("alice").unwrap(), 1);
+        assert_eq!(s.named_login_failed("alice").unwrap(), 2);
+        s.named_login_succeeded("alice").unwrap();
+        assert_eq!(s.named_users().unwrap(), vec![alice]);
+        assert!(s.delete_named_user("alice").unwrap());
+        assert!(!s.delete_named_user("alice").unwrap());
     }
 
     #[test]
