@@ -611,19 +611,29 @@ impl Library {
         token.remove_object(handle)
     }
 
-    /// An object to read (C_GetAttributeValue): for a KMS key, kms:DescribeKey.
+    /// An object to read (C_GetAttributeValue): for a private KMS key, kms:DescribeKey.
     pub fn object(&self, h: CK_SESSION_HANDLE, handle: u64) -> Result<Arc<Object>> {
         let (token, _) = self.token_of(h)?;
         let obj = kms::import::expire_if_due(&token, handle, token.object(handle)?)?;
-        Self::permit(&token, &obj, "DescribeKey")?;
+        Self::permit_read(&token, &obj)?;
         Ok(obj)
     }
 
     pub fn object_size(&self, h: CK_SESSION_HANDLE, handle: u64) -> Result<usize> {
         let (token, _) = self.token_of(h)?;
         let obj = token.object(handle)?;
-        Self::permit(&token, &obj, "DescribeKey")?;
+        Self::permit_read(&token, &obj)?;
         Ok(token.object_size(&obj))
+    }
+
+    /// Reading a public object (CKA_PRIVATE false: a public key, a certificate) needs no
+    /// policy, as PKCS#11 lets anyone read it, logged in or not (libp11 and pkcs11-tool find
+    /// public keys before they log in); a private object's attributes are kms:DescribeKey.
+    fn permit_read(token: &Token, obj: &Object) -> Result<()> {
+        if obj.bool(CKA_PRIVATE) {
+            Self::permit(token, obj, "DescribeKey")?;
+        }
+        Ok(())
     }
 
     pub fn set_attributes(&self, h: CK_SESSION_HANDLE, handle: u64, template: &[Attribute]) -> Result<()> {
