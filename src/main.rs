@@ -210,9 +210,13 @@ fn run(cli: Cli) -> Result<Value, Failure> {
     }
 }
 
-/// Text output: show-slots as a table (as softhsm2-util prints them), everything else as the
-/// aws CLI's text.
-fn print_text(v: &Value) {
+/// Text output: `kmstoken kms` as the aws CLI's text; the token administration face as
+/// softhsm2-util would print it (slots as a table, else one `Key: value` line per member).
+fn print_text(v: &Value, aws: bool) {
+    if aws {
+        print!("{}", cli::output::text(v));
+        return;
+    }
     if let Some(slots) = v.get("Slots").and_then(Value::as_array) {
         if let Some(k) = v.get("Keystore").and_then(Value::as_str) {
             println!("Keystore: {k}");
@@ -233,7 +237,13 @@ fn print_text(v: &Value) {
         }
         return;
     }
-    print!("{}", cli::output::text(v));
+    match v.as_object() {
+        Some(o) => o.iter().for_each(|(k, val)| match val {
+            Value::String(s) => println!("{k}: {s}"),
+            other => println!("{k}: {other}"),
+        }),
+        None => print!("{}", cli::output::text(v)),
+    }
 }
 
 fn main() -> ExitCode {
@@ -257,6 +267,7 @@ fn main() -> ExitCode {
         }
     };
     let output = cli.output;
+    let aws = matches!(cli.command, Command::Kms(_));
     let query = cli.query.clone();
     match run(cli) {
         Ok(v) => {
@@ -272,7 +283,7 @@ fn main() -> ExitCode {
                 // Commands without a result print nothing, as the aws CLI.
                 (_, Value::Null) => {}
                 (Output::Json, v) => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
-                (Output::Text, v) => print_text(v),
+                (Output::Text, v) => print_text(v, aws),
             }
             ExitCode::SUCCESS
         }
