@@ -18,8 +18,8 @@ use std::path::Path;
 use std::process::Command;
 
 /// Flags of ours that no AWS request has: who acts and how the output looks.
-const GLOBAL_FLAGS: [&str; 8] =
-    ["output", "query", "token", "principal", "pin", "cli-input-json", "generate-cli-skeleton", "help"];
+const GLOBAL_FLAGS: [&str; 9] =
+    ["output", "query", "token", "principal", "pin", "so-pin", "cli-input-json", "generate-cli-skeleton", "help"];
 
 /// Our flags beyond the model, per command, with why.
 const EXTENSIONS: &[(&str, &str, &str)] =
@@ -41,10 +41,7 @@ const NOT_TAKEN: &[(&str, &str, &str)] = &[
     ("import-key-material", "ImportType", "one material per imported key: no NEW_KEY_MATERIAL rotation"),
     ("import-key-material", "KeyMaterialDescription", "one material per imported key"),
     ("list-keys", "ResourceOwners", "one owner: the token"),
-    ("create-key", "Policy", "key policies are not set at creation yet"),
     ("create-key", "CustomerMasterKeySpec", "deprecated by AWS in favour of KeySpec"),
-    ("create-key", "BypassPolicyLockoutSafetyCheck", "key policies are not set at creation yet"),
-    ("create-key", "Tags", "tags are set with tag-resource"),
     ("create-key", "MultiRegion", "one region: the token"),
     ("create-key", "XksKeyId", "external key stores do not exist locally"),
     ("list-key-rotations", "IncludeKeyMaterial", "every version is listed"),
@@ -433,6 +430,20 @@ fn outputs_and_errors_match_the_model() {
             .unwrap()
             .to_string();
         c.ok(&["kms", "list-key-policies", "--key-id", &sym]);
+        // create-key takes the policy and tags at once; a refused policy creates nothing.
+        let keys_before = c.cli.ok(&["kms", "list-keys"])["Keys"].as_array().unwrap().len();
+        let tagged = c.ok(&["kms", "create-key", "--policy", &policy, "--tags", "TagKey=team,TagValue=model"])
+            ["KeyMetadata"]["KeyId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let tags = c.ok(&["kms", "list-resource-tags", "--key-id", &tagged]);
+        assert_eq!(tags["Tags"], serde_json::json!([{"TagKey": "team", "TagValue": "model"}]));
+        let nobody = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:Encrypt","Resource":"*"}]}"#;
+        c.fails(&["kms", "create-key", "--policy", nobody], "MalformedPolicyDocumentException");
+        c.fails(&["kms", "create-key", "--policy", "not json"], "MalformedPolicyDocumentException");
+        assert_eq!(c.cli.ok(&["kms", "list-keys"])["Keys"].as_array().unwrap().len(), keys_before + 1);
+        c.ok(&["kms", "create-key", "--policy", nobody, "--bypass-policy-lockout-safety-check"]);
         c.ok(&["kms", "put-key-policy", "--key-id", &sym, "--policy-name", "default", "--policy", &policy]);
         c.fails(
             &["kms", "put-key-policy", "--key-id", &sym, "--policy-name", "default", "--policy", "{\"Statement\": 1}"],

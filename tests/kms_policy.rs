@@ -19,7 +19,7 @@ use cryptoki_sys::*;
 use kms::*;
 use serde_json::{json, Value};
 
-const KEY_POLICY: u64 = 0xCB4D_0020;
+const KEY_POLICY: u64 = kmstoken::vendor::CKA_KMSTOKEN_KEY_POLICY;
 const ALICE_PIN: &str = "alice-pin-1234";
 const BOB_PIN: &str = "bob-pin-12345";
 const CBC: Mechanism<'static> = Mechanism::AesCbcPad([5; 16]);
@@ -143,6 +143,16 @@ fn default_policy_lets_the_user_do_all_and_administrators_administer() {
             "User: arn:kmstoken:iam::{serial}:so is not authorized to perform: kms:Encrypt on resource: arn:kmstoken:kms:local:{serial}:key/{id} because no resource-based policy allows the kms:Encrypt action"
         );
         assert!(e.stderr.contains(&want), "{}", e.stderr);
+
+        // Without --principal, the SO PIN makes an administrative command the SO's (and
+        // leaves a use the user's).
+        cli.ok(&["kms", "disable-key", "--key-id", &id, "--so-pin", SO_PIN]);
+        cli.ok(&["kms", "enable-key", "--key-id", &id, "--so-pin", SO_PIN]);
+        let last = tail(&cli, &id);
+        assert_eq!(last.last().unwrap()["eventName"], "EnableKey");
+        assert_eq!(last.last().unwrap()["userIdentity"]["principalId"], "so");
+        cli.ok(&["kms", "encrypt", "--key-id", &id, "--plaintext", HELLO, "--so-pin", SO_PIN]);
+        assert_eq!(tail(&cli, &id).last().unwrap()["userIdentity"]["principalId"], "user");
 
         // The token user still destroys (schedules the deletion of) the key.
         session.destroy_object(key).expect("C_DestroyObject by the user");

@@ -20,13 +20,35 @@ pub struct Login {
     /// Label of the token (else KMSTOKEN_TOKEN, else the only token).
     #[arg(long, global = true)]
     token: Option<String>,
-    /// `user` (default), `so` (key administrators) or a named user (`user/NAME` or
-    /// `NAME`, see `kmstoken user`).
-    #[arg(long, global = true, default_value = "user")]
-    principal: String,
+    /// `user`, `so` (key administrators) or a named user (`user/NAME` or `NAME`, see
+    /// `kmstoken user`). Default: `so` for an administrative command when the SO PIN is
+    /// given (--so-pin or KMSTOKEN_SO_PIN), else `user`.
+    #[arg(long, global = true)]
+    principal: Option<String>,
     /// The principal's PIN (else KMSTOKEN_PIN, or KMSTOKEN_SO_PIN for `so`).
     #[arg(long, global = true)]
     pin: Option<String>,
+    /// The SO PIN (else KMSTOKEN_SO_PIN): acts as `so` for administrative commands.
+    #[arg(long, global = true)]
+    so_pin: Option<String>,
+}
+
+impl Login {
+    /// Who acts for `operation`, with the environment variable of their PIN and the PIN
+    /// given by flag.
+    fn who(&self, operation: &str) -> (String, &'static str, Option<String>) {
+        let so_pin = self.so_pin.clone().or_else(|| std::env::var("KMSTOKEN_SO_PIN").ok());
+        let principal = match &self.principal {
+            Some(p) => p.clone(),
+            None if so_pin.is_some() && kms::policy::is_admin_action(operation) => "so".into(),
+            None => "user".into(),
+        };
+        if principal == "so" {
+            let pin = self.pin.clone().or(so_pin);
+            return (principal, "KMSTOKEN_SO_PIN", pin);
+        }
+        (principal, "KMSTOKEN_PIN", self.pin.clone())
+    }
 }
 
 #[derive(Args)]
@@ -71,6 +93,15 @@ pub enum KmsCommand {
         /// AWS_KMS (default) or EXTERNAL: the key waits in PendingImport for its material.
         #[arg(long, default_value = "AWS_KMS")]
         origin: String,
+        /// The key policy (JSON or file://PATH); else the default policy.
+        #[arg(long)]
+        policy: Option<String>,
+        /// Skip the check that the new policy lets you change it later.
+        #[arg(long)]
+        bypass_policy_lockout_safety_check: bool,
+        /// Tags as `TagKey=k,TagValue=v` (repeatable) or JSON.
+        #[arg(long, num_args = 1..)]
+        tags: Vec<String>,
     },
     /// Show a key's metadata (KeyMetadata).
     DescribeKey {
@@ -425,17 +456,15 @@ impl Drop for Acting<'_> {
     }
 }
 
-fn act<'a>(lib: &'a Library, login: &Login) -> Result<Acting<'a>, Failure> {
+fn act<'a>(lib: &'a Library, login: &Login, operation: &str) -> Result<Acting<'a>, Failure> {
     let token = pick(lib, login.token.clone(), None)?;
-    let (user, env) = match login.principal.as_str() {
-        "so" => (CKU_SO, "KMSTOKEN_SO_PIN"),
-        // `user`, or a named user (C_LoginUser with its name).
-        _ => (CKU_USER, "KMSTOKEN_PIN"),
-    };
-    let pin = zeroize::Zeroizing::new(secret(login.pin.clone(), env, "PIN: ")?);
+    let (principal, env, pin) = login.who(operation);
+    // `user`, or a named user (C_LoginUser with its name).
+    let user = if principal == "so" { CKU_SO } else { CKU_USER };
+    let pin = zeroize::Zeroizing::new(secret(pin, env, "PIN: ")?);
     let session = lib.open_session(token.slot_id, CKF_SERIAL_SESSION | CKF_RW_SESSION)?;
     let acting = Acting { lib, token, session };
-    lib.login_user(session, user, pin.as_bytes(), login.principal.as_bytes())?;
+    lib.login_user(session, user, pin.as_bytes(), principal.as_bytes())?;
     Ok(acting)
 }
 
@@ -443,7 +472,7 @@ fn act<'a>(lib: &'a Library, login: &Login) -> Result<Acting<'a>, Failure> {
 pub fn run(args: KmsArgs) -> Result<Value, Failure> {
     let op = args.command.operation();
     let lib = open()?;
-    let a = act(&lib, &args.login)?;
+    let a = act(&lib, &args.login, op)?;
     parse_context(args.command.encryption_context())
         .and_then(|ctx| super::policy::gate(&a.token, args.command.gated_key(), op, &ctx))
         .and_then(|()| execute(&a, args.command))
@@ -457,7 +486,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
     let meta = |h: u64| -> KmsResult<Value> { Ok(lc::describe(&*t.object_any(h)?)) };
     use KmsCommand::*;
     Ok(match cmd {
-        CreateKey { description, key_usage, key_spec, origin } => {
+        CreateKey { description, key_usage, key_spec, origin, policy, bypass_policy_lockout_safety_check, tags } => {
             let external = match origin.as_str() {
                 "AWS_KMS" => false,
                 "EXTERNAL" => true,
@@ -468,9 +497,29 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
                     ))
                 }
             };
+            // What can be refused is read before the key exists: a bad request creates nothing.
+            let tags = if tags.is_empty() { Vec::new() } else { parse_tags(&tags)? };
+            let policy = policy.map(|p| super::policy::document(&p)).transpose()?;
+            if let Some(doc) = &policy {
+                kms::policy::parse(doc, &t.serial)?;
+            }
             let h = create_key(a, &key_spec, key_usage.as_deref(), external)?;
-            if !description.is_empty() {
-                lc::update_description(t, h, &description)?;
+            let rest = (|| {
+                if !description.is_empty() {
+                    lc::update_description(t, h, &description)?;
+                }
+                if !tags.is_empty() {
+                    lc::tag(t, h, &tags)?;
+                }
+                if let Some(doc) = &policy {
+                    kms::key_policy::put(t, h, "default", doc, bypass_policy_lockout_safety_check)?;
+                }
+                Ok(())
+            })();
+            if let Err(e) = rest {
+                // The lockout check, a tag limit...: the half-made key goes at once (audited).
+                let _ = lc::delete_now(t, h);
+                return Err(e);
             }
             json!({ "KeyMetadata": meta(h)? })
         }

@@ -27,7 +27,7 @@ pub fn gate(token: &Token, reference: Option<&str>, operation: &str, context: &C
 }
 
 /// The policy argument as the aws CLI reads it: `file://PATH` or the JSON text itself.
-fn document(arg: &str) -> KmsResult<String> {
+pub fn document(arg: &str) -> KmsResult<String> {
     match arg.strip_prefix("file://") {
         Some(path) => std::fs::read_to_string(path)
             .map_err(|e| KmsError::new("ValidationException", format!("cannot read {path}: {e}"))),

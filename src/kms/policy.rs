@@ -461,6 +461,12 @@ const ADMIN_ACTIONS: &[&str] = &[
     "kms:RotateKeyOnDemand",
 ];
 
+/// Whether `action` (`DisableKey`, ...) is one the default policy gives key administrators.
+pub fn is_admin_action(action: &str) -> bool {
+    let action = format!("kms:{action}");
+    ADMIN_ACTIONS.iter().any(|p| glob(p, &action, true))
+}
+
 /// The default key policy of a key of token `serial`: the AWS default one, with the
 /// token's `user` in the place of the account root (`kms:*`, so that PKCS#11 clients
 /// keep every right they had), `so` as the key administrators and every named user as
