@@ -725,7 +725,10 @@ impl Library {
     /// The earlier versions of a rotated KMS key, newest first, for a mechanism that can
     /// tell them apart (decryption that checks integrity, MAC verification).
     fn older_versions(session: &Session, obj: &Object, can_tell: bool) -> Result<Vec<Arc<Object>>> {
-        if !can_tell || !kms::is_kms_key(obj) {
+        // A key at its first version has no earlier one: skip the store query, which
+        // otherwise ran on every decryption.
+        let rotated = obj.ulong(crate::vendor::CKA_KMSTOKEN_KEY_VERSION).unwrap_or(1) > 1;
+        if !can_tell || !rotated || !kms::is_kms_key(obj) {
             return Ok(Vec::new());
         }
         kms::lifecycle::versions(&session.token, obj)?.into_iter().map(|(_, h)| session.token.object_any(h)).collect()
