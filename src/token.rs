@@ -60,6 +60,29 @@ struct Cache {
     objects: HashMap<u64, Arc<Object>>,
 }
 
+/// How many token objects a process keeps unsealed. Any of them can be loaded again from
+/// the store, so the bound costs only an unseal on a miss; without it a process that made
+/// or touched 100 000 keys held them all (over 400 MiB).
+const CACHE_MAX: usize = 4096;
+
+impl Cache {
+    fn put(&mut self, id: u64, obj: Arc<Object>) {
+        if self.objects.len() >= CACHE_MAX && !self.objects.contains_key(&id) {
+            // Drop a quarter, whichever the map yields first: no recency is tracked, as a
+            // key in use is found again at the price of one unseal.
+            let mut drop = CACHE_MAX / 4;
+            self.objects.retain(|_, _| {
+                if drop == 0 {
+                    return true;
+                }
+                drop -= 1;
+                false
+            });
+        }
+        self.objects.insert(id, obj);
+    }
+}
+
 struct SessionObject {
     owner: CK_SESSION_HANDLE,
     obj: Arc<Object>,
@@ -435,7 +458,7 @@ impl Token {
             return Ok(None);
         }
         let obj = Arc::new(self.unseal(stored)?);
-        cache.objects.insert(id, obj.clone());
+        cache.put(id, obj.clone());
         Ok(Some(obj))
     }
 
@@ -478,7 +501,7 @@ impl Token {
         }
         let (stored, index) = self.to_stored(&obj, 0)?;
         let id = self.store.insert(&stored, &index)?;
-        self.cache.lock().objects.insert(id, Arc::new(obj));
+        self.cache.lock().put(id, Arc::new(obj));
         Ok(id)
     }
 
@@ -492,7 +515,7 @@ impl Token {
         }
         let (stored, index) = self.to_stored(&obj, handle)?;
         self.store.update(&stored, &index)?;
-        self.cache.lock().objects.insert(handle, Arc::new(obj));
+        self.cache.lock().put(handle, Arc::new(obj));
         Ok(())
     }
 
@@ -526,10 +549,10 @@ impl Token {
         let ids = self.store.commit(changes)?;
         let mut cache = self.cache.lock();
         for (id, obj) in ids.iter().zip(inserted) {
-            cache.objects.insert(*id, Arc::new(obj));
+            cache.put(*id, Arc::new(obj));
         }
         for (h, obj) in updates {
-            cache.objects.insert(h, Arc::new(obj));
+            cache.put(h, Arc::new(obj));
         }
         for h in deletes {
             cache.objects.remove(&h);
@@ -663,5 +686,25 @@ impl Token {
     /// Size of an object as stored, for C_GetObjectSize.
     pub fn object_size(&self, obj: &Object) -> usize {
         obj.attrs.values().map(|v| v.len() + 13).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_is_bounded_and_keeps_the_newest_entry() {
+        let mut c = Cache { generation: 0, objects: HashMap::new() };
+        for id in 0..(3 * CACHE_MAX as u64) {
+            c.put(id, Arc::new(Object::default()));
+            assert!(c.objects.len() <= CACHE_MAX, "{} entries", c.objects.len());
+            assert!(c.objects.contains_key(&id), "entry {id} was just put");
+        }
+        // Replacing an entry that is there drops nothing.
+        let before = c.objects.len();
+        let id = *c.objects.keys().next().unwrap();
+        c.put(id, Arc::new(Object::default()));
+        assert_eq!(c.objects.len(), before);
     }
 }
