@@ -651,6 +651,22 @@ pub struct RsaParts<B> {
     pub qinv: B,
 }
 
+impl<B: AsRef<[u8]>> RsaParts<B> {
+    /// The components borrowed, as `RsaPrivateKey::new` takes them.
+    pub fn as_refs(&self) -> RsaParts<&[u8]> {
+        RsaParts {
+            n: self.n.as_ref(),
+            e: self.e.as_ref(),
+            d: self.d.as_ref(),
+            p: self.p.as_ref(),
+            q: self.q.as_ref(),
+            dp: self.dp.as_ref(),
+            dq: self.dq.as_ref(),
+            qinv: self.qinv.as_ref(),
+        }
+    }
+}
+
 /// A new RSA key of `bits` (2048, 3072 or 4096) with e = 65537, its components without
 /// leading zeros. aws-lc hands private keys out only as PKCS#8; the components are read
 /// from it.

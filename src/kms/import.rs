@@ -18,7 +18,7 @@ use super::audit::Event;
 use super::lifecycle::{self as lc, KmsResult};
 use super::meta::KeyState;
 use super::{arn, clock, is_kms_key, key_id, state, KmsError};
-use crate::crypto::{self, Hash, RsaParts, RsaPrivateKey, RsaPublicKey};
+use crate::crypto::{self, Hash, RsaPrivateKey, RsaPublicKey};
 use crate::error::Result;
 use crate::object::{ck_ulong, Object};
 use crate::token::Token;
@@ -209,17 +209,7 @@ pub fn get_parameters(token: &Token, handle: u64, algorithm: &str, key_spec: &st
         let bits = wrapping_key_bits(key_spec)?;
         importable(obj)?;
         let parts = crypto::rsa_generate(bits)?;
-        let refs = RsaParts {
-            n: &parts.n[..],
-            e: &parts.e[..],
-            d: &parts.d[..],
-            p: &parts.p[..],
-            q: &parts.q[..],
-            dp: &parts.dp[..],
-            dq: &parts.dq[..],
-            qinv: &parts.qinv[..],
-        };
-        let private = RsaPrivateKey::new(&refs)?;
+        let private = RsaPrivateKey::new(&parts.as_refs())?;
         let public_key = RsaPublicKey::new(&parts.n, &parts.e)?.spki().to_vec();
         let mut token_id = [0u8; 16];
         crypto::random(&mut token_id)?;
@@ -512,17 +502,8 @@ mod tests {
     #[test]
     fn hybrid_unwrap_and_refusals() {
         let parts = crypto::rsa_generate(2048).unwrap();
-        let refs = RsaParts {
-            n: &parts.n[..],
-            e: &parts.e[..],
-            d: &parts.d[..],
-            p: &parts.p[..],
-            q: &parts.q[..],
-            dp: &parts.dp[..],
-            dq: &parts.dq[..],
-            qinv: &parts.qinv[..],
-        };
-        let private = RsaPrivateKey::from_pkcs1_der(&RsaPrivateKey::new(&refs).unwrap().pkcs1_der()).unwrap();
+        let private =
+            RsaPrivateKey::from_pkcs1_der(&RsaPrivateKey::new(&parts.as_refs()).unwrap().pkcs1_der()).unwrap();
         let public = RsaPublicKey::new(&parts.n, &parts.e).unwrap();
         let material = [9u8; 32];
         let aes = [3u8; 32];
