@@ -238,11 +238,31 @@ fn print_text(v: &Value, aws: bool) {
         return;
     }
     match v.as_object() {
-        Some(o) => o.iter().for_each(|(k, val)| match val {
-            Value::String(s) => println!("{k}: {s}"),
-            other => println!("{k}: {other}"),
-        }),
+        Some(o) => print_members(o, 0),
         None => print!("{}", cli::output::text(v)),
+    }
+}
+
+/// `Key: value` lines, a nested object's members indented under its name.
+fn print_members(o: &serde_json::Map<String, Value>, depth: usize) {
+    let pad = "    ".repeat(depth);
+    for (k, val) in o {
+        match val {
+            Value::String(s) => println!("{pad}{k}: {s}"),
+            Value::Object(inner) => {
+                println!("{pad}{k}:");
+                print_members(inner, depth + 1);
+            }
+            // A list of objects (users, archived tokens): one block per element.
+            Value::Array(items) if items.iter().all(Value::is_object) => {
+                println!("{pad}{k}:{}", if items.is_empty() { " none" } else { "" });
+                for item in items.iter().filter_map(Value::as_object) {
+                    println!("{pad}  -");
+                    print_members(item, depth + 1);
+                }
+            }
+            other => println!("{pad}{k}: {other}"),
+        }
     }
 }
 

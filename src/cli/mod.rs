@@ -50,7 +50,8 @@ pub fn secret(flag: Option<String>, env: &str, prompt: &str) -> Result<String, F
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         return rpassword::prompt_password(prompt).map_err(|e| Failure(format!("cannot read the PIN: {e}")));
     }
-    Err(Failure(format!("no {prompt} given: use the flag or {env}")))
+    let what = prompt.trim_end().trim_end_matches(':');
+    Err(Failure(format!("no {what} given: use the flag or {env}")))
 }
 
 pub fn open() -> Result<Library, Failure> {
