@@ -696,13 +696,25 @@ impl Library {
         unit: &dyn Unit,
         ctx: &kms::blob::Context,
     ) -> Result<Arc<Object>> {
+        Self::key_for_as(session, key, what, unit, ctx, None)
+    }
+
+    /// `key_for_in` on behalf of KMS operation `operation` (see `kms::authorize_as`).
+    fn key_for_as(
+        session: &Session,
+        key: u64,
+        what: KeyUse,
+        unit: &dyn Unit,
+        ctx: &kms::blob::Context,
+        operation: Option<&str>,
+    ) -> Result<Arc<Object>> {
         let obj = session.token.object(key).map_err(|e| match e {
             Error::ObjectHandleInvalid => Error::KeyHandleInvalid,
             e => e,
         })?;
         let obj = kms::lifecycle::rotate_if_due(&session.token, key, obj)?;
         let obj = kms::import::expire_if_due(&session.token, key, obj)?;
-        kms::authorize_in(&session.token, &obj, what, unit, ctx)?;
+        kms::authorize_as(&session.token, &obj, what, unit, ctx, operation)?;
         Ok(obj)
     }
 
@@ -1201,33 +1213,38 @@ impl Library {
     }
 
     /// KMS Encrypt: the blob of `plaintext` under token key `key`.
+    /// KMS Encrypt on behalf of `operation` (Encrypt, GenerateDataKey, ReEncryptTo...):
+    /// the action the key policy is asked and the audit record names.
     pub fn kms_encrypt(
         &self,
         h: CK_SESSION_HANDLE,
         key: u64,
         ctx: &kms::blob::Context,
         plaintext: &[u8],
+        operation: &str,
     ) -> Result<Vec<u8>> {
         let s = self.session(h)?;
         let s = s.lock();
         let unit = self.registry.lookup(crate::vendor::CKM_KMSTOKEN_ENCRYPT)?;
-        let obj = Self::key_for_in(&s, key, KeyUse::Encrypt, unit, ctx)?;
+        let obj = Self::key_for_as(&s, key, KeyUse::Encrypt, unit, ctx, Some(operation))?;
         let (id, version) = (kms::key_id(&obj), obj.ulong(crate::vendor::CKA_KMSTOKEN_KEY_VERSION).unwrap_or(1));
         let id = uuid::Uuid::parse_str(&id).map_err(|_| Error::KeyTypeInconsistent)?;
         kms::blob::seal(&id, version as u32, s.token.usable_value(&obj)?, ctx, plaintext)
     }
 
-    /// KMS Decrypt: the plaintext of a blob and the key that made it.
+    /// KMS Decrypt on behalf of `operation` (Decrypt, ReEncryptFrom): the plaintext of a
+    /// blob and the key that made it.
     pub fn kms_decrypt(
         &self,
         h: CK_SESSION_HANDLE,
         expected: Option<&str>,
         ctx: &kms::blob::Context,
         blob: &[u8],
+        operation: &str,
     ) -> Result<(zeroize::Zeroizing<Vec<u8>>, Arc<Object>)> {
         let token = self.token_of(h)?.0;
         let unit = self.registry.lookup(crate::vendor::CKM_KMSTOKEN_DECRYPT)?;
-        kms::envelope::open(&token, unit, expected, ctx, blob)
+        kms::envelope::open(&token, unit, expected, ctx, blob, Some(operation))
     }
 
     pub fn generate_random(&self, h: CK_SESSION_HANDLE, out: &mut [u8]) -> Result<()> {

@@ -382,3 +382,58 @@ fn malformed_and_self_locking_policies_are_refused_without_a_change() {
         assert_eq!(cli.key_state(&id), "Enabled");
     });
 }
+
+/// As in AWS, generate-data-key asks kms:GenerateDataKey and re-encrypt asks
+/// kms:ReEncryptFrom / kms:ReEncryptTo: a user granted only those cannot encrypt or
+/// decrypt, yet makes data keys and re-encrypts, and the audit names those actions.
+#[test]
+fn data_keys_and_re_encryption_ask_their_own_actions() {
+    scenario!(|s| {
+        let (p, slot, session) = ready();
+        let cli = Cli::new(&s.config_path(), USER_PIN);
+        let serial = serial(&p, slot);
+        let id = key_id_of(&session, generate_aes(&session));
+        add_user(&cli, "alice", ALICE_PIN);
+        let allowed = ["kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:DescribeKey"];
+        let doc = policy_with(
+            &serial,
+            vec![json!({
+                "Effect": "Allow",
+                "Principal": { "AWS": format!("arn:kmstoken:iam::{serial}:user/alice") },
+                "Action": allowed,
+                "Resource": "*",
+            })],
+        );
+        put_policy(&cli, &id, &doc);
+        let alice = ["--principal", "user/alice", "--pin", ALICE_PIN];
+        let run = |args: &[&str]| cli.run(&[args, &alice[..]].concat());
+
+        let made =
+            run(&["kms", "generate-data-key", "--key-id", &id, "--key-spec", "AES_256"]).expect("GenerateDataKey");
+        let blob = made["CiphertextBlob"].as_str().unwrap().to_string();
+        let again =
+            run(&["kms", "re-encrypt", "--ciphertext-blob", &blob, "--destination-key-id", &id]).expect("ReEncrypt");
+        assert!(again["SourceKeyId"].as_str().unwrap().ends_with(&id), "{again}");
+
+        assert_eq!(encrypt_as(&cli, &id, "user/alice", ALICE_PIN, None).unwrap_err().code, "AccessDeniedException");
+        assert_eq!(run(&["kms", "decrypt", "--ciphertext-blob", &blob]).unwrap_err().code, "AccessDeniedException");
+        // The token user decrypts both blobs to the same data key.
+        let plain = |b: &str| cli.ok(&["kms", "decrypt", "--ciphertext-blob", b])["Plaintext"].clone();
+        assert_eq!(plain(&blob), made["Plaintext"]);
+        assert_eq!(plain(again["CiphertextBlob"].as_str().unwrap()), made["Plaintext"]);
+
+        let records = tail(&cli, &id);
+        let ok_by_alice = |event: &str| {
+            records.iter().any(|r| {
+                r["eventName"] == event
+                    && r["userIdentity"]["principalId"] == "user/alice"
+                    && r.get("errorCode").is_none()
+            })
+        };
+        for event in ["GenerateDataKey", "ReEncryptFrom", "ReEncryptTo"] {
+            assert!(ok_by_alice(event), "no successful {event} record of user/alice");
+        }
+        assert_eq!(denials_of(&records, "user/alice", "Encrypt").len(), 1);
+        assert_eq!(denials_of(&records, "user/alice", "Decrypt").len(), 1);
+    });
+}

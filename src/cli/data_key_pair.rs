@@ -59,7 +59,8 @@ pub(super) fn run(a: &Acting, args: DataKeyPairArgs, with_plaintext: bool) -> Km
     }
     let ctx = parse_context(args.encryption_context.as_deref())?;
     let (private, public) = crypto::generate_exportable_pair(spec)?;
-    let blob = encrypt(a, h, &ctx, &private)?;
+    let operation = if with_plaintext { "GenerateDataKeyPair" } else { "GenerateDataKeyPairWithoutPlaintext" };
+    let blob = encrypt(a, h, &ctx, &private, operation)?;
     let mut out = json!({
         "PrivateKeyCiphertextBlob": b64(&blob),
         "PublicKey": b64(&public),

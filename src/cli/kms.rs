@@ -646,7 +646,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
         Encrypt { key_id, plaintext, encryption_context } => {
             let h = usable(&key_id)?;
             let ctx = parse_context(encryption_context.as_deref())?;
-            let blob = encrypt(a, h, &ctx, &blob_arg(&plaintext)?)?;
+            let blob = encrypt(a, h, &ctx, &blob_arg(&plaintext)?, "Encrypt")?;
             json!({
                 "CiphertextBlob": b64(&blob),
                 "KeyId": kms::arn(&*t.object_any(h)?),
@@ -656,7 +656,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
         Decrypt { ciphertext_blob, key_id, encryption_context } => {
             let ctx = parse_context(encryption_context.as_deref())?;
             let expected = key_id.map(|k| resolve(&k).and_then(|h| Ok(kms::key_id(&*t.object_any(h)?)))).transpose()?;
-            let (plain, obj) = decrypt(a, expected.as_deref(), &ctx, &blob_arg(&ciphertext_blob)?)?;
+            let (plain, obj) = decrypt(a, expected.as_deref(), &ctx, &blob_arg(&ciphertext_blob)?, "Decrypt")?;
             json!({
                 "KeyId": kms::arn(&obj),
                 "Plaintext": b64(&plain),
@@ -674,9 +674,11 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
             let dst_ctx = parse_context(destination_encryption_context.as_deref())?;
             let expected =
                 source_key_id.map(|k| resolve(&k).and_then(|h| Ok(kms::key_id(&*t.object_any(h)?)))).transpose()?;
-            let (plain, src) = decrypt(a, expected.as_deref(), &src_ctx, &blob_arg(&ciphertext_blob)?)?;
+            // As AWS: kms:ReEncryptFrom on the source key, kms:ReEncryptTo on the destination.
+            let blob_in = blob_arg(&ciphertext_blob)?;
+            let (plain, src) = decrypt(a, expected.as_deref(), &src_ctx, &blob_in, "ReEncryptFrom")?;
             let h = usable(&destination_key_id)?;
-            let blob = encrypt(a, h, &dst_ctx, &plain)?;
+            let blob = encrypt(a, h, &dst_ctx, &plain, "ReEncryptTo")?;
             json!({
                 "CiphertextBlob": b64(&blob),
                 "SourceKeyId": kms::arn(&src),
@@ -872,8 +874,15 @@ fn crypto_error(e: kmstoken::error::Error) -> KmsError {
     }
 }
 
-pub(super) fn encrypt(a: &Acting, h: u64, ctx: &kms::blob::Context, plaintext: &[u8]) -> KmsResult<Vec<u8>> {
-    a.lib.kms_encrypt(a.session, h, ctx, plaintext).map_err(|e| explain(a, e))
+/// KMS Encrypt on behalf of `operation`, the action the key policy is asked.
+pub(super) fn encrypt(
+    a: &Acting,
+    h: u64,
+    ctx: &kms::blob::Context,
+    plaintext: &[u8],
+    operation: &str,
+) -> KmsResult<Vec<u8>> {
+    a.lib.kms_encrypt(a.session, h, ctx, plaintext, operation).map_err(|e| explain(a, e))
 }
 
 fn decrypt(
@@ -881,8 +890,9 @@ fn decrypt(
     expected: Option<&str>,
     ctx: &kms::blob::Context,
     blob: &[u8],
+    operation: &str,
 ) -> KmsResult<(zeroize::Zeroizing<Vec<u8>>, Arc<kmstoken::object::Object>)> {
-    a.lib.kms_decrypt(a.session, expected, ctx, blob).map_err(|e| explain(a, e))
+    a.lib.kms_decrypt(a.session, expected, ctx, blob, operation).map_err(|e| explain(a, e))
 }
 
 /// GenerateDataKey(WithoutPlaintext): random bytes, returned sealed under the KMS key.
@@ -904,7 +914,8 @@ fn data_key(a: &Acting, args: DataKeyArgs, with_plaintext: bool) -> KmsResult<Va
     let ctx = parse_context(context.as_deref())?;
     let mut key = zeroize::Zeroizing::new(vec![0u8; len]);
     a.lib.generate_random(a.session, &mut key)?;
-    let blob = encrypt(a, h, &ctx, &key)?;
+    let operation = if with_plaintext { "GenerateDataKey" } else { "GenerateDataKeyWithoutPlaintext" };
+    let blob = encrypt(a, h, &ctx, &key, operation)?;
     let mut out = json!({ "CiphertextBlob": b64(&blob), "KeyId": kms::arn(&*a.token.object_any(h)?) });
     if with_plaintext {
         out["Plaintext"] = json!(b64(&key));

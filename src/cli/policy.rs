@@ -4,10 +4,9 @@
 //! Every command on a key is checked here with its own action name (describe-key:
 //! `kms:DescribeKey`, generate-data-key: `kms:GenerateDataKey`, ...), and only refusals
 //! are audited here. Commands that use a key cryptographically then pass the library's
-//! gate as the PKCS#11 functions do, with the action of the use, which is audited with
-//! its outcome: generate-data-key also needs `kms:Encrypt` there, decrypt `kms:Decrypt`,
-//! and re-encrypt (not checked here: its source key comes from the blob) `kms:Decrypt` on
-//! the source key and `kms:Encrypt` on the destination key.
+//! gate as the PKCS#11 functions do, on behalf of the same operation, which is audited
+//! with its outcome; re-encrypt is not checked here (its source key comes from the blob)
+//! but there: `kms:ReEncryptFrom` on the source key, `kms:ReEncryptTo` on the destination.
 
 use kmstoken::kms::blob::Context;
 use kmstoken::kms::key_policy;

@@ -3,7 +3,7 @@
 //! command line's decrypt and re-encrypt.
 
 use super::blob::{self, Context};
-use super::{authorize_in, key_id, KeyUse};
+use super::{authorize_as, key_id, KeyUse};
 use crate::error::{Error, Result};
 use crate::mech::{CipherOp, Unit};
 use crate::object::Object;
@@ -24,6 +24,7 @@ pub fn open(
     expected: Option<&str>,
     ctx: &Context,
     data: &[u8],
+    operation: Option<&str>,
 ) -> Result<(Zeroizing<Vec<u8>>, Arc<Object>)> {
     let header = blob::header(data)?;
     let id = header.key_id.to_string();
@@ -40,7 +41,7 @@ pub fn open(
     }
     let (h, obj) = found.ok_or(Error::EncryptedDataInvalid)?;
     let obj = super::import::expire_if_due(token, h, obj)?;
-    authorize_in(token, &obj, KeyUse::Decrypt, unit, ctx)?;
+    authorize_as(token, &obj, KeyUse::Decrypt, unit, ctx, operation)?;
     let key = obj.get_raw(CKA_VALUE).ok_or(Error::UserNotLoggedIn)?;
     let plain = blob::open(key, ctx, data)?;
     Ok((plain, obj))
@@ -72,7 +73,7 @@ impl CipherOp for BlobDecrypt {
         Ok(Zeroizing::new(Vec::new()))
     }
     fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
-        open(&self.token, self.unit, self.expected.as_deref(), &self.ctx, &self.data).map(|(p, _)| p)
+        open(&self.token, self.unit, self.expected.as_deref(), &self.ctx, &self.data, None).map(|(p, _)| p)
     }
     fn update_len(&self, _: usize) -> usize {
         0

@@ -313,22 +313,37 @@ pub fn authorize(token: &Token, key: &Object, what: KeyUse, unit: &dyn Unit) -> 
 /// `authorize` for a use that carries an encryption context (the KMS mechanisms), which
 /// the key policy's conditions may look at.
 pub fn authorize_in(token: &Token, key: &Object, what: KeyUse, unit: &dyn Unit, context: &Context) -> Result<()> {
+    authorize_as(token, key, what, unit, context, None)
+}
+
+/// `authorize_in` on behalf of a KMS operation whose action is not the use's own: AWS
+/// asks kms:GenerateDataKey (not kms:Encrypt) of generate-data-key, and kms:ReEncryptFrom
+/// / kms:ReEncryptTo of re-encrypt. The policy and the audit record name that action.
+pub fn authorize_as(
+    token: &Token,
+    key: &Object,
+    what: KeyUse,
+    unit: &dyn Unit,
+    context: &Context,
+    operation: Option<&str>,
+) -> Result<()> {
     let pkcs11 = pkcs11_rules(key, what, unit);
     if !is_kms_key(key) {
         return pkcs11;
     }
     let key_type = key.key_type().unwrap_or(CKK_GENERIC_SECRET);
+    let action = operation.unwrap_or(what.action(key_type));
     // As in AWS, the key policy is asked first: a principal it refuses learns nothing of
     // the key's state.
     let verdict = match &pkcs11 {
-        Ok(()) => policy_verdict(token, key, what.action(key_type), context).and_then(|()| kms_rules(key, what)),
+        Ok(()) => policy_verdict(token, key, action, context).and_then(|()| kms_rules(key, what)),
         Err(e) => Err(KmsError::new("InvalidKeyUsageException", format!("{e:?}"))),
     };
     let key_id = key_id(key);
     let recorded = token.audit.append(
         &token.serial,
         &audit::Event {
-            name: what.action(key_type),
+            name: action,
             principal: &principal(token),
             key_id: Some(&key_id),
             key_arn: Some(arn(key)),
