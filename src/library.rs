@@ -935,6 +935,10 @@ impl Library {
         if obj.class() != CKO_SECRET_KEY {
             return Err(Error::KeyIndigestible);
         }
+        // A digest of a KMS key's material is asked of its policy too (kms:DigestKey, which
+        // only `kms:*` grants in the default policy), so a named user cannot hash a key it
+        // may only use.
+        Self::permit(&s.token, &obj, "DigestKey")?;
         let value = s.token.usable_value(&obj)?.to_vec();
         update_step(&mut s.digest, |op| {
             op.update(&value);

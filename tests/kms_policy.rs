@@ -183,6 +183,9 @@ fn named_user_logs_in_with_c_login_user_and_uses_keys_under_the_default_policy()
         aes_round_trip(&session, key);
         assert_eq!(key_id_of(&session, key), id);
         expect_rv(session.destroy_object(key), RvError::ActionProhibited, Function::DestroyObject);
+        // Nor hash its material with C_DigestKey.
+        session.digest_init(&Mechanism::Sha256).expect("C_DigestInit");
+        expect_rv(session.digest_key(key), RvError::ActionProhibited, Function::DigestKey);
         let records = tail(&cli, &id);
         assert_eq!(denials_of(&records, "user/alice", "ScheduleKeyDeletion").len(), 1, "{records:#?}");
         let uses: Vec<&Value> =
