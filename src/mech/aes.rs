@@ -6,7 +6,7 @@
 //! each case reports.
 
 use super::hmac::{mac_len, MacSign, MacVerify};
-use super::{CipherOp, Info, Key, Param, SignOp, SinglePart, SinglePartOp, Unit, VerifyOp};
+use super::{unwrap_with, wrap_with, CipherOp, Info, Key, Param, SignOp, SinglePart, SinglePartOp, Unit, VerifyOp};
 use crate::crypto::{self, AesCbc, AesEcb, Direction, AES_BLOCK, GCM_NONCE_LEN, GCM_TAG_LEN};
 use crate::error::{Error, Result};
 use cryptoki_sys::*;
@@ -64,34 +64,6 @@ fn append(buf: &mut Secret, data: &[u8]) {
         grown.extend_from_slice(data);
         *buf = grown;
     }
-}
-
-/// C_WrapKey through a mechanism's encryption, with the errors renamed for wrapping.
-fn wrap_with(unit: &dyn Unit, wrapping: &Key, p: &Param, value: &[u8]) -> Result<Vec<u8>> {
-    let rename = |e| match e {
-        Error::KeyTypeInconsistent => Error::WrappingKeyTypeInconsistent,
-        Error::KeySizeRange => Error::WrappingKeySizeRange,
-        // The key's value has a length this mechanism cannot encrypt.
-        Error::DataLenRange => Error::KeyNotWrappable,
-        other => other,
-    };
-    let mut op = unit.encrypt(wrapping, p).map_err(rename)?;
-    let mut out = op.one_shot(value).map_err(rename)?;
-    // The wrapped form is not secret: hand over the vector itself.
-    Ok(std::mem::take(&mut *out))
-}
-
-/// C_UnwrapKey through a mechanism's decryption, with the errors renamed for unwrapping.
-fn unwrap_with(unit: &dyn Unit, unwrapping: &Key, p: &Param, wrapped: &[u8]) -> Result<Secret> {
-    let rename = |e| match e {
-        Error::KeyTypeInconsistent => Error::UnwrappingKeyTypeInconsistent,
-        Error::KeySizeRange => Error::UnwrappingKeySizeRange,
-        Error::EncryptedDataLenRange => Error::WrappedKeyLenRange,
-        Error::EncryptedDataInvalid => Error::WrappedKeyInvalid,
-        other => other,
-    };
-    let mut op = unit.decrypt(unwrapping, p).map_err(rename)?;
-    op.one_shot(wrapped).map_err(rename)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -219,6 +219,35 @@ pub fn check_imported_key(obj: &mut crate::object::Object) -> Result<()> {
     }
 }
 
+/// C_WrapKey through a mechanism's encryption (AES key wrap and CBC, RSA), with the
+/// errors renamed for wrapping.
+pub(crate) fn wrap_with(unit: &dyn Unit, wrapping: &Key, p: &Param, value: &[u8]) -> Result<Vec<u8>> {
+    let rename = |e| match e {
+        Error::KeyTypeInconsistent => Error::WrappingKeyTypeInconsistent,
+        Error::KeySizeRange => Error::WrappingKeySizeRange,
+        // The key's value has a length this mechanism and key cannot encrypt.
+        Error::DataLenRange => Error::KeyNotWrappable,
+        other => other,
+    };
+    let mut op = unit.encrypt(wrapping, p).map_err(rename)?;
+    let mut out = op.one_shot(value).map_err(rename)?;
+    // The wrapped form is not secret: hand over the vector itself.
+    Ok(std::mem::take(&mut *out))
+}
+
+/// C_UnwrapKey through a mechanism's decryption, with the errors renamed for unwrapping.
+pub(crate) fn unwrap_with(unit: &dyn Unit, unwrapping: &Key, p: &Param, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let rename = |e| match e {
+        Error::KeyTypeInconsistent => Error::UnwrappingKeyTypeInconsistent,
+        Error::KeySizeRange => Error::UnwrappingKeySizeRange,
+        Error::EncryptedDataLenRange => Error::WrappedKeyLenRange,
+        Error::EncryptedDataInvalid => Error::WrappedKeyInvalid,
+        other => other,
+    };
+    let mut op = unit.decrypt(unwrapping, p).map_err(rename)?;
+    op.one_shot(wrapped).map_err(rename)
+}
+
 /// Mechanisms whose decryption checks integrity, so that the right one of several key
 /// versions is recognised by its tag (a rotated KMS key decrypts older data this way).
 pub fn is_authenticated(ty: CK_MECHANISM_TYPE) -> bool {

@@ -8,7 +8,9 @@
 //! parameters of PSS and OAEP, input length limits and which error each case reports.
 //! Parsed keys are kept with their cached object (`Object::prepared`).
 
-use super::{CipherOp, Info, Key, KeyPair, Param, SignOp, SinglePart, SinglePartOp, Unit, VerifyOp};
+use super::{
+    unwrap_with, wrap_with, CipherOp, Info, Key, KeyPair, Param, SignOp, SinglePart, SinglePartOp, Unit, VerifyOp,
+};
 use crate::crypto::{self, Digest, Hash, RsaParts, RsaPrivateKey, RsaPublicKey};
 use crate::error::{Error, Result};
 use crate::object::{ck_ulong, Object, Template};
@@ -492,33 +494,6 @@ impl SinglePart for RsaCipher {
             (CipherKey::Private(k), Padding::Oaep(o)) => crypto::oaep_max_message(k.modulus_len(), o.hash),
         }
     }
-}
-
-/// C_WrapKey through encryption, with the errors renamed for wrapping (as AES does).
-fn wrap_with(unit: &dyn Unit, wrapping: &Key, p: &Param, value: &[u8]) -> Result<Vec<u8>> {
-    let rename = |e| match e {
-        Error::KeyTypeInconsistent => Error::WrappingKeyTypeInconsistent,
-        Error::KeySizeRange => Error::WrappingKeySizeRange,
-        // The key's value is too long for this key and padding.
-        Error::DataLenRange => Error::KeyNotWrappable,
-        other => other,
-    };
-    let mut op = unit.encrypt(wrapping, p).map_err(rename)?;
-    let mut out = op.one_shot(value).map_err(rename)?;
-    Ok(std::mem::take(&mut *out))
-}
-
-/// C_UnwrapKey through decryption, with the errors renamed for unwrapping.
-fn unwrap_with(unit: &dyn Unit, unwrapping: &Key, p: &Param, wrapped: &[u8]) -> Result<Secret> {
-    let rename = |e| match e {
-        Error::KeyTypeInconsistent => Error::UnwrappingKeyTypeInconsistent,
-        Error::KeySizeRange => Error::UnwrappingKeySizeRange,
-        Error::EncryptedDataLenRange => Error::WrappedKeyLenRange,
-        Error::EncryptedDataInvalid => Error::WrappedKeyInvalid,
-        other => other,
-    };
-    let mut op = unit.decrypt(unwrapping, p).map_err(rename)?;
-    op.one_shot(wrapped).map_err(rename)
 }
 
 fn encrypter(key: &Key, padding: Padding) -> Result<Box<dyn CipherOp>> {
