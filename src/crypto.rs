@@ -1489,6 +1489,21 @@ pub(crate) mod test_keys {
         }
     }
 
+    /// The `rsa` crate's OAEP scheme with hash `h`, MGF1 over `mgf` and `label` (none when
+    /// empty).
+    pub fn oracle_oaep(h: Hash, mgf: Hash, label: &str) -> ::rsa::Oaep {
+        fn boxed(h: Hash) -> Box<dyn ::rsa::sha2::digest::DynDigest + Send + Sync> {
+            match h {
+                Hash::Sha1 => Box::new(sha1::Sha1::default()),
+                Hash::Sha224 => Box::new(sha2::Sha224::default()),
+                Hash::Sha256 => Box::new(sha2::Sha256::default()),
+                Hash::Sha384 => Box::new(sha2::Sha384::default()),
+                Hash::Sha512 => Box::new(sha2::Sha512::default()),
+            }
+        }
+        ::rsa::Oaep { digest: boxed(h), mgf_digest: boxed(mgf), label: (!label.is_empty()).then(|| label.to_string()) }
+    }
+
     /// An RSA key as hex strings of its components.
     pub struct HexRsa {
         pub n: &'static str,

@@ -306,9 +306,11 @@ mod tests {
     //! against the `rsa` crate, and OpenSSL's command line where the `rsa` crate has no
     //! such variant (PSS with an MGF1 hash other than the message hash).
     use super::*;
-    use crate::crypto::test_keys::{oracle_digest as hash, oracle_pss as pss, HexRsa, WYCHEPROOF_2048};
+    use crate::crypto::test_keys::{
+        oracle_digest as hash, oracle_oaep as oaep, oracle_pss as pss, HexRsa, WYCHEPROOF_2048,
+    };
     use ::rsa::traits::{PrivateKeyParts, PublicKeyParts};
-    use ::rsa::{BigUint, Oaep};
+    use ::rsa::BigUint;
 
     fn keys(k: &HexRsa) -> (RsaKey, RsaKey, ::rsa::RsaPrivateKey) {
         let oracle = k.oracle();
@@ -430,19 +432,6 @@ mod tests {
         };
         assert!(verify("sha1"));
         assert!(!verify("sha256"));
-    }
-
-    fn oaep(h: Hash, mgf: Hash, label: &str) -> Oaep {
-        fn boxed(h: Hash) -> Box<dyn ::rsa::sha2::digest::DynDigest + Send + Sync> {
-            match h {
-                Hash::Sha1 => Box::new(sha1::Sha1::default()),
-                Hash::Sha224 => Box::new(sha2::Sha224::default()),
-                Hash::Sha256 => Box::new(sha2::Sha256::default()),
-                Hash::Sha384 => Box::new(sha2::Sha384::default()),
-                Hash::Sha512 => Box::new(sha2::Sha512::default()),
-            }
-        }
-        Oaep { digest: boxed(h), mgf_digest: boxed(mgf), label: (!label.is_empty()).then(|| label.to_string()) }
     }
 
     #[test]

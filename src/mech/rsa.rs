@@ -596,10 +596,12 @@ mod tests {
     //! verify and decrypt), Wycheproof's RSA-PSS and RSA-OAEP vectors, implicit
     //! rejection through the unit, and every parameter, length and key error.
     use super::*;
-    use crate::crypto::test_keys::{oracle_digest as digest, oracle_pss, HexRsa, DRAFT_2048, WYCHEPROOF_2048};
+    use crate::crypto::test_keys::{
+        oracle_digest as digest, oracle_oaep, oracle_pss, HexRsa, DRAFT_2048, WYCHEPROOF_2048,
+    };
     use ::rsa::rand_core::OsRng;
     use ::rsa::traits::{PrivateKeyParts, PublicKeyParts};
-    use ::rsa::{BigUint, Oaep, Pkcs1v15Encrypt, Pkcs1v15Sign};
+    use ::rsa::{BigUint, Pkcs1v15Encrypt, Pkcs1v15Sign};
     use sha2::Digest as _;
 
     fn h(s: &str) -> Vec<u8> {
@@ -694,19 +696,6 @@ mod tests {
         (Hash::Sha384, CKM_SHA384, CKG_MGF1_SHA384),
         (Hash::Sha512, CKM_SHA512, CKG_MGF1_SHA512),
     ];
-
-    fn oracle_oaep(hash: Hash, mgf: Hash, label: &str) -> Oaep {
-        fn boxed(h: Hash) -> Box<dyn ::rsa::sha2::digest::DynDigest + Send + Sync> {
-            match h {
-                Hash::Sha1 => Box::new(sha1::Sha1::default()),
-                Hash::Sha224 => Box::new(sha2::Sha224::default()),
-                Hash::Sha256 => Box::new(sha2::Sha256::default()),
-                Hash::Sha384 => Box::new(sha2::Sha384::default()),
-                Hash::Sha512 => Box::new(sha2::Sha512::default()),
-            }
-        }
-        Oaep { digest: boxed(hash), mgf_digest: boxed(mgf), label: (!label.is_empty()).then(|| label.to_string()) }
-    }
 
     fn pss(hash: CK_MECHANISM_TYPE, mgf: CK_RSA_PKCS_MGF_TYPE, salt_len: u64) -> Param {
         Param::Pss { hash, mgf, salt_len }
