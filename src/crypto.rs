@@ -1209,6 +1209,7 @@ mod tests {
     //! the GCM specification's test cases, RFC 3394, NIST SP 800-38B (CMAC),
     //! RFC 2202 / RFC 4231 (HMAC) and FIPS 180 examples (digests).
     use super::*;
+    use test_keys::h;
 
     #[test]
     fn exportable_pairs_are_pkcs8_and_spki() {
@@ -1219,10 +1220,6 @@ mod tests {
             assert_eq!(info.algorithm.oid, spki.algorithm.oid, "{spec:?}");
         }
         assert_eq!(generate_exportable_pair(PairSpec::Rsa(1024)).unwrap_err(), Error::KeySizeRange);
-    }
-
-    fn h(s: &str) -> Vec<u8> {
-        hex::decode(s.replace(' ', "")).expect("test vector")
     }
 
     const K128: &str = "2b7e151628aed2a6abf7158809cf4f3c";
@@ -1515,8 +1512,16 @@ pub(crate) mod test_keys {
         pub qinv: &'static str,
     }
 
-    fn h(s: &str) -> Vec<u8> {
-        hex::decode(s).expect("test key")
+    /// Bytes of a hex test vector (spaces allowed between groups).
+    pub fn h(s: &str) -> Vec<u8> {
+        hex::decode(s.replace(' ', "")).expect("test vector")
+    }
+
+    /// `n` random bytes.
+    pub fn rand(n: usize) -> Vec<u8> {
+        let mut v = vec![0u8; n];
+        super::random(&mut v).unwrap();
+        v
     }
 
     impl HexRsa {
@@ -1579,10 +1584,7 @@ mod asym_tests {
     //! ECDSA's hash-to-integer rule, and the RSA size limits.
     use super::test_keys::{DRAFT_2048, WYCHEPROOF_2048};
     use super::*;
-
-    fn h(s: &str) -> Vec<u8> {
-        hex::decode(s).expect("test vector")
-    }
+    use test_keys::h;
 
     fn key(k: &test_keys::HexRsa) -> RsaPrivateKey {
         let parts = k.parts();

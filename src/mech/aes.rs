@@ -697,6 +697,7 @@ mod tests {
     //! plus known answers from the standards, every length and parameter error, and the
     //! length bounds the session layer relies on.
     use super::*;
+    use crate::crypto::test_keys::{h, rand};
     use crate::mech::Registry;
     use ::aes::cipher::block_padding::{NoPadding, Pkcs7};
     use ::aes::cipher::generic_array::GenericArray;
@@ -811,16 +812,6 @@ mod tests {
     }
 
     // ---- the harness
-
-    fn h(s: &str) -> Vec<u8> {
-        hex::decode(s.replace(' ', "")).expect("test vector")
-    }
-
-    fn rand(n: usize) -> Vec<u8> {
-        let mut v = vec![0u8; n];
-        crypto::random(&mut v).unwrap();
-        v
-    }
 
     /// A random length in 0..n.
     fn rand_len(n: usize) -> usize {

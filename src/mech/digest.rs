@@ -58,13 +58,8 @@ pub static UNITS: &[&dyn Unit] = &[&SHA_1, &SHA224, &SHA256, &SHA384, &SHA512];
 mod tests {
     //! SHA-2 against the RustCrypto `sha2` crate; SHA-1 against FIPS 180 examples.
     use super::*;
+    use crate::crypto::test_keys::rand;
     use sha2::Digest as _;
-
-    fn rand(n: usize) -> Vec<u8> {
-        let mut v = vec![0u8; n];
-        crypto::random(&mut v).unwrap();
-        v
-    }
 
     fn unit(ty: CK_MECHANISM_TYPE) -> &'static dyn Unit {
         UNITS.iter().copied().find(|u| u.ty() == ty).expect("unit")

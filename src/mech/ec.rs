@@ -411,19 +411,11 @@ mod tests {
     //! short hashes those crates refuse), Wycheproof's verification vectors, ECDH
     //! against the crates' Diffie-Hellman, and every parameter and key error.
     use super::*;
+    use crate::crypto::test_keys::{h, rand};
+    use crate::mech::test_support::object;
     use der::asn1::{AnyRef, BitStringRef, UintRef};
     use p256::ecdsa::signature::hazmat::PrehashVerifier;
     use sha2::Digest as _;
-
-    fn h(s: &str) -> Vec<u8> {
-        hex::decode(s).expect("test vector")
-    }
-
-    fn rand(n: usize) -> Vec<u8> {
-        let mut v = vec![0u8; n];
-        crypto::random(&mut v).unwrap();
-        v
-    }
 
     fn unit(ty: CK_MECHANISM_TYPE) -> &'static dyn Unit {
         UNITS.iter().copied().find(|u| u.ty() == ty).expect("unit")
@@ -431,14 +423,6 @@ mod tests {
 
     fn key(obj: &Object) -> Key<'_> {
         Key { key_type: CKK_EC, value: &[], attrs: Some(obj) }
-    }
-
-    fn object(attrs: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> Object {
-        let mut o = Object::default();
-        for (ty, v) in attrs {
-            o.set(*ty, v.clone());
-        }
-        o
     }
 
     fn generate(params: &[u8]) -> (Object, Object) {

@@ -179,16 +179,7 @@ mod tests {
     //! HMAC-SHA-2 against the RustCrypto `hmac` crate; HMAC-SHA-1 against RFC 2202 (no
     //! independent SHA-1 implementation is at hand), plus every parameter and key error.
     use super::*;
-
-    fn h(s: &str) -> Vec<u8> {
-        hex::decode(s).expect("test vector")
-    }
-
-    fn rand(n: usize) -> Vec<u8> {
-        let mut v = vec![0u8; n];
-        crypto::random(&mut v).unwrap();
-        v
-    }
+    use crate::crypto::test_keys::{h, rand};
 
     fn key(key_type: CK_KEY_TYPE, value: &[u8]) -> Key<'_> {
         Key { key_type, value, attrs: None }

@@ -355,3 +355,19 @@ impl Registry {
         self.units.iter().map(|u| u.ty()).collect()
     }
 }
+
+/// What the units' tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::object::Object;
+    use cryptoki_sys::CK_ATTRIBUTE_TYPE;
+
+    /// An object with exactly these attributes.
+    pub fn object(attrs: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> Object {
+        let mut o = Object::default();
+        for (ty, v) in attrs {
+            o.set(*ty, v.clone());
+        }
+        o
+    }
+}

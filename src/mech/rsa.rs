@@ -596,23 +596,15 @@ mod tests {
     //! verify and decrypt), Wycheproof's RSA-PSS and RSA-OAEP vectors, implicit
     //! rejection through the unit, and every parameter, length and key error.
     use super::*;
+    use crate::crypto::test_keys::{h, rand};
     use crate::crypto::test_keys::{
         oracle_digest as digest, oracle_oaep, oracle_pss, HexRsa, DRAFT_2048, WYCHEPROOF_2048,
     };
+    use crate::mech::test_support::object;
     use ::rsa::rand_core::OsRng;
     use ::rsa::traits::{PrivateKeyParts, PublicKeyParts};
     use ::rsa::{BigUint, Pkcs1v15Encrypt, Pkcs1v15Sign};
     use sha2::Digest as _;
-
-    fn h(s: &str) -> Vec<u8> {
-        hex::decode(s).expect("test vector")
-    }
-
-    fn rand(n: usize) -> Vec<u8> {
-        let mut v = vec![0u8; n];
-        crypto::random(&mut v).unwrap();
-        v
-    }
 
     fn unit(ty: CK_MECHANISM_TYPE) -> &'static dyn Unit {
         UNITS.iter().copied().find(|u| u.ty() == ty).expect("unit")
@@ -620,14 +612,6 @@ mod tests {
 
     fn key(obj: &Object) -> Key<'_> {
         Key { key_type: CKK_RSA, value: &[], attrs: Some(obj) }
-    }
-
-    fn object(attrs: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> Object {
-        let mut o = Object::default();
-        for (ty, v) in attrs {
-            o.set(*ty, v.clone());
-        }
-        o
     }
 
     /// The private and public key objects of a fixed test key.
