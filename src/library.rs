@@ -19,6 +19,17 @@ use zeroize::{Zeroize, Zeroizing};
 
 pub type Attribute = (CK_ATTRIBUTE_TYPE, Vec<u8>);
 
+/// A CK_ULONG attribute of a caller's template, if present; CKR_ATTRIBUTE_VALUE_INVALID
+/// when its value is not one.
+fn template_ulong(template: &[Attribute], ty: CK_ATTRIBUTE_TYPE) -> Result<Option<u64>> {
+    template
+        .iter()
+        .find(|(t, _)| *t == ty)
+        .map(|(_, v)| <[u8; 8]>::try_from(v.as_slice()).map(u64::from_ne_bytes))
+        .transpose()
+        .map_err(|_| Error::AttributeValueInvalid)
+}
+
 /// A slot: a token, or the one empty slot where C_InitToken makes a new token.
 pub enum Slot {
     Token(Arc<Token>),
@@ -964,12 +975,7 @@ impl Library {
         if mech.param != crate::mech::Param::None {
             return Err(Error::MechanismParamInvalid);
         }
-        let len = template
-            .iter()
-            .find(|(t, _)| *t == CKA_VALUE_LEN)
-            .map(|(_, v)| v.as_slice().try_into().map(|b| u64::from_ne_bytes(b) as usize))
-            .transpose()
-            .map_err(|_| Error::AttributeValueInvalid)?;
+        let len = template_ulong(template, CKA_VALUE_LEN)?.map(|l| l as usize);
         let (key_type, value) = unit.generate_key(len)?;
         let extra = vec![
             (CKA_CLASS, ck_ulong(CKO_SECRET_KEY)),
@@ -1054,17 +1060,8 @@ impl Library {
             let bk = Self::key_for(&s, base, KeyUse::Derive, unit)?;
             unit.derive(&Self::secret(&s.token, &bk)?, &mech.param)?
         };
-        let len = template
-            .iter()
-            .find(|(t, _)| *t == CKA_VALUE_LEN)
-            .map(|(_, v)| v.as_slice().try_into().map(|b| u64::from_ne_bytes(b) as usize))
-            .transpose()
-            .map_err(|_| Error::AttributeValueInvalid)?;
-        let key_type = template
-            .iter()
-            .find(|(t, _)| *t == CKA_KEY_TYPE)
-            .and_then(|(_, v)| v.as_slice().try_into().ok().map(u64::from_ne_bytes))
-            .unwrap_or(CKK_GENERIC_SECRET);
+        let len = template_ulong(template, CKA_VALUE_LEN)?.map(|l| l as usize);
+        let key_type = template_ulong(template, CKA_KEY_TYPE).ok().flatten().unwrap_or(CKK_GENERIC_SECRET);
         let len = len.unwrap_or(match key_type {
             CKK_AES => 32.min(secret.len()),
             _ => secret.len(),
@@ -1197,15 +1194,7 @@ impl Library {
     /// key's CKA_VALUE_LEN, whether the length suited the key type: a caller who wants no
     /// signal at all gives CKA_VALUE_LEN.
     fn fit_unwrapped(value: Zeroizing<Vec<u8>>, template: &[Attribute]) -> Result<Zeroizing<Vec<u8>>> {
-        let ulong = |ty| {
-            template
-                .iter()
-                .find(|(t, _)| *t == ty)
-                .map(|(_, v)| <[u8; 8]>::try_from(v.as_slice()).map(u64::from_ne_bytes))
-                .transpose()
-                .map_err(|_| Error::AttributeValueInvalid)
-        };
-        let expected = match (ulong(CKA_VALUE_LEN)?, ulong(CKA_KEY_TYPE)?) {
+        let expected = match (template_ulong(template, CKA_VALUE_LEN)?, template_ulong(template, CKA_KEY_TYPE)?) {
             (Some(len), _) => usize::try_from(len).map_err(|_| Error::AttributeValueInvalid)?,
             (None, Some(kt)) if crate::object::secret_len_ok(kt, value.len()).is_ok() => value.len(),
             (None, _) => 32,
