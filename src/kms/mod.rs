@@ -214,25 +214,39 @@ pub fn permit(token: &Token, key: &Object, action: &str, context: &Context) -> s
     }
     let verdict = policy_verdict(token, key, action, context);
     if let Err(e) = &verdict {
-        let key_id = key_id(key);
-        let recorded = token.audit.append(
-            &token.serial,
-            &audit::Event {
-                name: action,
-                principal: &principal(token),
-                key_id: Some(&key_id),
-                key_arn: Some(arn(key)),
-                encryption_context_keys: context.keys().cloned().collect(),
-                error: Some((e.code, e.message.clone())),
-                read_only: true,
-                ..Default::default()
-            },
-        );
-        if let Err(a) = recorded {
-            log::error!("key {key_id}: audit record of a denial not written: {a}");
+        if let Err(a) = record(token, key, action, None, context, Some(e)) {
+            log::error!("key {}: audit record of a denial not written: {a}", key_id(key));
         }
     }
     verdict
+}
+
+/// Appends the audit record of a call on KMS key `key`: its action, the mechanism of a
+/// cryptographic use, the encryption context's keys and the refusal, if any.
+fn record(
+    token: &Token,
+    key: &Object,
+    action: &str,
+    mechanism: Option<CK_MECHANISM_TYPE>,
+    context: &Context,
+    error: Option<&KmsError>,
+) -> Result<()> {
+    let key_id = key_id(key);
+    token.audit.append(
+        &token.serial,
+        &audit::Event {
+            name: action,
+            principal: &principal(token),
+            key_id: Some(&key_id),
+            key_arn: Some(arn(key)),
+            key_version: mechanism.and(key.ulong(CKA_KMSTOKEN_KEY_VERSION)),
+            mechanism,
+            encryption_context_keys: context.keys().cloned().collect(),
+            error: error.map(|e| (e.code, e.message.clone())),
+            read_only: true,
+            ..Default::default()
+        },
+    )
 }
 
 /// The PKCS#11 rules for using `key` with `unit`.
@@ -339,31 +353,15 @@ pub fn authorize_as(
         Ok(()) => policy_verdict(token, key, action, context).and_then(|()| kms_rules(key, what)),
         Err(e) => Err(KmsError::new("InvalidKeyUsageException", format!("{e:?}"))),
     };
-    let key_id = key_id(key);
-    let recorded = token.audit.append(
-        &token.serial,
-        &audit::Event {
-            name: action,
-            principal: &principal(token),
-            key_id: Some(&key_id),
-            key_arn: Some(arn(key)),
-            key_version: key.ulong(CKA_KMSTOKEN_KEY_VERSION),
-            mechanism: Some(unit.ty()),
-            encryption_context_keys: context.keys().cloned().collect(),
-            error: verdict.as_ref().err().map(|e| (e.code, e.message.clone())),
-            read_only: true,
-            ..Default::default()
-        },
-    );
-    if let Err(e) = recorded {
-        log::error!("key {key_id}: audit record not written: {e}");
+    if let Err(e) = record(token, key, action, Some(unit.ty()), context, verdict.as_ref().err()) {
+        log::error!("key {}: audit record not written: {e}", key_id(key));
         if token.kms.audit_required {
             return Err(e);
         }
     }
     pkcs11?;
     verdict.map_err(|e| {
-        log::info!("key {key_id}: {}: {}", e.code, e.message);
+        log::info!("key {}: {}: {}", key_id(key), e.code, e.message);
         Error::KeyFunctionNotPermitted
     })
 }
