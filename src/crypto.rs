@@ -26,9 +26,10 @@ use zeroize::Zeroizing;
 
 /// AES block length in bytes.
 pub const AES_BLOCK: usize = 16;
-/// Length of a GCM nonce served here (96 bits, the only length aws-lc accepts).
+/// Length of the GCM nonce aws-lc-rs serves (96 bits); other lengths go through
+/// `crypto_ffi::Gcm`.
 pub const GCM_NONCE_LEN: usize = 12;
-/// Length of a GCM tag served here (128 bits).
+/// Length of a full GCM tag (128 bits); shorter tags go through `crypto_ffi::Gcm`.
 pub const GCM_TAG_LEN: usize = 16;
 /// Length of an AES-CMAC value.
 pub const CMAC_LEN: usize = 16;
@@ -199,6 +200,61 @@ pub fn gcm_open(key: &[u8], nonce: &[u8; GCM_NONCE_LEN], aad: &[u8], sealed: &[u
     Ok(buf)
 }
 
+/// AES-GCM encryption in parts (any IV length, any tag length from 1 to 16 bytes): the
+/// ciphertext as the plaintext comes, the tag at the end.
+pub struct GcmStream(crate::crypto_ffi::Gcm);
+
+impl GcmStream {
+    pub fn new(key: &[u8], iv: &[u8], aad: &[u8]) -> Result<Self> {
+        if !is_aes_key_len(key.len()) {
+            return Err(Error::KeySizeRange);
+        }
+        crate::crypto_ffi::Gcm::new(key, iv, aad, true).map(GcmStream).map_err(|_| Error::MechanismParamInvalid)
+    }
+
+    pub fn update(&mut self, plaintext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.0.update(plaintext).map_err(|_| Error::DataLenRange)
+    }
+
+    /// The tag, `tag_len` bytes.
+    pub fn finish(self, tag_len: usize) -> Result<Vec<u8>> {
+        self.0.tag(tag_len).map_err(|_| Error::general("AES-GCM tag"))
+    }
+
+    pub fn try_clone(&self) -> Result<Self> {
+        self.0.try_clone().map(GcmStream).map_err(|_| Error::HostMemory)
+    }
+}
+
+/// AES-GCM encryption in one shot with any IV and tag length: ciphertext || tag.
+pub fn gcm_seal_any(key: &[u8], iv: &[u8], aad: &[u8], tag_len: usize, plaintext: &[u8]) -> Result<Vec<u8>> {
+    if let (Ok(nonce), GCM_TAG_LEN) = (<&[u8; GCM_NONCE_LEN]>::try_from(iv), tag_len) {
+        return gcm_seal(key, nonce, aad, plaintext);
+    }
+    let mut s = GcmStream::new(key, iv, aad)?;
+    let mut out = s.update(plaintext)?.to_vec();
+    out.extend_from_slice(&s.finish(tag_len)?);
+    Ok(out)
+}
+
+/// AES-GCM decryption in one shot with any IV and tag length, of ciphertext || tag.
+/// Errors as `gcm_open`; no plaintext is released unless the tag verifies.
+pub fn gcm_open_any(key: &[u8], iv: &[u8], aad: &[u8], tag_len: usize, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    if let (Ok(nonce), GCM_TAG_LEN) = (<&[u8; GCM_NONCE_LEN]>::try_from(iv), tag_len) {
+        return gcm_open(key, nonce, aad, sealed);
+    }
+    if !is_aes_key_len(key.len()) {
+        return Err(Error::KeySizeRange);
+    }
+    let Some(ct_len) = sealed.len().checked_sub(tag_len) else {
+        return Err(Error::EncryptedDataLenRange);
+    };
+    let mut gcm = crate::crypto_ffi::Gcm::new(key, iv, aad, false).map_err(|_| Error::MechanismParamInvalid)?;
+    let plain = gcm.update(&sealed[..ct_len]).map_err(|_| Error::EncryptedDataInvalid)?;
+    gcm.check(&sealed[ct_len..]).map_err(|_| Error::EncryptedDataInvalid)?;
+    Ok(plain)
+}
+
 /// aws-lc serves AES key wrap with 128- and 256-bit key-encryption keys only.
 pub fn is_kek_len(len: usize) -> bool {
     matches!(len, 16 | 32)
@@ -355,16 +411,6 @@ impl Hmac {
 
 // ---------------------------------------------------------------------------------------
 // Asymmetric keys: shared pieces
-
-/// Runs `make` once for `cell`; a failure leaves the cell empty for the next try. When
-/// two threads race, both build and the first value stays.
-fn lazy<T>(cell: &OnceLock<T>, make: impl FnOnce() -> Result<T>) -> Result<&T> {
-    if let Some(v) = cell.get() {
-        return Ok(v);
-    }
-    let v = make()?;
-    Ok(cell.get_or_init(|| v))
-}
 
 /// The error for key material that does not form a valid key.
 fn bad_key<E>(_: E) -> Error {
@@ -667,23 +713,32 @@ impl<B: AsRef<[u8]>> RsaParts<B> {
     }
 }
 
-/// A new RSA key of `bits` (2048, 3072 or 4096) with e = 65537, its components without
-/// leading zeros. aws-lc hands private keys out only as PKCS#8; the components are read
-/// from it.
+/// A new RSA key of `bits` with e = 65537, its components without leading zeros:
+/// through aws-lc-rs for 2048, 3072 and 4096 bits (which hands private keys out only as
+/// PKCS#8; the components are read from it), through aws-lc's own generator
+/// (`crypto_ffi::rsa_generate`) for the other sizes, from 1024 bits.
 pub fn rsa_generate(bits: usize) -> Result<RsaParts<Zeroizing<Vec<u8>>>> {
+    fn failed<E>(_: E) -> Error {
+        Error::general("RSA key generation failed")
+    }
+    let unreadable = |_| Error::general("RSA key export unreadable");
     let size = match bits {
-        2048 => rsa::KeySize::Rsa2048,
-        3072 => rsa::KeySize::Rsa3072,
-        4096 => rsa::KeySize::Rsa4096,
+        2048 => Some(rsa::KeySize::Rsa2048),
+        3072 => Some(rsa::KeySize::Rsa3072),
+        4096 => Some(rsa::KeySize::Rsa4096),
+        1024.. => None,
         _ => return Err(Error::KeySizeRange),
     };
-    let failed = |_| Error::general("RSA key generation failed");
-    let pair = rsa::KeyPair::generate(size).map_err(failed)?;
-    let doc = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair).map_err(failed)?;
-    let info =
-        pkcs8::PrivateKeyInfo::from_der(doc.as_ref()).map_err(|_| Error::general("RSA key export unreadable"))?;
-    let key =
-        pkcs1::RsaPrivateKey::from_der(info.private_key).map_err(|_| Error::general("RSA key export unreadable"))?;
+    let der = match size {
+        Some(size) => {
+            let pair = rsa::KeyPair::generate(size).map_err(failed)?;
+            let doc = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair).map_err(failed)?;
+            let info = pkcs8::PrivateKeyInfo::from_der(doc.as_ref()).map_err(unreadable)?;
+            Zeroizing::new(info.private_key.to_vec())
+        }
+        None => crate::crypto_ffi::rsa_generate(bits).map_err(failed)?,
+    };
+    let key = pkcs1::RsaPrivateKey::from_der(&der).map_err(unreadable)?;
     let own = |u: UintRef| Zeroizing::new(u.as_bytes().to_vec());
     Ok(RsaParts {
         n: own(key.modulus),
@@ -763,8 +818,8 @@ pub struct RsaPrivateKey {
     pkcs1: Zeroizing<Vec<u8>>,
     /// SHA-256 of the private exponent as k bytes: the key of the implicit-rejection KDF.
     ir_key: Zeroizing<Vec<u8>>,
-    signer: OnceLock<signature::RsaKeyPair>,
-    oaep: OnceLock<rsa::OaepPrivateDecryptingKey>,
+    signer: OnceLock<Option<signature::RsaKeyPair>>,
+    oaep: OnceLock<Option<rsa::OaepPrivateDecryptingKey>>,
 }
 
 impl RsaPrivateKey {
@@ -823,17 +878,23 @@ impl RsaPrivateKey {
         self.raw.bits()
     }
 
-    fn signer(&self) -> Result<&signature::RsaKeyPair> {
-        lazy(&self.signer, || signature::RsaKeyPair::from_der(&self.pkcs1).map_err(bad_key))
+    /// aws-lc-rs's signing key; None for the sizes it does not serve (below 2048 bits,
+    /// above 8192), which the raw operation signs.
+    fn signer(&self) -> Option<&signature::RsaKeyPair> {
+        self.signer.get_or_init(|| signature::RsaKeyPair::from_der(&self.pkcs1).ok()).as_ref()
     }
 
-    fn oaep(&self) -> Result<&rsa::OaepPrivateDecryptingKey> {
-        lazy(&self.oaep, || {
-            let doc = pkcs8::PrivateKeyInfo::new(rsa_encryption(), &self.pkcs1);
-            let der = Zeroizing::new(doc.to_der().map_err(bad_key)?);
-            let key = rsa::PrivateDecryptingKey::from_pkcs8(&der).map_err(bad_key)?;
-            rsa::OaepPrivateDecryptingKey::new(key).map_err(bad_key)
-        })
+    /// aws-lc-rs's OAEP key; None for the sizes it does not serve, which aws-lc's OAEP
+    /// with any hash decrypts.
+    fn oaep(&self) -> Option<&rsa::OaepPrivateDecryptingKey> {
+        self.oaep
+            .get_or_init(|| {
+                let doc = pkcs8::PrivateKeyInfo::new(rsa_encryption(), &self.pkcs1);
+                let der = Zeroizing::new(doc.to_der().ok()?);
+                let key = rsa::PrivateDecryptingKey::from_pkcs8(&der).ok()?;
+                rsa::OaepPrivateDecryptingKey::new(key).ok()
+            })
+            .as_ref()
     }
 
     /// The private operation on an encoded message; its failure here is internal (the
@@ -843,21 +904,22 @@ impl RsaPrivateKey {
         Ok(out.to_vec())
     }
 
-    /// RSASSA-PKCS1-v1_5 of a digest: through aws-lc-rs for SHA-256/384/512, through the
-    /// raw operation (same signature, the scheme is deterministic) for SHA-1 and SHA-224.
+    /// RSASSA-PKCS1-v1_5 of a digest: through aws-lc-rs for SHA-256/384/512 on the key
+    /// sizes it serves (2048 to 8192 bits), through the raw operation (same signature, the
+    /// scheme is deterministic) for the other hashes and sizes.
     pub fn sign_pkcs1_digest(&self, hash: Hash, digest: &[u8]) -> Result<Vec<u8>> {
         if digest.len() != hash.output_len() {
             return Err(Error::DataLenRange);
         }
-        match safe_signing(hash, false) {
-            Some(enc) => {
+        match (safe_signing(hash, false), self.signer()) {
+            (Some(enc), Some(signer)) => {
                 let mut sig = vec![0u8; self.modulus_len()];
-                self.signer()?
+                signer
                     .sign_digest(enc, &import_digest(hash, digest)?, &mut sig)
                     .map_err(|_| Error::general("RSA signing failed"))?;
                 Ok(sig)
             }
-            None => self.sign_pkcs1_payload(&digest_info(hash, digest)),
+            _ => self.sign_pkcs1_payload(&digest_info(hash, digest)),
         }
     }
 
@@ -888,10 +950,10 @@ impl RsaPrivateKey {
         if salt_len > pss_max_salt(self.bits(), hash) {
             return Err(Error::MechanismParamInvalid);
         }
-        match safe_signing(hash, true) {
-            Some(enc) if mgf == hash && salt_len == hash.output_len() => {
+        match (safe_signing(hash, true), self.signer()) {
+            (Some(enc), Some(signer)) if mgf == hash && salt_len == hash.output_len() => {
                 let mut sig = vec![0u8; self.modulus_len()];
-                self.signer()?
+                signer
                     .sign_digest(enc, &import_digest(hash, m_hash)?, &mut sig)
                     .map_err(|_| Error::general("RSA-PSS signing failed"))?;
                 Ok(sig)
@@ -940,15 +1002,14 @@ impl RsaPrivateKey {
         if ct.len() != k {
             return Err(Error::EncryptedDataLenRange);
         }
-        match safe_oaep(hash, mgf) {
-            Some(alg) => {
-                let key = self.oaep()?;
+        match (safe_oaep(hash, mgf), self.oaep()) {
+            (Some(alg), Some(key)) => {
                 let mut out = Zeroizing::new(vec![0u8; key.min_output_size()]);
                 let len = key.decrypt(alg, ct, &mut out, Some(label)).map_err(|_| Error::EncryptedDataInvalid)?.len();
                 out.truncate(len);
                 Ok(out)
             }
-            None => self.raw.oaep_decrypt(hash, mgf, label, ct).map_err(|_| Error::EncryptedDataInvalid),
+            _ => self.raw.oaep_decrypt(hash, mgf, label, ct).map_err(|_| Error::EncryptedDataInvalid),
         }
     }
 }
@@ -1043,7 +1104,7 @@ pub struct RsaPublicKey {
     raw: RsaKey,
     /// SubjectPublicKeyInfo DER, for the lazily parsed form.
     spki: Vec<u8>,
-    enc: OnceLock<rsa::PublicEncryptingKey>,
+    enc: OnceLock<Option<rsa::PublicEncryptingKey>>,
 }
 
 impl RsaPublicKey {
@@ -1073,8 +1134,9 @@ impl RsaPublicKey {
         &self.spki
     }
 
-    fn enc(&self) -> Result<&rsa::PublicEncryptingKey> {
-        lazy(&self.enc, || rsa::PublicEncryptingKey::from_der(&self.spki).map_err(bad_key))
+    /// aws-lc-rs's encryption key; None for the sizes it does not serve.
+    fn enc(&self) -> Option<&rsa::PublicEncryptingKey> {
+        self.enc.get_or_init(|| rsa::PublicEncryptingKey::from_der(&self.spki).ok()).as_ref()
     }
 
     /// The public operation on a signature: `SignatureLenRange` for a wrong length,
@@ -1128,16 +1190,33 @@ impl RsaPublicKey {
         }
     }
 
-    /// RSAES-PKCS1-v1_5 encryption (aws-lc-rs); at most k - 11 bytes.
+    /// RSAES-PKCS1-v1_5 encryption; at most k - 11 bytes. Through aws-lc-rs on the
+    /// sizes it serves, else EME-PKCS1-v1_5 (RFC 8017 7.2.1: 00 02, at least eight random
+    /// non-zero bytes, 00, the message) and the raw public operation.
     pub fn encrypt_pkcs1(&self, msg: &[u8]) -> Result<Vec<u8>> {
-        if msg.len() > pkcs1_max_payload(self.modulus_len()) {
+        let k = self.modulus_len();
+        if msg.len() > pkcs1_max_payload(k) {
             return Err(Error::DataLenRange);
         }
-        let key = rsa::Pkcs1PublicEncryptingKey::new(self.enc()?.clone()).map_err(bad_key)?;
-        let mut out = vec![0u8; key.ciphertext_size()];
-        let len = key.encrypt(msg, &mut out).map_err(|_| Error::general("RSA encryption failed"))?.len();
-        out.truncate(len);
-        Ok(out)
+        if let Some(enc) = self.enc() {
+            let key = rsa::Pkcs1PublicEncryptingKey::new(enc.clone()).map_err(bad_key)?;
+            let mut out = vec![0u8; key.ciphertext_size()];
+            let len = key.encrypt(msg, &mut out).map_err(|_| Error::general("RSA encryption failed"))?.len();
+            out.truncate(len);
+            return Ok(out);
+        }
+        let mut em = Zeroizing::new(vec![0u8; k]);
+        em[1] = 2;
+        let ps_end = k - msg.len() - 1;
+        for b in em[2..ps_end].iter_mut() {
+            let mut r = [0u8; 1];
+            while r[0] == 0 {
+                random(&mut r)?;
+            }
+            *b = r[0];
+        }
+        em[ps_end + 1..].copy_from_slice(msg);
+        self.raw.public_raw(&em).map_err(|_| Error::general("RSA encryption failed"))
     }
 
     /// RSAES-OAEP encryption: through aws-lc-rs when it serves the hashes, else through
@@ -1149,15 +1228,15 @@ impl RsaPublicKey {
         fn failed<E>(_: E) -> Error {
             Error::general("RSA-OAEP encryption failed")
         }
-        match safe_oaep(hash, mgf) {
-            Some(alg) => {
-                let key = rsa::OaepPublicEncryptingKey::new(self.enc()?.clone()).map_err(bad_key)?;
+        match (safe_oaep(hash, mgf), self.enc()) {
+            (Some(alg), Some(enc)) => {
+                let key = rsa::OaepPublicEncryptingKey::new(enc.clone()).map_err(bad_key)?;
                 let mut out = vec![0u8; key.ciphertext_size()];
                 let len = key.encrypt(alg, msg, &mut out, Some(label)).map_err(failed)?.len();
                 out.truncate(len);
                 Ok(out)
             }
-            None => self.raw.oaep_encrypt(hash, mgf, label, msg).map_err(failed),
+            _ => self.raw.oaep_encrypt(hash, mgf, label, msg).map_err(failed),
         }
     }
 }
@@ -1837,7 +1916,12 @@ mod asym_tests {
         assert_eq!(pss_max_salt(2048, Hash::Sha256), 256 - 32 - 2);
         assert_eq!(pss_max_salt(2049, Hash::Sha256), 256 - 32 - 2);
         assert_eq!(pss_max_salt(2050, Hash::Sha256), 257 - 32 - 2);
-        assert_eq!(rsa_generate(1024).err(), Some(Error::KeySizeRange));
+        assert_eq!(rsa_generate(512).err(), Some(Error::KeySizeRange));
+        for bits in [1024, 1152, 1536] {
+            let p = rsa_generate(bits).unwrap();
+            assert_eq!(RsaPrivateKey::new(&p.as_refs()).unwrap().bits(), bits, "aws-lc checks the key");
+            assert_eq!(strip_zeros(&p.e), [1, 0, 1]);
+        }
         let k = key(&WYCHEPROOF_2048);
         assert_eq!((k.modulus_len(), k.bits()), (256, 2048));
     }

@@ -1,9 +1,11 @@
-//! The RSA operations that the safe API of aws-lc-rs does not offer, called on aws-lc
-//! directly: the raw private operation (no padding, blinded), the raw public operation,
-//! EMSA-PSS encoding and checking with any hash, MGF1 hash and salt length, and RSA-OAEP
-//! with any hash and MGF1 hash. With the C interface shell this is the only module that
-//! uses `unsafe`; every block says why it is sound. `crypto` is its only user, and its
-//! tests check each function against independent implementations.
+//! The operations that the safe API of aws-lc-rs does not offer, called on aws-lc
+//! directly: for RSA, the raw private operation (no padding, blinded), the raw public
+//! operation, EMSA-PSS encoding and checking with any hash, MGF1 hash and salt length,
+//! RSA-OAEP with any hash and MGF1 hash, and key generation of sizes other than 2048,
+//! 3072 and 4096 bits; AES-GCM with IVs other than 96 bits, tags shorter than 128 bits,
+//! and encryption in parts. With the C interface shell this is the only module that uses
+//! `unsafe`; every block says why it is sound. `crypto` is its only user, and its tests
+//! check each function against independent implementations.
 //!
 //! Keys come in as DER (PKCS#1 `RSAPrivateKey` / `RSAPublicKey`), which aws-lc parses
 //! and checks (`RSA_check_key` for private keys). An `RsaKey` owns one `EVP_PKEY`.
@@ -296,6 +298,175 @@ impl OaepCtx {
             }
         }
         Ok(ctx)
+    }
+}
+
+/// A new RSA private key of `bits` with e = 65537, as a DER `RSAPrivateKey` (two-prime,
+/// with the CRT values).
+pub fn rsa_generate(bits: usize) -> Result<Zeroizing<Vec<u8>>, Failed> {
+    let bits = c_int::try_from(bits).map_err(|_| Failed)?;
+    // SAFETY: no arguments; each returns a new object (owned by us) or null.
+    let (rsa, e) = unsafe { (lc::RSA_new(), lc::BN_new()) };
+    let mut der: *mut u8 = ptr::null_mut();
+    let mut der_len = 0usize;
+    // SAFETY: `rsa` and `e` are checked for null before use; RSA_generate_key_ex fills the
+    // key we own (no callback); RSA_private_key_to_bytes allocates `der` (ours to free)
+    // and sets its length.
+    let ok = !rsa.is_null()
+        && !e.is_null()
+        && unsafe {
+            lc::BN_set_word(e, 65537) == 1
+                && lc::RSA_generate_key_ex(rsa, bits, e, ptr::null_mut()) == 1
+                && lc::RSA_private_key_to_bytes(&mut der, &mut der_len, rsa) == 1
+        };
+    let out = if ok && !der.is_null() {
+        // SAFETY: aws-lc wrote `der_len` bytes at `der`.
+        Ok(Zeroizing::new(unsafe { std::slice::from_raw_parts(der, der_len) }.to_vec()))
+    } else {
+        Err(failed())
+    };
+    // SAFETY: each pointer is ours or null, which the free functions accept; aws-lc's
+    // OPENSSL_free clears the memory it frees, and RSA_free the key's secrets.
+    unsafe {
+        lc::OPENSSL_free(der.cast());
+        lc::BN_free(e);
+        lc::RSA_free(rsa);
+    }
+    out
+}
+
+/// An AES-GCM context of aws-lc's EVP interface, keyed, with its IV (any length) and its
+/// additional data already given: encryption in parts, or decryption of a whole message.
+pub struct Gcm {
+    /// Owned; freed on drop. Never null.
+    ctx: *mut lc::EVP_CIPHER_CTX,
+}
+
+// SAFETY: the context is owned by this value alone and used only through `&mut self`
+// (or `&self` for the copy, which only reads it); aws-lc keeps no thread-local state in it.
+unsafe impl Send for Gcm {}
+
+impl Drop for Gcm {
+    fn drop(&mut self) {
+        // SAFETY: `ctx` is the valid, owned context; freeing it clears the key schedule.
+        unsafe { lc::EVP_CIPHER_CTX_free(self.ctx) };
+    }
+}
+
+fn c_len(n: usize) -> Result<c_int, Failed> {
+    c_int::try_from(n).map_err(|_| Failed)
+}
+
+impl Gcm {
+    /// `encrypt` or decrypt with a 16, 24 or 32-byte `key`, a non-empty `iv` of any
+    /// length, and the additional data `aad`.
+    pub fn new(key: &[u8], iv: &[u8], aad: &[u8], encrypt: bool) -> Result<Self, Failed> {
+        // SAFETY: the EVP_aes_*_gcm functions return static method tables.
+        let cipher = unsafe {
+            match key.len() {
+                16 => lc::EVP_aes_128_gcm(),
+                24 => lc::EVP_aes_192_gcm(),
+                32 => lc::EVP_aes_256_gcm(),
+                _ => return Err(Failed),
+            }
+        };
+        if iv.is_empty() {
+            return Err(Failed);
+        }
+        // SAFETY: no arguments; a new context or null.
+        let ctx = unsafe { lc::EVP_CIPHER_CTX_new() };
+        if ctx.is_null() {
+            return Err(failed());
+        }
+        let gcm = Gcm { ctx };
+        let mut unused: c_int = 0;
+        // SAFETY: `ctx` is valid; the cipher is chosen first, then the IV length, then the
+        // key (key.len() bytes, as the cipher wants) and the IV (iv.len() bytes, as just
+        // set); the additional data is fed with a null output, as GCM takes it.
+        let ok = unsafe {
+            lc::EVP_CipherInit_ex(ctx, cipher, ptr::null_mut(), ptr::null(), ptr::null(), encrypt as c_int) == 1
+                && lc::EVP_CIPHER_CTX_ctrl(ctx, lc::EVP_CTRL_GCM_SET_IVLEN, c_len(iv.len())?, ptr::null_mut()) == 1
+                && lc::EVP_CipherInit_ex(ctx, ptr::null(), ptr::null_mut(), key.as_ptr(), iv.as_ptr(), -1) == 1
+                && (aad.is_empty()
+                    || lc::EVP_CipherUpdate(ctx, ptr::null_mut(), &mut unused, aad.as_ptr(), c_len(aad.len())?) == 1)
+        };
+        if !ok {
+            return Err(failed());
+        }
+        Ok(gcm)
+    }
+
+    /// A copy of the state, for an operation that must be tried without being lost.
+    pub fn try_clone(&self) -> Result<Self, Failed> {
+        // SAFETY: no arguments; a new context or null.
+        let ctx = unsafe { lc::EVP_CIPHER_CTX_new() };
+        if ctx.is_null() {
+            return Err(failed());
+        }
+        let copy = Gcm { ctx };
+        // SAFETY: both contexts are valid; aws-lc's GCM copies its own state (key
+        // schedule, counters, GHASH) into the new one.
+        if unsafe { lc::EVP_CIPHER_CTX_copy(copy.ctx, self.ctx) } != 1 {
+            return Err(failed());
+        }
+        Ok(copy)
+    }
+
+    /// Encrypts or decrypts `input`: GCM is a stream, so as many bytes come out.
+    pub fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>, Failed> {
+        let mut out = Zeroizing::new(vec![0u8; input.len()]);
+        if input.is_empty() {
+            return Ok(out);
+        }
+        let mut written: c_int = 0;
+        // SAFETY: `out` has room for input.len() bytes, all GCM writes for that input;
+        // `input` is readable; `ctx` is valid.
+        let ok = unsafe {
+            lc::EVP_CipherUpdate(self.ctx, out.as_mut_ptr(), &mut written, input.as_ptr(), c_len(input.len())?)
+        };
+        if ok != 1 || written as usize != input.len() {
+            return Err(failed());
+        }
+        Ok(out)
+    }
+
+    /// Ends an encryption: the first `tag_len` (1 to 16) bytes of the tag.
+    pub fn tag(self, tag_len: usize) -> Result<Vec<u8>, Failed> {
+        if !(1..=16).contains(&tag_len) {
+            return Err(Failed);
+        }
+        let mut tag = vec![0u8; tag_len];
+        let mut unused: c_int = 0;
+        // SAFETY: GCM's final step writes no output; `tag` has tag_len writable bytes,
+        // which is what the control copies out.
+        let ok = unsafe {
+            lc::EVP_EncryptFinal_ex(self.ctx, ptr::null_mut(), &mut unused) == 1
+                && lc::EVP_CIPHER_CTX_ctrl(self.ctx, lc::EVP_CTRL_GCM_GET_TAG, c_len(tag_len)?, tag.as_mut_ptr().cast())
+                    == 1
+        };
+        if !ok {
+            return Err(failed());
+        }
+        Ok(tag)
+    }
+
+    /// Ends a decryption: whether `tag` (1 to 16 bytes) authenticates what was decrypted.
+    /// aws-lc compares it in constant time.
+    pub fn check(self, tag: &[u8]) -> Result<(), Failed> {
+        if !(1..=16).contains(&tag.len()) {
+            return Err(Failed);
+        }
+        let mut unused: c_int = 0;
+        // SAFETY: the control reads tag.len() bytes of `tag` (aws-lc copies them, so the
+        // const-to-mut cast is never written through); GCM's final step writes no output.
+        let ok = unsafe {
+            lc::EVP_CIPHER_CTX_ctrl(self.ctx, lc::EVP_CTRL_GCM_SET_TAG, c_len(tag.len())?, tag.as_ptr() as *mut _) == 1
+                && lc::EVP_DecryptFinal_ex(self.ctx, ptr::null_mut(), &mut unused) == 1
+        };
+        if !ok {
+            return Err(failed());
+        }
+        Ok(())
     }
 }
 
