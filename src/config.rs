@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     /// Directory of the keystore (one SQLite database per token).
     pub keystore: Option<PathBuf>,
+    /// How strictly the AWS KMS rules bind the PKCS#11 face (see `Profile`).
+    pub profile: Profile,
     pub log: LogConfig,
     pub pin: PinConfig,
     pub argon2: Argon2Config,
@@ -46,18 +48,77 @@ pub struct Argon2Config {
     pub parallelism: u32,
 }
 
+/// The two profiles (DESIGN section 4). Measured client suites create RSA and EC keys with
+/// CKA_SIGN and CKA_DECRYPT (or CKA_DERIVE) together, so the default serves every
+/// capability a key's template gives; `kms-strict` keeps AWS's one usage per key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum Profile {
+    /// Every TRUE capability attribute permits its use; the KMS usage (the first the key
+    /// has) binds only the `kms` faces. RSA from 1024 bits, AES-ECB served.
+    #[default]
+    #[serde(rename = "pkcs11")]
+    Pkcs11,
+    /// One usage per key (a template asking for two is CKR_TEMPLATE_INCONSISTENT), RSA
+    /// 2048 to 4096 bits, no AES-ECB.
+    #[serde(rename = "kms-strict")]
+    KmsStrict,
+}
+
+impl Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Pkcs11 => "pkcs11",
+            Profile::KmsStrict => "kms-strict",
+        }
+    }
+
+    /// Whether a key's one KMS usage binds its PKCS#11 uses too.
+    pub fn one_usage(self) -> bool {
+        self == Profile::KmsStrict
+    }
+
+    /// The RSA modulus sizes, in bits, between which a key of `kind` may be.
+    pub fn rsa_bits(self, kind: RsaKeyKind) -> std::ops::RangeInclusive<usize> {
+        match (self, kind) {
+            (Profile::KmsStrict, _) => 2048..=4096,
+            (Profile::Pkcs11, RsaKeyKind::Generated) => 1024..=4096,
+            // Old signatures are verified with keys of 512 bits, and keys up to 16384 exist.
+            (Profile::Pkcs11, RsaKeyKind::Public) => 512..=16384,
+            (Profile::Pkcs11, RsaKeyKind::Private) => 1024..=16384,
+        }
+    }
+
+    /// Whether an RSA key of `bits` and `kind` may be made or imported: `kms-strict` takes
+    /// only the sizes of AWS's key specs (RSA_2048, RSA_3072, RSA_4096).
+    pub fn rsa_bits_allowed(self, kind: RsaKeyKind, bits: usize) -> bool {
+        self.rsa_bits(kind).contains(&bits) && (self == Profile::Pkcs11 || bits.is_multiple_of(1024))
+    }
+}
+
+/// What an RSA key size is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RsaKeyKind {
+    /// Made by key-pair generation.
+    Generated,
+    /// A public key brought in.
+    Public,
+    /// A private key brought in.
+    Private,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MechanismConfig {
-    /// CKM_AES_ECB leaks patterns; it is served only when asked for.
-    pub aes_ecb: bool,
+    /// CKM_AES_ECB leaks patterns: served by default under the `pkcs11` profile (clients'
+    /// key-wrapping and test code use it), never by default under `kms-strict`.
+    pub aes_ecb: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KmsConfig {
-    /// "compat" (default) or "strict": what a template asking for two usages gets.
-    pub key_usage: String,
+    /// Replaced by the top-level `profile`; kept only to name the new key in the error.
+    key_usage: Option<String>,
     /// Days between C_DestroyObject of a token key and its purge (7..=30).
     pub deletion_window_days: u32,
     /// Whether a key use fails when its audit record cannot be written.
@@ -85,7 +146,7 @@ impl Default for Argon2Config {
 
 impl Default for KmsConfig {
     fn default() -> Self {
-        KmsConfig { key_usage: "compat".into(), deletion_window_days: 30, audit_required: true }
+        KmsConfig { key_usage: None, deletion_window_days: 30, audit_required: true }
     }
 }
 
@@ -143,8 +204,11 @@ impl Config {
                 "keys argon2.*: expected iterations >= 1, parallelism >= 1, memory_kib >= 8 * parallelism".into()
             );
         }
-        if !matches!(self.kms.key_usage.as_str(), "compat" | "strict") {
-            return Err(format!("key kms.key_usage: expected \"compat\" or \"strict\"; got {:?}", self.kms.key_usage));
+        if let Some(old) = &self.kms.key_usage {
+            return Err(format!(
+                "key kms.key_usage ({old:?}) is replaced by the top-level key profile: expected profile = \"pkcs11\" \
+                 (every capability a key has) or profile = \"kms-strict\" (one usage per key)"
+            ));
         }
         if !(7..=30).contains(&self.kms.deletion_window_days) {
             return Err(format!(
@@ -153,6 +217,11 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Whether CKM_AES_ECB is served: as configured, else as the profile has it.
+    pub fn aes_ecb(&self) -> bool {
+        self.mechanisms.aes_ecb.unwrap_or(self.profile == Profile::Pkcs11)
     }
 
     /// The keystore directory: configured, else `$XDG_DATA_HOME/kmstoken`
@@ -204,7 +273,12 @@ mod tests {
         Config::default().validate().unwrap();
         let c = parse("").unwrap();
         assert_eq!(c.pin.max_failed_logins, 10);
-        assert!(!c.mechanisms.aes_ecb);
+        assert_eq!(c.profile, Profile::Pkcs11);
+        assert!(c.aes_ecb());
+        let strict = parse("profile = \"kms-strict\"\n").unwrap();
+        assert_eq!(strict.profile, Profile::KmsStrict);
+        assert!(!strict.aes_ecb());
+        assert!(parse("profile = \"kms-strict\"\n[mechanisms]\naes_ecb = true\n").unwrap().aes_ecb());
     }
 
     #[test]
@@ -217,6 +291,28 @@ mod tests {
         assert!(e.contains("bogus"), "{e}");
         let e = parse("[log]\nlevel = \"loud\"\n").unwrap_err();
         assert!(e.contains("log.level"), "{e}");
+        let e = parse("profile = \"aws\"\n").unwrap_err();
+        assert!(e.contains("profile") && e.contains("kms-strict"), "{e}");
+        let e = parse("[kms]\nkey_usage = \"strict\"\n").unwrap_err();
+        assert!(e.contains("kms.key_usage") && e.contains("profile"), "{e}");
+    }
+
+    #[test]
+    fn rsa_sizes_per_profile() {
+        use RsaKeyKind::*;
+        let (p, s) = (Profile::Pkcs11, Profile::KmsStrict);
+        assert!(p.rsa_bits_allowed(Public, 512) && !p.rsa_bits_allowed(Public, 511));
+        assert!(p.rsa_bits_allowed(Public, 16384) && !p.rsa_bits_allowed(Public, 16385));
+        assert!(p.rsa_bits_allowed(Private, 1024) && !p.rsa_bits_allowed(Private, 512));
+        assert!(p.rsa_bits_allowed(Generated, 1024) && !p.rsa_bits_allowed(Generated, 8192));
+        for kind in [Generated, Public, Private] {
+            for bits in [2048, 3072, 4096] {
+                assert!(s.rsa_bits_allowed(kind, bits));
+            }
+            for bits in [1024, 2176, 8192] {
+                assert!(!s.rsa_bits_allowed(kind, bits), "{kind:?} {bits}");
+            }
+        }
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! The library in Rust terms: slots and tokens found in the keystore, sessions, and every
 //! PKCS#11 function as a typed method. The C ABI shell and the command line both drive it.
 
-use crate::config::Config;
+use crate::config::{Config, RsaKeyKind};
 use crate::error::{Error, Result};
-use crate::kms::{self, KeyUse};
+use crate::kms::{self, Face, KeyUse};
 use crate::mech::{Key, Mechanism, Registry, Unit};
 use crate::object::{ck_ulong, Object, Origin};
-use crate::session::{cipher_step, fixed_len_step, update_step, Cipher, Find, Session, Step};
+use crate::session::{cipher_step, fixed_len_step, update_step, Active, Find, Operation, Session, Step};
 use crate::store::Role;
 use crate::token::Token;
 use cryptoki_sys::*;
@@ -82,7 +82,7 @@ impl Library {
         let keystore = config.keystore_dir();
         ensure_dir(&keystore)?;
         let lib = Library {
-            registry: Registry::new(config.mechanisms.aes_ecb),
+            registry: Registry::new(config.aes_ecb(), config.profile),
             config,
             keystore,
             tokens: RwLock::new(BTreeMap::new()),
@@ -185,8 +185,8 @@ impl Library {
         self.registry.list()
     }
 
-    pub fn mechanism(&self, ty: CK_MECHANISM_TYPE) -> Result<&'static dyn Unit> {
-        self.registry.lookup(ty)
+    pub fn mechanism_info(&self, ty: CK_MECHANISM_TYPE) -> Result<crate::mech::Info> {
+        self.registry.info(ty)
     }
 
     // ---- tokens and PINs ----
@@ -301,6 +301,11 @@ impl Library {
     // ---- sessions ----
 
     pub fn open_session(&self, slot_id: u64, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
+        self.open_session_as(slot_id, flags, Face::Pkcs11)
+    }
+
+    /// C_OpenSession for a face: the `kms` command line opens its sessions as `Face::Kms`.
+    pub fn open_session_as(&self, slot_id: u64, flags: CK_FLAGS, face: Face) -> Result<CK_SESSION_HANDLE> {
         if flags & CKF_SERIAL_SESSION == 0 {
             return Err(Error::SessionParallelNotSupported);
         }
@@ -313,7 +318,7 @@ impl Library {
             return Err(Error::SessionReadWriteSoExists);
         }
         let h = self.next_session.fetch_add(1, Ordering::Relaxed);
-        let session = Arc::new(Mutex::new(Session::new(h, token, rw)));
+        let session = Arc::new(Mutex::new(Session::new(h, token, rw, face)));
         self.sessions.write().insert(h, SessionEntry { slot_id, rw, session });
         Ok(h)
     }
@@ -371,8 +376,7 @@ impl Library {
         let role = match user_type {
             CKU_SO => Role::So,
             CKU_USER => Role::User,
-            // No operation here asks for re-authentication (CKA_ALWAYS_AUTHENTICATE).
-            CKU_CONTEXT_SPECIFIC => return Err(Error::OperationNotInitialized),
+            CKU_CONTEXT_SPECIFIC => return self.context_login(h, pin),
             _ => return Err(Error::UserTypeInvalid),
         };
         if role == Role::So && token.logged_in().is_none() {
@@ -387,6 +391,45 @@ impl Library {
         let r = token.login(role, pin);
         let who = if role == Role::So { "so" } else { "user" };
         Self::logged_in(&token, role, who, r)
+    }
+
+    /// C_Login(CKU_CONTEXT_SPECIFIC): the PIN again, for the sign or decrypt operation just
+    /// started with a key whose CKA_ALWAYS_AUTHENTICATE is TRUE. The PIN is checked (and
+    /// its failures counted) as at login, for the principal logged in; it lets that one
+    /// operation run.
+    fn context_login(&self, h: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
+        let s = self.session(h)?;
+        let mut s = s.lock();
+        let token = s.token.clone();
+        let waiting = match (&s.sign, &s.decrypt) {
+            (Some(a), _) if a.needs_login => Operation::Sign,
+            (_, Some(a)) if a.needs_login => Operation::Decrypt,
+            _ => return Err(Error::OperationNotInitialized),
+        };
+        if token.logged_in() != Some(Role::User) {
+            return Err(Error::UserNotLoggedIn);
+        }
+        let who = kms::principal(&token);
+        let r = match who.strip_prefix("user/") {
+            Some(name) => token.verify_named_pin(name, pin).map(|_| ()),
+            None => token.verify_pin(Role::User, pin).map(|_| ()),
+        };
+        token.audit.append(
+            &token.serial,
+            &kms::audit::Event {
+                name: "Login",
+                principal: &who,
+                error: r.as_ref().err().map(|e| ("AccessDeniedException", format!("{e:?}"))),
+                details: Some(serde_json::json!({ "contextSpecific": true })),
+                ..Default::default()
+            },
+        )?;
+        r?;
+        match waiting {
+            Operation::Sign => s.sign.as_mut().map(|a| a.needs_login = false),
+            _ => s.decrypt.as_mut().map(|a| a.needs_login = false),
+        };
+        Ok(())
     }
 
     /// C_LoginUser: `name` is `user` or `so` (the same as C_Login), or a named user
@@ -520,6 +563,29 @@ impl Library {
         Ok(())
     }
 
+    /// The session's right to create what `template` describes, checked before anything of
+    /// the template is read, so that CKR_SESSION_READ_ONLY and CKR_USER_NOT_LOGGED_IN come
+    /// before any template error (the order `check_writable` keeps). `class`: the class the
+    /// call makes, when the template need not say it.
+    fn check_template_writable(
+        token: &Token,
+        rw: bool,
+        template: &[Attribute],
+        class: Option<CK_OBJECT_CLASS>,
+    ) -> Result<()> {
+        let flag = |ty| template.iter().find(|(t, _)| *t == ty).map(|(_, v)| v.first() == Some(&1));
+        let class = class.or_else(|| template_ulong(template, CKA_CLASS).ok().flatten());
+        // Keys are private unless asked otherwise (as `Object::build` has it).
+        let private = flag(CKA_PRIVATE).unwrap_or(matches!(class, Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY)));
+        if flag(CKA_TOKEN) == Some(true) && !rw {
+            return Err(Error::SessionReadOnly);
+        }
+        if private && token.logged_in() != Some(Role::User) {
+            return Err(Error::UserNotLoggedIn);
+        }
+        Ok(())
+    }
+
     /// Stores a new object: the session may write it, and a new token key gets its KMS
     /// life (key id, spec, one usage, state) and a CreateKey record.
     fn store_new(
@@ -559,8 +625,9 @@ impl Library {
 
     pub fn create_object(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<u64> {
         let (token, rw) = self.token_of(h)?;
+        Self::check_template_writable(&token, rw, template, None)?;
         let mut obj = Object::build(template, Origin::Create, &[], token.logged_in() == Some(Role::So))?;
-        crate::mech::check_imported_key(&mut obj)?;
+        crate::mech::check_imported_key(&mut obj, self.config.profile)?;
         self.store_new(&token, rw, h, obj, template)
     }
 
@@ -576,16 +643,16 @@ impl Library {
         let (token, rw) = self.token_of(h)?;
         let so = token.logged_in() == Some(Role::So);
         let mut public = Object::build(public_template, Origin::Create, &[], so)?;
-        crate::mech::check_imported_key(&mut public)?;
+        crate::mech::check_imported_key(&mut public, self.config.profile)?;
         let mut private = Object::build(private_template, Origin::Create, &[], so)?;
-        crate::mech::check_imported_key(&mut private)?;
+        crate::mech::check_imported_key(&mut private, self.config.profile)?;
         if public.class() != CKO_PUBLIC_KEY
             || private.class() != CKO_PRIVATE_KEY
             || public.key_type() != private.key_type()
         {
             return Err(Error::TemplateInconsistent);
         }
-        self.store_pair(&token, rw, h, public, private, private_template)
+        self.store_pair(&token, rw, h, (public, private), (public_template, private_template))
     }
 
     pub fn copy_object(&self, h: CK_SESSION_HANDLE, from: u64, template: &[Attribute]) -> Result<u64> {
@@ -603,6 +670,11 @@ impl Library {
         self.store_new(&token, rw, h, obj, template)
     }
 
+    /// C_DestroyObject destroys one object. A KMS secret key or the private key of a KMS
+    /// pair is not destroyed but scheduled for deletion (kms:ScheduleKeyDeletion, with the
+    /// token's window): its handle is gone at once, its material stays until the window
+    /// ends. The public half of a pair is an ordinary object: it goes alone, so that a
+    /// client destroying both halves, in either order, gets CKR_OK twice.
     pub fn destroy_object(&self, h: CK_SESSION_HANDLE, handle: u64) -> Result<()> {
         let (token, rw) = self.token_of(h)?;
         let obj = token.object(handle)?;
@@ -612,14 +684,16 @@ impl Library {
         if !obj.bool(CKA_DESTROYABLE) {
             return Err(Error::ActionProhibited);
         }
-        if kms::is_kms_key(&obj) {
-            Self::permit(&token, &obj, "ScheduleKeyDeletion")?;
-            // A KMS key is not destroyed but scheduled for deletion (kms:ScheduleKeyDeletion):
-            // its handle is gone at once, its material stays until the window ends.
-            let days = token.kms.deletion_window_days;
-            return kms::lifecycle::schedule_deletion(&token, handle, days).map(|_| ()).map_err(|e| e.to_error());
+        if !kms::is_kms_key(&obj) {
+            return token.remove_object(handle);
         }
-        token.remove_object(handle)
+        if obj.class() == CKO_PUBLIC_KEY {
+            token.remove_object(handle)?;
+            return kms::lifecycle::audit(&token, "DestroyObject", Some(&obj), None, None).map_err(|e| e.to_error());
+        }
+        Self::permit(&token, &obj, "ScheduleKeyDeletion")?;
+        let days = token.kms.deletion_window_days;
+        kms::lifecycle::schedule_deletion(&token, handle, days).map(|_| ()).map_err(|e| e.to_error())
     }
 
     /// An object to read (C_GetAttributeValue): for a private KMS key, kms:DescribeKey.
@@ -664,6 +738,14 @@ impl Library {
         token.replace_object(handle, changed)
     }
 
+    /// Ends the operation of kind `op` in progress on session `h`, if any: the end of
+    /// every step that fails (see `abi::step`), and C_SessionCancel.
+    pub fn end_operation(&self, h: CK_SESSION_HANDLE, op: Operation) {
+        if let Ok(s) = self.session(h) {
+            s.lock().end(op);
+        }
+    }
+
     pub fn find_init(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<()> {
         let s = self.session(h)?;
         let mut s = s.lock();
@@ -693,25 +775,10 @@ impl Library {
 
     // ---- cryptography ----
 
-    /// Resolves a key for a mechanism and passes the KMS layer; the common start of every
-    /// *Init function.
-    fn key_for(session: &Session, key: u64, what: KeyUse, unit: &dyn Unit) -> Result<Arc<Object>> {
-        Self::key_for_in(session, key, what, unit, &kms::blob::Context::new())
-    }
-
-    /// `key_for` with the encryption context of a KMS mechanism, for the key policy.
-    fn key_for_in(
-        session: &Session,
-        key: u64,
-        what: KeyUse,
-        unit: &dyn Unit,
-        ctx: &kms::blob::Context,
-    ) -> Result<Arc<Object>> {
-        Self::key_for_as(session, key, what, unit, ctx, None)
-    }
-
-    /// `key_for_in` on behalf of KMS operation `operation` (see `kms::authorize_as`).
-    fn key_for_as(
+    /// Resolves a key for a mechanism and passes the KMS gate; the common start of every
+    /// *Init function. `ctx`: the encryption context of a KMS mechanism, for the key
+    /// policy; `operation`: the KMS operation a use is done for (see `kms::authorize`).
+    fn key_for(
         session: &Session,
         key: u64,
         what: KeyUse,
@@ -725,7 +792,7 @@ impl Library {
         })?;
         let obj = kms::lifecycle::rotate_if_due(&session.token, key, obj)?;
         let obj = kms::import::expire_if_due(&session.token, key, obj)?;
-        kms::authorize_as(&session.token, &obj, what, unit, ctx, operation)?;
+        kms::authorize(&session.token, &obj, what, unit, session.face, ctx, operation)?;
         Ok(obj)
     }
 
@@ -783,11 +850,11 @@ impl Library {
             };
             let ctx = crate::mech::kms::context(&mech.param)?;
             let op = kms::envelope::BlobDecrypt::new(s.token.clone(), unit, expected.as_deref(), ctx);
-            s.decrypt = Some(Cipher { op: Box::new(op), multipart: false });
+            s.decrypt = Some(Active::new(Box::new(op)));
             return Ok(());
         }
         let what = if encrypt { KeyUse::Encrypt } else { KeyUse::Decrypt };
-        let obj = Self::key_for_in(&s, key, what, unit, &Self::mech_context(mech)?)?;
+        let obj = Self::key_for(&s, key, what, unit, &Self::mech_context(mech)?, None)?;
         let sk = Self::secret(&s.token, &obj)?;
         let op = if encrypt {
             unit.encrypt(&sk, &mech.param)?
@@ -803,7 +870,7 @@ impl Library {
                 Box::new(crate::mech::FirstAuthentic(ops))
             }
         };
-        let c = Some(Cipher { op, multipart: false });
+        let c = Some(Active::with_login(op, !encrypt && obj.bool(CKA_ALWAYS_AUTHENTICATE)));
         if encrypt {
             s.encrypt = c;
         } else {
@@ -833,9 +900,9 @@ impl Library {
             return Err(Error::OperationActive);
         }
         let unit = self.registry.lookup(mech.ty)?;
-        let obj = Self::key_for(&s, key, KeyUse::Sign, unit)?;
+        let obj = Self::key_for(&s, key, KeyUse::Sign, unit, &kms::blob::Context::new(), None)?;
         let op = unit.sign(&Self::secret(&s.token, &obj)?, &mech.param)?;
-        s.sign = Some(op);
+        s.sign = Some(Active::with_login(op, obj.bool(CKA_ALWAYS_AUTHENTICATE)));
         Ok(())
     }
 
@@ -845,6 +912,7 @@ impl Library {
         let mut s = s.lock();
         fixed_len_step(
             &mut s.sign,
+            data.is_some(),
             |op| op.sig_len(),
             out,
             |op| {
@@ -869,13 +937,14 @@ impl Library {
             return Err(Error::OperationActive);
         }
         let unit = self.registry.lookup(mech.ty)?;
-        let obj = Self::key_for(&s, key, KeyUse::Verify, unit)?;
+        let obj = Self::key_for(&s, key, KeyUse::Verify, unit, &kms::blob::Context::new(), None)?;
         let mut ops = vec![unit.verify(&Self::secret(&s.token, &obj)?, &mech.param)?];
         let secret_key = obj.class() == CKO_SECRET_KEY;
         for o in Self::older_versions(&s, &obj, secret_key)? {
             ops.push(unit.verify(&Self::secret(&s.token, &o)?, &mech.param)?);
         }
-        s.verify = Some(if ops.len() == 1 { ops.remove(0) } else { Box::new(crate::mech::AnyVerifies(ops)) });
+        s.verify =
+            Some(Active::new(if ops.len() == 1 { ops.remove(0) } else { Box::new(crate::mech::AnyVerifies(ops)) }));
         Ok(())
     }
 
@@ -883,7 +952,11 @@ impl Library {
     pub fn verify(&self, h: CK_SESSION_HANDLE, data: Option<&[u8]>, signature: &[u8]) -> Result<()> {
         let s = self.session(h)?;
         let mut s = s.lock();
-        let mut op = s.verify.take().ok_or(Error::OperationNotInitialized)?;
+        let a = s.verify.as_ref().ok_or(Error::OperationNotInitialized)?;
+        if data.is_some() && a.multipart {
+            return Err(Error::OperationActive);
+        }
+        let mut op = s.verify.take().ok_or(Error::OperationNotInitialized)?.op;
         if let Some(d) = data {
             op.update(d)?;
         }
@@ -902,7 +975,7 @@ impl Library {
         if s.digest.is_some() {
             return Err(Error::OperationActive);
         }
-        s.digest = Some(self.registry.lookup(mech.ty)?.digest(&mech.param)?);
+        s.digest = Some(Active::new(self.registry.lookup(mech.ty)?.digest(&mech.param)?));
         Ok(())
     }
 
@@ -912,6 +985,7 @@ impl Library {
         let mut s = s.lock();
         fixed_len_step(
             &mut s.digest,
+            data.is_some(),
             |op| op.output_len(),
             out,
             |op| {
@@ -971,6 +1045,7 @@ impl Library {
         external: bool,
     ) -> Result<u64> {
         let (token, rw) = self.token_of(h)?;
+        Self::check_template_writable(&token, rw, template, Some(CKO_SECRET_KEY))?;
         let unit = self.registry.lookup(mech.ty)?;
         if mech.param != crate::mech::Param::None {
             return Err(Error::MechanismParamInvalid);
@@ -996,9 +1071,21 @@ impl Library {
         private_template: &[Attribute],
     ) -> Result<(u64, u64)> {
         let (token, rw) = self.token_of(h)?;
+        Self::check_template_writable(&token, rw, public_template, Some(CKO_PUBLIC_KEY))?;
+        Self::check_template_writable(&token, rw, private_template, Some(CKO_PRIVATE_KEY))?;
         let unit = self.registry.lookup(mech.ty)?;
         if mech.param != crate::mech::Param::None {
             return Err(Error::MechanismParamInvalid);
+        }
+        if mech.ty == CKM_RSA_PKCS_KEY_PAIR_GEN {
+            // The profile's sizes: kms-strict makes only the sizes of AWS's key specs.
+            let bits = template_ulong(public_template, CKA_MODULUS_BITS)?;
+            let allowed = |b: u64| {
+                usize::try_from(b).is_ok_and(|b| self.config.profile.rsa_bits_allowed(RsaKeyKind::Generated, b))
+            };
+            if bits.is_some_and(|b| !allowed(b)) {
+                return Err(Error::KeySizeRange);
+            }
         }
         let mut pair = unit.generate_key_pair(public_template, private_template)?;
         let so = token.logged_in() == Some(Role::So);
@@ -1010,20 +1097,20 @@ impl Library {
             v.zeroize();
         }
         let (public, private) = built?;
-        self.store_pair(&token, rw, h, public, private, private_template)
+        self.store_pair(&token, rw, h, (public, private), (public_template, private_template))
     }
 
     /// Stores the two halves of a key pair. One id for both when only one template names
     /// it (as most clients do); a token pair is one KMS key (the private key carries its
-    /// life, the public key shares its id and state).
+    /// life, the public key shares its id and state). The KMS usage is what the private
+    /// template asks for; under `kms-strict`, what both ask for (one usage in all).
     fn store_pair(
         &self,
         token: &Token,
         rw: bool,
         h: CK_SESSION_HANDLE,
-        mut public: Object,
-        mut private: Object,
-        private_template: &[Attribute],
+        (mut public, mut private): (Object, Object),
+        (public_template, private_template): (&[Attribute], &[Attribute]),
     ) -> Result<(u64, u64)> {
         let (pub_id, priv_id) =
             (public.get_raw(CKA_ID).map(<[u8]>::to_vec), private.get_raw(CKA_ID).map(<[u8]>::to_vec));
@@ -1036,9 +1123,14 @@ impl Library {
         Self::check_writable(token, rw, &private)?;
         let kms_key = private.is_token();
         if kms_key {
-            kms::lifecycle::on_create(token, &mut private, private_template, false)?;
+            let asked = if token.kms.profile.one_usage() {
+                [public_template, private_template].concat()
+            } else {
+                private_template.to_vec()
+            };
+            kms::lifecycle::on_create(token, &mut private, &asked, false)?;
             if public.is_token() {
-                kms::lifecycle::share_identity(&private, &mut public);
+                kms::lifecycle::share_identity(token, &private, &mut public);
             }
         }
         let ph = token.add_object(public, h)?;
@@ -1053,11 +1145,12 @@ impl Library {
     /// C_DeriveKey (ECDH): a new secret key from the shared secret.
     pub fn derive_key(&self, h: CK_SESSION_HANDLE, mech: &Mechanism, base: u64, template: &[Attribute]) -> Result<u64> {
         let (token, rw) = self.token_of(h)?;
+        Self::check_template_writable(&token, rw, template, Some(CKO_SECRET_KEY))?;
         let unit = self.registry.lookup(mech.ty)?;
         let secret = {
             let s = self.session(h)?;
             let s = s.lock();
-            let bk = Self::key_for(&s, base, KeyUse::Derive, unit)?;
+            let bk = Self::key_for(&s, base, KeyUse::Derive, unit, &kms::blob::Context::new(), None)?;
             unit.derive(&Self::secret(&s.token, &bk)?, &mech.param)?
         };
         let len = template_ulong(template, CKA_VALUE_LEN)?.map(|l| l as usize);
@@ -1089,7 +1182,7 @@ impl Library {
         let s = s.lock();
         let unit = self.registry.lookup(mech.ty)?;
         let ctx = Self::mech_context(mech)?;
-        let wk = Self::key_for_in(&s, wrapping, KeyUse::Wrap, unit, &ctx).map_err(|e| match e {
+        let wk = Self::key_for(&s, wrapping, KeyUse::Wrap, unit, &ctx, None).map_err(|e| match e {
             Error::KeyHandleInvalid => Error::WrappingKeyHandleInvalid,
             Error::KeyTypeInconsistent => Error::WrappingKeyTypeInconsistent,
             e => e,
@@ -1137,31 +1230,34 @@ impl Library {
         template: &[Attribute],
     ) -> Result<u64> {
         let (token, rw) = self.token_of(h)?;
+        Self::check_template_writable(&token, rw, template, None)?;
         let unit = self.registry.lookup(mech.ty)?;
-        let (value, unwrap_template) = {
-            let s = self.session(h)?;
-            let s = s.lock();
-            let uk = Self::key_for(&s, unwrapping, KeyUse::Unwrap, unit).map_err(|e| match e {
-                Error::KeyHandleInvalid => Error::UnwrappingKeyHandleInvalid,
-                Error::KeyTypeInconsistent => Error::UnwrappingKeyTypeInconsistent,
-                e => e,
-            })?;
-            let mut keys = vec![uk.clone()];
-            keys.extend(Self::older_versions(&s, &uk, crate::mech::is_authenticated(mech.ty))?);
-            let mut result = Err(Error::WrappedKeyInvalid);
-            for k in &keys {
-                result = unit.unwrap(&Self::secret(&s.token, k)?, &mech.param, wrapped);
-                if !matches!(result, Err(Error::WrappedKeyInvalid)) {
-                    break;
+        let (value, unwrap_template) =
+            {
+                let s = self.session(h)?;
+                let s = s.lock();
+                let uk = Self::key_for(&s, unwrapping, KeyUse::Unwrap, unit, &kms::blob::Context::new(), None)
+                    .map_err(|e| match e {
+                        Error::KeyHandleInvalid => Error::UnwrappingKeyHandleInvalid,
+                        Error::KeyTypeInconsistent => Error::UnwrappingKeyTypeInconsistent,
+                        e => e,
+                    })?;
+                let mut keys = vec![uk.clone()];
+                keys.extend(Self::older_versions(&s, &uk, crate::mech::is_authenticated(mech.ty))?);
+                let mut result = Err(Error::WrappedKeyInvalid);
+                for k in &keys {
+                    result = unit.unwrap(&Self::secret(&s.token, k)?, &mech.param, wrapped);
+                    if !matches!(result, Err(Error::WrappedKeyInvalid)) {
+                        break;
+                    }
                 }
-            }
-            let unwrap_template = uk
-                .get_raw(CKA_UNWRAP_TEMPLATE)
-                .map(|t| crate::object::attr::decode_array(t).ok_or(Error::TemplateInconsistent))
-                .transpose()?
-                .unwrap_or_default();
-            (result?, unwrap_template)
-        };
+                let unwrap_template = uk
+                    .get_raw(CKA_UNWRAP_TEMPLATE)
+                    .map(|t| crate::object::attr::decode_array(t).ok_or(Error::TemplateInconsistent))
+                    .transpose()?
+                    .unwrap_or_default();
+                (result?, unwrap_template)
+            };
         // CKA_UNWRAP_TEMPLATE: the new key has its attributes, then the caller's, as if
         // the caller changed an object made from it; where the two disagree, the template
         // is inconsistent (Object::build refuses an attribute given twice with two values).
@@ -1219,7 +1315,7 @@ impl Library {
         let s = self.session(h)?;
         let s = s.lock();
         let unit = self.registry.lookup(crate::vendor::CKM_KMSTOKEN_ENCRYPT)?;
-        let obj = Self::key_for_as(&s, key, KeyUse::Encrypt, unit, ctx, Some(operation))?;
+        let obj = Self::key_for(&s, key, KeyUse::Encrypt, unit, ctx, Some(operation))?;
         let (id, version) = (kms::key_id(&obj), obj.ulong(crate::vendor::CKA_KMSTOKEN_KEY_VERSION).unwrap_or(1));
         let id = uuid::Uuid::parse_str(&id).map_err(|_| Error::KeyTypeInconsistent)?;
         kms::blob::seal(&id, version as u32, s.token.usable_value(&obj)?, ctx, plaintext)

@@ -3,15 +3,51 @@
 //! buffer gets CKR_BUFFER_TOO_SMALL and keeps the operation; any other error ends it).
 
 use crate::error::{Error, Result};
+use crate::kms::Face;
 use crate::mech::{CipherOp, DigestOp, SignOp, VerifyOp};
 use crate::token::Token;
 use cryptoki_sys::*;
 use std::sync::Arc;
 
-/// A cipher operation and whether it has gone multi-part (C_Encrypt may not end it then).
-pub struct Cipher {
-    pub op: Box<dyn CipherOp>,
+/// An operation in progress, whether it has gone multi-part (then the single-part call,
+/// C_Encrypt, C_Sign, C_Digest..., may not end it), and whether its key still waits for
+/// the context-specific login that CKA_ALWAYS_AUTHENTICATE asks before each use.
+pub struct Active<T: ?Sized> {
+    pub op: Box<T>,
     pub multipart: bool,
+    pub needs_login: bool,
+}
+
+impl<T: ?Sized> Active<T> {
+    pub fn new(op: Box<T>) -> Self {
+        Active { op, multipart: false, needs_login: false }
+    }
+
+    /// An operation whose key asks for the PIN before each use.
+    pub fn with_login(op: Box<T>, needs_login: bool) -> Self {
+        Active { op, multipart: false, needs_login }
+    }
+
+    /// The operation, once any context-specific login it waits for has been given.
+    fn ready(&mut self) -> Result<&mut Self> {
+        if self.needs_login {
+            return Err(Error::UserNotLoggedIn);
+        }
+        Ok(self)
+    }
+}
+
+pub type Cipher = Active<dyn CipherOp>;
+
+/// The kinds of operation a session may have in progress, one of each at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    Encrypt,
+    Decrypt,
+    Digest,
+    Sign,
+    Verify,
+    Find,
 }
 
 pub struct Find {
@@ -21,21 +57,24 @@ pub struct Find {
 
 pub struct Session {
     pub handle: CK_SESSION_HANDLE,
+    /// The face that opened it: the `kms` command line holds keys to their one usage.
+    pub face: Face,
     pub slot_id: u64,
     pub token: Arc<Token>,
     pub rw: bool,
     pub encrypt: Option<Cipher>,
     pub decrypt: Option<Cipher>,
-    pub digest: Option<Box<dyn DigestOp>>,
-    pub sign: Option<Box<dyn SignOp>>,
-    pub verify: Option<Box<dyn VerifyOp>>,
+    pub digest: Option<Active<dyn DigestOp>>,
+    pub sign: Option<Active<dyn SignOp>>,
+    pub verify: Option<Active<dyn VerifyOp>>,
     pub find: Option<Find>,
 }
 
 impl Session {
-    pub fn new(handle: CK_SESSION_HANDLE, token: Arc<Token>, rw: bool) -> Session {
+    pub fn new(handle: CK_SESSION_HANDLE, token: Arc<Token>, rw: bool, face: Face) -> Session {
         Session {
             handle,
+            face,
             slot_id: token.slot_id,
             token,
             rw,
@@ -45,6 +84,18 @@ impl Session {
             sign: None,
             verify: None,
             find: None,
+        }
+    }
+
+    /// Ends the operation of kind `op`, if one is in progress.
+    pub fn end(&mut self, op: Operation) {
+        match op {
+            Operation::Encrypt => self.encrypt = None,
+            Operation::Decrypt => self.decrypt = None,
+            Operation::Digest => self.digest = None,
+            Operation::Sign => self.sign = None,
+            Operation::Verify => self.verify = None,
+            Operation::Find => self.find = None,
         }
     }
 }
@@ -66,7 +117,7 @@ fn copy_out(out: &mut [u8], data: &[u8]) -> usize {
 /// Runs one step of the cipher operation in `slot`, writing into `out` (None: the caller
 /// only asks for the length). Returns the length written or needed.
 pub fn cipher_step(slot: &mut Option<Cipher>, step: Step, input: &[u8], out: Option<&mut [u8]>) -> Result<usize> {
-    let c = slot.as_mut().ok_or(Error::OperationNotInitialized)?;
+    let c = slot.as_mut().ok_or(Error::OperationNotInitialized)?.ready()?;
     if step == Step::Single && c.multipart {
         return Err(Error::OperationActive);
     }
@@ -122,29 +173,35 @@ pub fn cipher_step(slot: &mut Option<Cipher>, step: Step, input: &[u8], out: Opt
 }
 
 /// Runs a fixed-length finishing step (a MAC, a digest): length query, short buffer, or
-/// the real thing, which ends the operation whatever its outcome.
+/// the real thing, which ends the operation whatever its outcome. `single`: the one-call
+/// form (C_Sign, C_Digest), refused once the operation has gone multi-part.
 pub fn fixed_len_step<T: ?Sized>(
-    slot: &mut Option<Box<T>>,
+    slot: &mut Option<Active<T>>,
+    single: bool,
     len: impl Fn(&T) -> usize,
     out: Option<&mut [u8]>,
     run: impl FnOnce(&mut T) -> Result<Vec<u8>>,
 ) -> Result<usize> {
-    let op = slot.as_mut().ok_or(Error::OperationNotInitialized)?;
-    let need = len(op);
+    let a = slot.as_mut().ok_or(Error::OperationNotInitialized)?.ready()?;
+    if single && a.multipart {
+        return Err(Error::OperationActive);
+    }
+    let need = len(&a.op);
     let Some(out) = out else { return Ok(need) };
     if out.len() < need {
         return Err(Error::BufferTooSmall(need));
     }
-    let r = run(op);
+    let r = run(&mut a.op);
     *slot = None;
     let v = r?;
     Ok(copy_out(out, &v))
 }
 
 /// Feeds data to a multi-part operation; an error ends it.
-pub fn update_step<T: ?Sized>(slot: &mut Option<Box<T>>, run: impl FnOnce(&mut T) -> Result<()>) -> Result<()> {
-    let op = slot.as_mut().ok_or(Error::OperationNotInitialized)?;
-    let r = run(op);
+pub fn update_step<T: ?Sized>(slot: &mut Option<Active<T>>, run: impl FnOnce(&mut T) -> Result<()>) -> Result<()> {
+    let a = slot.as_mut().ok_or(Error::OperationNotInitialized)?.ready()?;
+    a.multipart = true;
+    let r = run(&mut a.op);
     if r.is_err() {
         *slot = None;
     }

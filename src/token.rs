@@ -44,6 +44,14 @@ pub fn pending_deletion_entry() -> IndexEntry {
     (CKA_KMSTOKEN_KEY_STATE, index_hash(None, CKA_KMSTOKEN_KEY_STATE, &v))
 }
 
+/// A key scheduled for deletion has no handle any more (the KMS layer still finds it,
+/// through `object_any`), except the public half of a pair: that is an ordinary object,
+/// which stays until the client destroys it or the key is purged.
+fn hidden(obj: &Object) -> bool {
+    obj.class() != CKO_PUBLIC_KEY
+        && obj.ulong(CKA_KMSTOKEN_KEY_STATE) == Some(crate::vendor::KMSTOKEN_STATE_PENDING_DELETION)
+}
+
 #[derive(Default)]
 struct Login {
     role: Option<Role>,
@@ -106,7 +114,7 @@ pub struct Token {
 /// The configuration the KMS layer applies to this token.
 #[derive(Clone, Debug)]
 pub struct KmsSettings {
-    pub strict_usage: bool,
+    pub profile: crate::config::Profile,
     pub deletion_window_days: u32,
     pub audit_required: bool,
 }
@@ -176,7 +184,7 @@ impl Token {
             next_session_object: AtomicU64::new(SESSION_OBJECT_BASE),
             max_failed: config.pin.max_failed_logins,
             kms: KmsSettings {
-                strict_usage: config.kms.key_usage == "strict",
+                profile: config.profile,
                 deletion_window_days: config.kms.deletion_window_days,
                 audit_required: config.kms.audit_required,
             },
@@ -423,9 +431,7 @@ impl Token {
         if obj.is_private() && !self.user_logged_in() {
             return Err(Error::ObjectHandleInvalid);
         }
-        // A key scheduled for deletion has no handle any more (it is found only by the
-        // KMS layer, through `object_any`).
-        if obj.ulong(CKA_KMSTOKEN_KEY_STATE) == Some(crate::vendor::KMSTOKEN_STATE_PENDING_DELETION) {
+        if hidden(&obj) {
             return Err(Error::ObjectHandleInvalid);
         }
         Ok(obj)
@@ -480,6 +486,8 @@ impl Token {
             if obj.is_private() { Some(l.index_key.as_ref().ok_or(Error::UserNotLoggedIn)?.as_slice()) } else { None };
         let index = INDEXED
             .iter()
+            // The state indexes what searches hide (`hidden`): a public key never is.
+            .filter(|ty| !(**ty == CKA_KMSTOKEN_KEY_STATE && obj.class() == CKO_PUBLIC_KEY))
             .filter_map(|ty| {
                 let k = if plain_index(*ty) { None } else { key };
                 obj.get_raw(*ty).map(|v| (*ty, index_hash(k, *ty, v)))
@@ -589,15 +597,18 @@ impl Token {
         Ok(due)
     }
 
-    /// Deletes objects without login (the purge of keys whose deletion date has come).
-    pub fn purge(&self, handles: &[u64], key_id: &str) -> Result<()> {
+    /// Deletes every object of a KMS key without login (the purge of keys whose
+    /// deletion date has come), its public half included.
+    /// Returns how many objects went.
+    pub fn purge(&self, key_id: &str) -> Result<usize> {
+        let handles = self.objects_of_key(key_id)?;
         self.store.commit(handles.iter().map(|h| Change::Delete(*h)).collect())?;
         self.store.delete_aliases_of(key_id)?;
         let mut cache = self.cache.lock();
         handles.iter().for_each(|h| {
             cache.objects.remove(h);
         });
-        Ok(())
+        Ok(handles.len())
     }
 
     /// Handles of the keys whose automatic rotation is enabled (found by the index, so

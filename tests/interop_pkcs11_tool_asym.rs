@@ -267,11 +267,12 @@ fn rsa_2048_pkcs1_and_pss_signatures_verify_in_openssl() {
         f.openssl(&["pkeyutl", "-verifyrecover", "-pubin", "-keyform", "DER", "-inkey", &spki, "-in", &plain]);
     assert_eq!(hex::encode(recovered), hex::encode(sha256_digest_info(&hash)));
 
-    // One usage: the signing key does not decrypt.
+    // The default profile serves what the key's attributes allow, as SoftHSM2: CKA_DECRYPT
+    // defaults to TRUE beside the CKA_SIGN asked for, so the signing key also decrypts.
     let ct = f.p("ct.bin");
     f.openssl(&["pkeyutl", "-encrypt", "-pubin", "-keyform", "DER", "-inkey", &spki, "-in", &hash_file, "-out", &ct]);
-    let r = f.p11_user_raw(&["--decrypt", "--id", "5201", "-m", "RSA-PKCS", "-i", &ct, "-o", &f.p("pt.bin")]);
-    assert!(!r.ok() && r.all().contains("CKR_KEY_FUNCTION_NOT_PERMITTED"), "{}", r.report());
+    f.p11_user(&["--decrypt", "--id", "5201", "-m", "RSA-PKCS", "-i", &ct, "-o", &f.p("pt.bin")]);
+    assert_eq!(f.read("pt.bin"), f.read("h.bin"));
 }
 
 #[test]
@@ -355,9 +356,34 @@ fn rsa_oaep_and_pkcs1_decrypt_openssl_ciphertexts() {
         assert_eq!(f.read(&format!("b1-{len}.bin")), pattern(len, 9), "PKCS#1 v1.5, {len} bytes");
     }
 
-    // One usage: the decryption key does not sign.
-    let r = f.p11_user_raw(&["--sign", "--id", "5202", "-m", "SHA256-RSA-PKCS", "-i", &spki, "-o", &f.p("s.bin")]);
-    assert!(!r.ok() && r.all().contains("CKR_KEY_FUNCTION_NOT_PERMITTED"), "{}", r.report());
+    // The default profile serves what the key's attributes allow, as SoftHSM2: CKA_SIGN
+    // defaults to TRUE beside the CKA_DECRYPT asked for, so the decryption key also signs.
+    let sig = sign(&f, "5202", "SHA256-RSA-PKCS", &spki, "s.bin", &[]);
+    f.openssl(&["dgst", "-sha256", "-verify", &spki, "-keyform", "DER", "-signature", &sig, &spki]);
+}
+
+/// Under `kms-strict` a key does only its one usage (AWS's rule): the capabilities of the
+/// others read FALSE, and using them is CKR_KEY_FUNCTION_NOT_PERMITTED.
+#[test]
+fn kms_strict_keys_do_only_their_usage() {
+    require_tool("pkcs11-tool", &["--help"], "opensc");
+    require_tool("openssl", &["version"], "openssl");
+    let f = Fixture::with_profile("kms-strict");
+    f.init_token(TOKEN);
+    keypairgen(&f, "rsa:2048", "5301", "rsa-decrypt", "--usage-decrypt", "RSA 2048 bits");
+    keypairgen(&f, "EC:prime256v1", "5302", "ec-derive", "--usage-derive", "EC_POINT 256 bits");
+    let data = f.write("data.bin", b"data");
+    for (id, mech) in [("5301", "SHA256-RSA-PKCS"), ("5302", "ECDSA-SHA256")] {
+        let r = f.p11_user_raw(&["--sign", "--id", id, "-m", mech, "-i", &data, "-o", &f.p("no.sig")]);
+        assert!(!r.ok() && r.all().contains("CKR_KEY_FUNCTION_NOT_PERMITTED"), "{}", r.report());
+    }
+    // Two usages in one template are refused outright.
+    let r =
+        f.p11_user_raw(&["--keypairgen", "--key-type", "rsa:2048", "--id", "5303", "--usage-sign", "--usage-decrypt"]);
+    assert!(!r.ok() && r.all().contains("CKR_TEMPLATE_INCONSISTENT"), "{}", r.report());
+    // And RSA below 2048 bits is not made.
+    let r = f.p11_user_raw(&["--keypairgen", "--key-type", "rsa:1024", "--id", "5304", "--usage-sign"]);
+    assert!(!r.ok() && r.all().contains("CKR_KEY_SIZE_RANGE"), "{}", r.report());
 }
 
 #[test]
@@ -577,9 +603,11 @@ fn ecdh_derive_equals_openssl() {
         assert_eq!(ours.len(), len, "the ECDH secret of {curve} is the x coordinate");
         assert_eq!(hex::encode(&ours), hex::encode(&theirs), "ECDH on {curve} differs from openssl's");
 
-        // One usage: a key-agreement key does not sign.
-        let r = f.p11_user_raw(&["--sign", "--id", id, "-m", "ECDSA-SHA256", "-i", &peer_pub, "-o", &f.p("no.sig")]);
-        assert!(!r.ok() && r.all().contains("CKR_KEY_FUNCTION_NOT_PERMITTED"), "{}", r.report());
+        // The default profile serves what the key's attributes allow, as SoftHSM2: CKA_SIGN
+        // defaults to TRUE beside the CKA_DERIVE asked for, so the key also signs.
+        let sig =
+            sign(&f, id, "ECDSA-SHA256", &peer_pub, &format!("ecdsa-{id}.sig"), &["--signature-format", "openssl"]);
+        f.openssl(&["dgst", "-sha256", "-verify", &token_pub, "-keyform", "DER", "-signature", &sig, &peer_pub]);
     }
 }
 

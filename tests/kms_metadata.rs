@@ -27,7 +27,7 @@ fn generated_aes_token_key_has_its_kms_metadata() {
 
         let id = key_id_of(&session, key);
         assert_eq!(id_of(&session, key), uuid_bytes(&id), "CKA_ID = the key id's bytes");
-        assert_eq!(label_of(&session, key), id.as_bytes(), "CKA_LABEL = the key id");
+        assert_eq!(label_of(&session, key), b"", "CKA_LABEL defaults to empty, as the specification has it");
         assert_eq!(read_text(&session, key, KEY_SPEC), "SYMMETRIC_DEFAULT");
         assert_eq!(read_text(&session, key, KEY_USAGE), "ENCRYPT_DECRYPT");
         assert_eq!(read_text(&session, key, ORIGIN), "AWS_KMS");
@@ -83,7 +83,7 @@ fn created_key_gets_the_same_metadata() {
         let key = known_key(&session, KeyType::AES, &random_bytes(32));
         let id = key_id_of(&session, key);
         assert_eq!(id_of(&session, key), uuid_bytes(&id));
-        assert_eq!(label_of(&session, key), id.as_bytes());
+        assert_eq!(label_of(&session, key), b"");
         assert_eq!(read_text(&session, key, KEY_SPEC), "SYMMETRIC_DEFAULT");
         assert_eq!(read_text(&session, key, ORIGIN), "AWS_KMS");
         assert_eq!(state_of(&session, key), ENABLED);

@@ -1,5 +1,5 @@
 //! AES through the module against independent implementations: GCM, CBC, CBC_PAD, CTR,
-//! ECB (off unless configured), key wrap (RFC 3394) and key wrap with padding (RFC 5649).
+//! ECB (served by the default profile, off under kms-strict unless configured), key wrap (RFC 3394) and key wrap with padding (RFC 5649).
 
 mod common;
 
@@ -49,6 +49,39 @@ fn gcm_matches_the_oracle() {
     });
 }
 
+/// Any IV length and tags from 32 to 128 bits, as the specification allows (Wycheproof
+/// has valid vectors with both), each checked against the oracle, single- and multi-part;
+/// encryption in parts gives each part's ciphertext at once.
+#[test]
+fn gcm_takes_any_iv_and_tag_length() {
+    scenario!(|_| {
+        let (_p, _s, session) = ready();
+        let r = raw();
+        let h = sh(&session);
+        let (value, key) = key_of(&session, 32);
+        let (aad, pt) = (random_bytes(13), random_bytes(50));
+        for iv_len in [8, 12, 16] {
+            let iv = random_bytes(iv_len);
+            let full = oracle::gcm_encrypt_iv(&value, &iv, &aad, &pt);
+            for tag_bits in [32, 64, 96, 104, 128] {
+                let m = Mech::gcm(&iv, &aad, tag_bits);
+                let expected = &full[..pt.len() + tag_bits as usize / 8];
+                r.init(raw::Op::Encrypt, h, &m, key.handle()).unwrap();
+                assert_eq!(r.crypt(true, h, &pt, Some(200)).ok(), expected, "iv {iv_len} tag {tag_bits}");
+                r.init(raw::Op::Encrypt, h, &m, key.handle()).unwrap();
+                let first = r.crypt_update(true, h, &pt[..20], Some(20)).ok();
+                assert_eq!(first, &expected[..20], "the first part comes out at once");
+                let mut parts = first;
+                parts.extend(r.crypt_update(true, h, &pt[20..], Some(30)).ok());
+                parts.extend(r.crypt_final(true, h, Some(16)).ok());
+                assert_eq!(parts, expected);
+                r.init(raw::Op::Decrypt, h, &m, key.handle()).unwrap();
+                assert_eq!(r.crypt(false, h, expected, Some(200)).ok(), pt);
+            }
+        }
+    });
+}
+
 #[test]
 fn gcm_rejects_tampering_and_unserved_parameters() {
     scenario!(|_| {
@@ -76,7 +109,13 @@ fn gcm_rejects_tampering_and_unserved_parameters() {
         // The operation ended with the error.
         expect_rv(r.crypt(false, h, &ct, Some(100)).rv, RvError::OperationNotInitialized, Function::Decrypt);
 
-        for m in [Mech::gcm(&[0; 8], &aad, 128), Mech::gcm(&[0; 12], &aad, 96), Mech::gcm(&[0; 16], &aad, 128)] {
+        // No IV, a tag below 32 bits, over 128 or not in whole bytes.
+        for m in [
+            Mech::gcm(&[], &aad, 128),
+            Mech::gcm(&[0; 12], &aad, 24),
+            Mech::gcm(&[0; 12], &aad, 100),
+            Mech::gcm(&[0; 12], &aad, 136),
+        ] {
             expect_rv(
                 r.init(raw::Op::Encrypt, h, &m, key.handle()),
                 RvError::MechanismParamInvalid,
@@ -235,8 +274,8 @@ fn ctr_matches_the_oracle() {
 }
 
 #[test]
-fn ecb_is_off_by_default() {
-    scenario!(|_| {
+fn ecb_is_off_under_kms_strict() {
+    scenario!("profile = \"kms-strict\"", |_| {
         let (p, s, session) = ready();
         let (_, key) = key_of(&session, 16);
         expect_rv(session.encrypt_init(&Mechanism::AesEcb, key), RvError::MechanismInvalid, Function::EncryptInit);
@@ -251,19 +290,27 @@ fn ecb_is_off_by_default() {
 }
 
 #[test]
-fn ecb_is_served_when_configured() {
-    scenario!("[mechanisms]\naes_ecb = true", |_| {
-        let (p, s, session) = ready();
-        assert!(p.get_mechanism_list(s).unwrap().contains(&MechanismType::AES_ECB));
-        for len in KEY_LENS {
-            let (value, key) = key_of(&session, len);
-            let pt = random_bytes(48);
-            let expected = oracle::ecb_encrypt(&value, &pt);
-            assert_eq!(session.encrypt(&Mechanism::AesEcb, key, &pt).unwrap(), expected);
-            assert_eq!(session.decrypt(&Mechanism::AesEcb, key, &expected).unwrap(), pt);
-            expect_rv(session.encrypt(&Mechanism::AesEcb, key, &pt[..47]), RvError::DataLenRange, Function::Encrypt);
-        }
-    });
+fn ecb_is_served_by_default() {
+    scenario!(|_| ecb_round_trips());
+}
+
+#[test]
+fn ecb_is_served_under_kms_strict_when_configured() {
+    scenario!("profile = \"kms-strict\"\n[mechanisms]\naes_ecb = true", |_| ecb_round_trips());
+}
+
+/// CKM_AES_ECB is listed and matches the oracle for every key length.
+fn ecb_round_trips() {
+    let (p, s, session) = ready();
+    assert!(p.get_mechanism_list(s).unwrap().contains(&MechanismType::AES_ECB));
+    for len in KEY_LENS {
+        let (value, key) = key_of(&session, len);
+        let pt = random_bytes(48);
+        let expected = oracle::ecb_encrypt(&value, &pt);
+        assert_eq!(session.encrypt(&Mechanism::AesEcb, key, &pt).unwrap(), expected);
+        assert_eq!(session.decrypt(&Mechanism::AesEcb, key, &expected).unwrap(), pt);
+        expect_rv(session.encrypt(&Mechanism::AesEcb, key, &pt[..47]), RvError::DataLenRange, Function::Encrypt);
+    }
 }
 
 /// The template of an unwrapped key whose value the test may read.

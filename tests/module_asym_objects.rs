@@ -233,8 +233,19 @@ fn token_key_pairs_wrap_when_their_usage_is_encryption() {
         let wrapped = session.wrap_key(&m, public, key).unwrap();
         let k = session.unwrap_key(&m, private, &wrapped, &unwrap_template(None)).unwrap();
         assert_eq!(bytes(&session, k, AttributeType::Value), value);
-        // A token pair made for signing (the default usage) does not wrap.
-        let (spub, spriv) = rsa_pair(&session, 2048, &[Attribute::Token(true)], &[Attribute::Token(true)]);
+        // A token pair whose KMS usage is SIGN_VERIFY still wraps where its attributes say
+        // so (CKA_WRAP and CKA_UNWRAP default to TRUE, as in SoftHSM2)...
+        let (dpub, dpriv) =
+            rsa_pair(&session, 2048, &[Attribute::Token(true)], &[Attribute::Sign(true), Attribute::Token(true)]);
+        let w = session.wrap_key(&m, dpub, key).unwrap();
+        session.unwrap_key(&m, dpriv, &w, &unwrap_template(None)).unwrap();
+        // ...and one whose template turns them off does not.
+        let (spub, spriv) = rsa_pair(
+            &session,
+            2048,
+            &[Attribute::Token(true), Attribute::Wrap(false)],
+            &[Attribute::Token(true), Attribute::Unwrap(false)],
+        );
         expect_rv(session.wrap_key(&m, spub, key), RvError::KeyFunctionNotPermitted, Function::WrapKey);
         expect_rv(
             session.unwrap_key(&m, spriv, &wrapped, &unwrap_template(None)),

@@ -95,7 +95,7 @@ fn key_pair_of_4096_bits() {
 fn key_pair_generation_errors() {
     scenario!(|_| {
         let (_p, _s, session) = ready();
-        for bits in [1024u64, 1536, 2047, 2049, 8192] {
+        for bits in [512u64, 1000, 1032, 2047, 2049, 8192] {
             expect_rv(
                 session.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &[Attribute::ModulusBits(bits.into())], &[]),
                 RvError::KeySizeRange,
@@ -269,12 +269,10 @@ fn oaep_decrypts_what_the_rsa_crate_encrypts() {
             let ct = oracle.encrypt(&mut rng, Pkcs1v15Encrypt, &msg).unwrap();
             assert_eq!(session.decrypt(&Mechanism::RsaPkcs, private, &ct).unwrap(), msg);
         }
-        // A token key pair has one usage: this one decrypts, so it does not sign.
-        expect_rv(
-            session.sign(&Mechanism::Sha256RsaPkcs, tpriv, b"x"),
-            RvError::KeyFunctionNotPermitted,
-            Function::SignInit,
-        );
+        // Under the default profile a token key pair does what its attributes say: the
+        // decryption key signs too (CKA_SIGN defaults to TRUE, as in SoftHSM2).
+        let sig = session.sign(&Mechanism::Sha256RsaPkcs, tpriv, b"x").unwrap();
+        session.verify(&Mechanism::Sha256RsaPkcs, tpub, b"x", &sig).unwrap();
         // An OAEP label beyond the token's bound is a bad parameter.
         let huge = vec![b'x'; 64 * 1024 + 1];
         expect_rv(
@@ -319,19 +317,68 @@ fn imported_keys_sign_and_decrypt_for_the_oracle() {
     });
 }
 
+/// The default profile serves what existing deployments and test suites use: RSA from
+/// 1024 bits (generated and imported), and public keys from 512 bits that only verify and
+/// encrypt; the rsa crate checks every result.
+#[test]
+fn keys_of_1024_bits_and_old_public_keys_are_served() {
+    scenario!(|_| {
+        let (_p, _s, session) = ready();
+        let (public, private) = rsa_pair(&session, 1024, &[Attribute::Token(true)], &[Attribute::Token(true)]);
+        check_pair(&session, public, private, 1024);
+        let key = rsa_oracle_key(1024);
+        let imported = create(&session, &rsa_private_template(&key));
+        let ct = key.to_public_key().encrypt(&mut rsa::rand_core::OsRng, oracle_oaep(H::Sha256, b""), b"m").unwrap();
+        assert_eq!(session.decrypt(&oaep(H::Sha256, b""), imported, &ct).unwrap(), b"m");
+        // A 512-bit public key verifies a signature its private key made, and encrypts.
+        let old = rsa_oracle_key(512);
+        let old_public = create(&session, &rsa_public_template(&old.to_public_key()));
+        let digest = H::Sha256.digest(b"old");
+        let sig = old.sign(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest).unwrap();
+        session.verify(&Mechanism::Sha256RsaPkcs, old_public, b"old", &sig).unwrap();
+        let ct = session.encrypt(&Mechanism::RsaPkcs, old_public, b"short").unwrap();
+        assert_eq!(old.decrypt(rsa::Pkcs1v15Encrypt, &ct).unwrap(), b"short");
+    });
+}
+
+/// `kms-strict` takes only the sizes of AWS's key specs: RSA_2048, RSA_3072, RSA_4096.
+#[test]
+fn kms_strict_takes_only_the_aws_rsa_sizes() {
+    scenario!("profile = \"kms-strict\"", |_| {
+        let (_p, _s, session) = ready();
+        for bits in [1024u64, 2176] {
+            expect_rv(
+                session.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &[Attribute::ModulusBits(bits.into())], &[]),
+                RvError::KeySizeRange,
+                Function::GenerateKeyPair,
+            );
+        }
+        let small = rsa_oracle_key(1024);
+        expect_rv(
+            session.create_object(&rsa_public_template(&small.to_public_key())),
+            RvError::AttributeValueInvalid,
+            Function::CreateObject,
+        );
+        let (public, private) = rsa_pair(&session, 3072, &[], &[]);
+        check_pair(&session, public, private, 3072);
+    });
+}
+
 #[test]
 fn bad_rsa_keys_are_refused_on_create() {
     scenario!(|_| {
         let (_p, _s, session) = ready();
-        // Sizes outside 2048..4096: the modulus is a value the token cannot take.
-        let small = rsa_oracle_key(1024);
+        // Sizes the profile does not take (private keys below 1024 bits, public keys below
+        // 512): the modulus is a value the token cannot take.
+        let small = rsa_oracle_key(768);
         expect_rv(
             session.create_object(&rsa_private_template(&small)),
             RvError::AttributeValueInvalid,
             Function::CreateObject,
         );
+        let tiny = rsa_oracle_key(448);
         expect_rv(
-            session.create_object(&rsa_public_template(&small.to_public_key())),
+            session.create_object(&rsa_public_template(&tiny.to_public_key())),
             RvError::AttributeValueInvalid,
             Function::CreateObject,
         );

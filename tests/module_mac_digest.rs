@@ -213,6 +213,9 @@ fn digest_key_feeds_the_key_value() {
         let data = create(&session, &data_template("d", b"v"));
         session.digest_init(&Mechanism::Sha256).unwrap();
         expect_rv(session.digest_key(data), RvError::KeyIndigestible, Function::DigestKey);
+        // That error ended the digest, as every failed step does.
+        expect_rv(session.digest_final(), RvError::OperationNotInitialized, Function::DigestFinal);
+        session.digest_init(&Mechanism::Sha256).unwrap();
         expect_rv(session.digest_key(handle_of(0xdead)), RvError::KeyHandleInvalid, Function::DigestKey);
     });
 }

@@ -26,6 +26,15 @@ pub fn input<'a>(p: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
     Ok(unsafe { std::slice::from_raw_parts(p, len as usize) })
 }
 
+/// A PIN: NULL is CKR_ARGUMENTS_BAD (a NULL PIN means the protected authentication
+/// path, which this token has not), whatever the length.
+pub fn pin<'a>(p: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
+    if p.is_null() {
+        return Err(Error::ArgumentsBad);
+    }
+    input(p, len)
+}
+
 /// Input that may share memory with the output buffer (in-place encryption is common):
 /// copied when the two overlap, so that Rust never holds aliasing references.
 pub fn input_beside<'a>(

@@ -9,7 +9,7 @@ mod logger;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::library::{Library, Slot};
-use crate::session::Step;
+use crate::session::{Operation, Step};
 use conv::*;
 use cryptoki_sys::*;
 use parking_lot::RwLock;
@@ -189,19 +189,36 @@ fn get_attributes(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE, p: *mut CK_ATTRIB
     rv
 }
 
+/// Runs one step of the operation `op` in progress on session `h`. Any error ends the
+/// operation (the base specification, sections 5.8 to 5.13), an error in the caller's
+/// arguments included, but CKR_BUFFER_TOO_SMALL (the caller retries with a bigger buffer)
+/// and CKR_OPERATION_ACTIVE (a single-part call refused while the operation is
+/// multi-part, which goes on).
+fn step(h: CK_SESSION_HANDLE, op: Operation, body: impl FnOnce(&Library) -> Result<()>) -> Result<()> {
+    let lib = lib()?;
+    let r = body(&lib);
+    if let Err(e) = &r {
+        if !matches!(e, Error::BufferTooSmall(_) | Error::OperationActive) {
+            lib.end_operation(h, op);
+        }
+    }
+    r
+}
+
 fn cipher(
     h: CK_SESSION_HANDLE,
     enc: bool,
-    step: Step,
+    kind: Step,
     inp: *const u8,
     inlen: CK_ULONG,
     out: *mut u8,
     outlen: *mut CK_ULONG,
 ) -> Result<()> {
-    let lib = lib()?;
-    let data = input_beside(inp, inlen, out, outlen)?;
-    let buf = output(out, outlen)?;
-    emit(outlen, lib.cipher(h, enc, step, &data, buf))
+    step(h, if enc { Operation::Encrypt } else { Operation::Decrypt }, |lib| {
+        let data = input_beside(inp, inlen, out, outlen)?;
+        let buf = output(out, outlen)?;
+        emit(outlen, lib.cipher(h, enc, kind, &data, buf))
+    })
 }
 
 /// What the library hands out: copies of the function lists and the interfaces in
@@ -386,21 +403,21 @@ v2 {
     fn C_GetMechanismInfo(slot: CK_SLOT_ID, ty: CK_MECHANISM_TYPE, info: *mut CK_MECHANISM_INFO) {
         let lib = lib()?;
         lib.slot(slot)?;
-        let i = lib.mechanism(ty)?.info();
+        let i = lib.mechanism_info(ty)?;
         *out_ref(info)? = CK_MECHANISM_INFO { ulMinKeySize: i.min_key, ulMaxKeySize: i.max_key, flags: i.flags };
         Ok(())
     }
     fn C_InitToken(slot: CK_SLOT_ID, pin: Bytes, pin_len: CK_ULONG, label_p: Bytes) {
         let lib = lib()?;
-        let pin = input(pin, pin_len)?;
+        let pin = conv::pin(pin, pin_len)?;
         let label = label(label_p)?;
         lib.init_token(slot, pin, &label).map(|_| ())
     }
     fn C_InitPIN(h: H, pin: Bytes, pin_len: CK_ULONG) {
-        lib()?.init_pin(h, input(pin, pin_len)?)
+        lib()?.init_pin(h, conv::pin(pin, pin_len)?)
     }
     fn C_SetPIN(h: H, old: Bytes, old_len: CK_ULONG, new: Bytes, new_len: CK_ULONG) {
-        lib()?.set_pin(h, input(old, old_len)?, input(new, new_len)?)
+        lib()?.set_pin(h, conv::pin(old, old_len)?, conv::pin(new, new_len)?)
     }
     fn C_OpenSession(slot: CK_SLOT_ID, flags: CK_FLAGS, app: Ptr, notify: CK_NOTIFY, out: *mut CK_SESSION_HANDLE) {
         let lib = lib()?;
@@ -426,7 +443,7 @@ v2 {
         NOT_SUPPORTED
     }
     fn C_Login(h: H, user: CK_USER_TYPE, pin: Bytes, pin_len: CK_ULONG) {
-        lib()?.login(h, user, input(pin, pin_len)?)
+        lib()?.login(h, user, conv::pin(pin, pin_len)?)
     }
     fn C_Logout(h: H) { lib()?.logout(h) }
     fn C_CreateObject(h: H, t: Attrs, n: CK_ULONG, out: *mut CK_OBJECT_HANDLE) {
@@ -492,29 +509,25 @@ v2 {
         lib.digest_init(h, &mechanism(m)?)
     }
     fn C_Digest(h: H, d: Bytes, dl: CK_ULONG, o: Bytes, ol: Len) {
-        let lib = lib()?;
-        let data = input(d, dl)?;
-        emit(ol, lib.digest(h, Some(data), output(o, ol)?))
+        step(h, Operation::Digest, |lib| emit(ol, lib.digest(h, Some(input(d, dl)?), output(o, ol)?)))
     }
-    fn C_DigestUpdate(h: H, d: Bytes, dl: CK_ULONG) { lib()?.digest_update(h, input(d, dl)?) }
-    fn C_DigestKey(h: H, key: CK_OBJECT_HANDLE) { lib()?.digest_key(h, key) }
+    fn C_DigestUpdate(h: H, d: Bytes, dl: CK_ULONG) {
+        step(h, Operation::Digest, |lib| lib.digest_update(h, input(d, dl)?))
+    }
+    fn C_DigestKey(h: H, key: CK_OBJECT_HANDLE) { step(h, Operation::Digest, |lib| lib.digest_key(h, key)) }
     fn C_DigestFinal(h: H, o: Bytes, ol: Len) {
-        let lib = lib()?;
-        emit(ol, lib.digest(h, None, output(o, ol)?))
+        step(h, Operation::Digest, |lib| emit(ol, lib.digest(h, None, output(o, ol)?)))
     }
     fn C_SignInit(h: H, m: Mech, key: CK_OBJECT_HANDLE) {
         let lib = lib()?;
         lib.sign_init(h, &mechanism(m)?, key)
     }
     fn C_Sign(h: H, d: Bytes, dl: CK_ULONG, o: Bytes, ol: Len) {
-        let lib = lib()?;
-        let data = input(d, dl)?;
-        emit(ol, lib.sign(h, Some(data), output(o, ol)?))
+        step(h, Operation::Sign, |lib| emit(ol, lib.sign(h, Some(input(d, dl)?), output(o, ol)?)))
     }
-    fn C_SignUpdate(h: H, d: Bytes, dl: CK_ULONG) { lib()?.sign_update(h, input(d, dl)?) }
+    fn C_SignUpdate(h: H, d: Bytes, dl: CK_ULONG) { step(h, Operation::Sign, |lib| lib.sign_update(h, input(d, dl)?)) }
     fn C_SignFinal(h: H, o: Bytes, ol: Len) {
-        let lib = lib()?;
-        emit(ol, lib.sign(h, None, output(o, ol)?))
+        step(h, Operation::Sign, |lib| emit(ol, lib.sign(h, None, output(o, ol)?)))
     }
     fn C_SignRecoverInit(h: H, m: Mech, key: CK_OBJECT_HANDLE) { lib()?.session(h)?; NOT_SUPPORTED }
     fn C_SignRecover(h: H, d: Bytes, dl: CK_ULONG, o: Bytes, ol: Len) { lib()?.session(h)?; NOT_SUPPORTED }
@@ -523,10 +536,14 @@ v2 {
         lib.verify_init(h, &mechanism(m)?, key)
     }
     fn C_Verify(h: H, d: Bytes, dl: CK_ULONG, s: Bytes, sl: CK_ULONG) {
-        lib()?.verify(h, Some(input(d, dl)?), input(s, sl)?)
+        step(h, Operation::Verify, |lib| lib.verify(h, Some(input(d, dl)?), input(s, sl)?))
     }
-    fn C_VerifyUpdate(h: H, d: Bytes, dl: CK_ULONG) { lib()?.verify_update(h, input(d, dl)?) }
-    fn C_VerifyFinal(h: H, s: Bytes, sl: CK_ULONG) { lib()?.verify(h, None, input(s, sl)?) }
+    fn C_VerifyUpdate(h: H, d: Bytes, dl: CK_ULONG) {
+        step(h, Operation::Verify, |lib| lib.verify_update(h, input(d, dl)?))
+    }
+    fn C_VerifyFinal(h: H, s: Bytes, sl: CK_ULONG) {
+        step(h, Operation::Verify, |lib| lib.verify(h, None, input(s, sl)?))
+    }
     fn C_VerifyRecoverInit(h: H, m: Mech, key: CK_OBJECT_HANDLE) { lib()?.session(h)?; NOT_SUPPORTED }
     fn C_VerifyRecover(h: H, s: Bytes, sl: CK_ULONG, o: Bytes, ol: Len) { lib()?.session(h)?; NOT_SUPPORTED }
     fn C_DigestEncryptUpdate(h: H, d: Bytes, dl: CK_ULONG, o: Bytes, ol: Len) { lib()?.session(h)?; NOT_SUPPORTED }
@@ -642,18 +659,24 @@ v3 {
         }
     }
     fn C_LoginUser(h: H, user: CK_USER_TYPE, pin: Bytes, pin_len: CK_ULONG, name: Bytes, name_len: CK_ULONG) {
-        lib()?.login_user(h, user, input(pin, pin_len)?, input(name, name_len)?)
+        lib()?.login_user(h, user, conv::pin(pin, pin_len)?, input(name, name_len)?)
     }
     fn C_SessionCancel(h: H, flags: CK_FLAGS) {
         let lib = lib()?;
         let s = lib.session(h)?;
         let mut s = s.lock();
-        if flags & CKF_ENCRYPT != 0 { s.encrypt = None; }
-        if flags & CKF_DECRYPT != 0 { s.decrypt = None; }
-        if flags & CKF_DIGEST != 0 { s.digest = None; }
-        if flags & CKF_SIGN != 0 { s.sign = None; }
-        if flags & CKF_VERIFY != 0 { s.verify = None; }
-        if flags & CKF_FIND_OBJECTS != 0 { s.find = None; }
+        for (flag, op) in [
+            (CKF_ENCRYPT, Operation::Encrypt),
+            (CKF_DECRYPT, Operation::Decrypt),
+            (CKF_DIGEST, Operation::Digest),
+            (CKF_SIGN, Operation::Sign),
+            (CKF_VERIFY, Operation::Verify),
+            (CKF_FIND_OBJECTS, Operation::Find),
+        ] {
+            if flags & flag != 0 {
+                s.end(op);
+            }
+        }
         Ok(())
     }
     fn C_MessageEncryptInit(h: H, m: Mech, k: CK_OBJECT_HANDLE) { lib()?.session(h)?; NOT_SUPPORTED }

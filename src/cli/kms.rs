@@ -462,7 +462,7 @@ fn act<'a>(lib: &'a Library, login: &Login, operation: &str) -> Result<Acting<'a
     // `user`, or a named user (C_LoginUser with its name).
     let user = if principal == "so" { CKU_SO } else { CKU_USER };
     let pin = zeroize::Zeroizing::new(secret(pin, env, "PIN: ")?);
-    let session = lib.open_session(token.slot_id, CKF_SERIAL_SESSION | CKF_RW_SESSION)?;
+    let session = lib.open_session_as(token.slot_id, CKF_SERIAL_SESSION | CKF_RW_SESSION, kms::Face::Kms)?;
     let acting = Acting { lib, token, session };
     lib.login_user(session, user, pin.as_bytes(), principal.as_bytes())?;
     Ok(acting)

@@ -3,7 +3,7 @@
 //! command line's decrypt and re-encrypt.
 
 use super::blob::{self, Context};
-use super::{authorize_as, key_id, KeyUse};
+use super::{authorize, key_id, Face, KeyUse};
 use crate::error::{Error, Result};
 use crate::mech::{CipherOp, Unit};
 use crate::object::Object;
@@ -41,7 +41,7 @@ pub fn open(
     }
     let (h, obj) = found.ok_or(Error::EncryptedDataInvalid)?;
     let obj = super::import::expire_if_due(token, h, obj)?;
-    authorize_as(token, &obj, KeyUse::Decrypt, unit, ctx, operation)?;
+    authorize(token, &obj, KeyUse::Decrypt, unit, Face::Kms, ctx, operation)?;
     let key = obj.get_raw(CKA_VALUE).ok_or(Error::UserNotLoggedIn)?;
     let plain = blob::open(key, ctx, data)?;
     Ok((plain, obj))

@@ -24,11 +24,17 @@ pub const MAX_ON_DEMAND_ROTATIONS: u64 = 25;
 pub const MAX_TAGS: usize = 50;
 pub const MAX_DESCRIPTION: usize = 8192;
 
-/// Gives a new token key its KMS life: key id, ARN, spec, one usage, state, dates, and
-/// the defaults of CKA_ID (the key id's 16 bytes) and CKA_LABEL (the key id).
+/// Gives a new token key its KMS life: key id, ARN, spec, usage, state, dates, and the
+/// default of CKA_ID (the key id's 16 bytes, so that `pkcs11-tool --id` finds it).
+/// `template` is what the client asked for (both templates of a pair), which decides the
+/// one usage under `kms-strict` (see `meta::derive_usage`); there the capabilities of the
+/// other usages then read FALSE, so that clients choosing keys by attribute choose right.
 pub fn on_create(token: &Token, obj: &mut Object, template: &Template, external: bool) -> crate::error::Result<()> {
-    let key_type = obj.key_type().ok_or(Error::TemplateIncomplete)?;
-    let usage = meta::derive_usage(template, key_type, token.kms.strict_usage)?;
+    let one_usage = token.kms.profile.one_usage();
+    let usage = meta::derive_usage(obj, template, one_usage)?;
+    if one_usage {
+        meta::restrict_to_usage(obj, usage);
+    }
     let id = uuid::Uuid::new_v4();
     let key_id = id.to_string();
     let now = clock::now();
@@ -51,35 +57,16 @@ pub fn on_create(token: &Token, obj: &mut Object, template: &Template, external:
     obj.set(CKA_KMSTOKEN_ON_DEMAND_ROTATIONS, ck_ulong(0));
     // One key id names one key: a copy would be a second key with the same material.
     obj.set(CKA_COPYABLE, ck_bool(false));
-    // Capabilities the template left to their defaults and that the one usage excludes
-    // read FALSE, so that clients choosing keys by attribute choose right; those the
-    // template asked for stay as asked and are refused at use (the compat rule).
-    for (ty, wanted) in [
-        (CKA_SIGN, usage == meta::KeyUsage::SignVerify || usage == meta::KeyUsage::GenerateVerifyMac),
-        (CKA_VERIFY, usage == meta::KeyUsage::SignVerify || usage == meta::KeyUsage::GenerateVerifyMac),
-        (CKA_ENCRYPT, usage == meta::KeyUsage::EncryptDecrypt),
-        (CKA_DECRYPT, usage == meta::KeyUsage::EncryptDecrypt),
-        (CKA_WRAP, usage == meta::KeyUsage::EncryptDecrypt),
-        (CKA_UNWRAP, usage == meta::KeyUsage::EncryptDecrypt),
-        (CKA_DERIVE, usage == meta::KeyUsage::KeyAgreement),
-    ] {
-        let asked = template.iter().any(|(t, _)| *t == ty);
-        if !wanted && !asked && obj.get_raw(ty).is_some() {
-            obj.set(ty, ck_bool(false));
-        }
-    }
     if obj.get_raw(CKA_ID).is_none_or(|v| v.is_empty()) {
         obj.set(CKA_ID, id.as_bytes().to_vec());
-    }
-    if obj.get_raw(CKA_LABEL).is_none_or(|v| v.is_empty()) {
-        obj.set(CKA_LABEL, key_id.into_bytes());
     }
     Ok(())
 }
 
 /// The public half of a token key pair shares the private key's KMS identity and state,
-/// so that it is found, hidden and deleted with it.
-pub fn share_identity(private: &Object, public: &mut Object) {
+/// so that it is found with it and purged with it; under `kms-strict` it can do only what
+/// the usage allows.
+pub fn share_identity(token: &Token, private: &Object, public: &mut Object) {
     for ty in [
         CKA_KMSTOKEN_KEY_ID,
         CKA_KMSTOKEN_ARN,
@@ -96,12 +83,13 @@ pub fn share_identity(private: &Object, public: &mut Object) {
             public.set(ty, v.to_vec());
         }
     }
-    for ty in [CKA_ID, CKA_LABEL] {
-        if public.get_raw(ty).is_none_or(|v| v.is_empty()) {
-            if let Some(v) = private.get_raw(ty) {
-                public.set(ty, v.to_vec());
-            }
+    if public.get_raw(CKA_ID).is_none_or(|v| v.is_empty()) {
+        if let Some(v) = private.get_raw(CKA_ID) {
+            public.set(CKA_ID, v.to_vec());
         }
+    }
+    if let (true, Some(usage)) = (token.kms.profile.one_usage(), super::usage(private)) {
+        meta::restrict_to_usage(public, usage);
     }
 }
 
@@ -280,26 +268,23 @@ pub fn cancel_deletion(token: &Token, handle: u64) -> KmsResult<()> {
 /// Deletes, with their material, the keys whose deletion date has come (run when a
 /// token opens and at login). Each purge is audited as the service event DeleteKey.
 pub fn purge_due(token: &Token) -> KmsResult<usize> {
-    let due = token.due_for_purge(clock::now())?;
-    let mut by_key: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
-    for (h, k) in due {
-        by_key.entry(k).or_default().push(h);
-    }
-    for (key_id, handles) in &by_key {
-        token.purge(handles, key_id)?;
+    let due: std::collections::BTreeSet<String> =
+        token.due_for_purge(clock::now())?.into_iter().map(|(_, k)| k).collect();
+    for key_id in &due {
+        let objects = token.purge(key_id)?;
         token.audit.append(
             &token.serial,
             &Event {
                 name: "DeleteKey",
                 key_id: Some(key_id),
                 service: true,
-                details: Some(json!({ "objects": handles.len() })),
+                details: Some(json!({ "objects": objects })),
                 ..Default::default()
             },
         )?;
         log::info!("token {}: key {key_id} purged after its deletion window", token.serial);
     }
-    Ok(by_key.len())
+    Ok(due.len())
 }
 
 /// Deletes a key at once, without a window: only with the operator's explicit force.
@@ -307,8 +292,7 @@ pub fn delete_now(token: &Token, handle: u64) -> KmsResult<()> {
     let obj = token.object_any(handle)?;
     let id = key_id(&obj);
     audit(token, "DeleteKey", Some(&obj), None, Some(json!({ "force": true })))?;
-    let handles = token.objects_of_key(&id)?;
-    token.purge(&handles, &id)?;
+    token.purge(&id)?;
     Ok(())
 }
 
@@ -524,7 +508,7 @@ pub fn create_alias(token: &Token, name: &str, handle: u64) -> KmsResult<()> {
                 format!("An alias with the name {name} already exists"),
             ));
         }
-        relabel(token, obj)
+        Ok(())
     })
 }
 
@@ -548,12 +532,7 @@ pub fn update_alias(token: &Token, name: &str, handle: u64) -> KmsResult<()> {
             }
         }
         token.store().put_alias(name, &key_id(obj), true, clock::now())?;
-        relabel(token, obj)?;
-        // The key the alias left falls back to its next alias, else its key id.
-        match prev {
-            Some(prev) if key_id(&prev) != key_id(obj) => relabel(token, &prev),
-            _ => Ok(()),
-        }
+        Ok(())
     })
 }
 
@@ -570,28 +549,7 @@ pub fn delete_alias(token: &Token, name: &str) -> KmsResult<()> {
     };
     token.store().delete_alias(name)?;
     let obj = current_handle(token, &alias.key_id)?.map(|h| token.object_any(h)).transpose()?;
-    if let Some(o) = &obj {
-        relabel(token, o)?;
-    }
     audit(token, "DeleteAlias", obj.as_deref(), None, Some(json!({ "aliasName": name })))
-}
-
-/// CKA_LABEL follows the key's first alias while the label is still a default (the key id
-/// or an alias of the key); a label the caller chose is left alone.
-fn relabel(token: &Token, obj: &Object) -> KmsResult<()> {
-    let id = key_id(obj);
-    let aliases: Vec<String> =
-        token.store().aliases()?.into_iter().filter(|a| a.key_id == id).map(|a| a.name).collect();
-    let label = String::from_utf8_lossy(obj.get_raw(CKA_LABEL).unwrap_or_default()).into_owned();
-    let is_default = label == id || label.starts_with("alias/");
-    if !is_default {
-        return Ok(());
-    }
-    let want = aliases.first().cloned().unwrap_or(id);
-    if want != label {
-        set_on_all(token, obj, &[(CKA_LABEL, want.into_bytes())])?;
-    }
-    Ok(())
 }
 
 /// Tag rules: key 1..=128 characters, value 0..=256, neither starting with `aws:`.

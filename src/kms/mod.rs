@@ -28,6 +28,15 @@ use meta::{KeyState, KeyUsage};
 use policy::{Decision, Policy, Request};
 use std::sync::Arc;
 
+/// Where a request comes from. The PKCS#11 functions serve every capability a key's
+/// template gives (profile `pkcs11`); a KMS operation (the `kms` command line, the vendor
+/// KMS mechanisms) holds every key to its one KMS usage, as AWS does, in both profiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Face {
+    Pkcs11,
+    Kms,
+}
+
 /// What a caller wants to do with a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyUse {
@@ -144,10 +153,13 @@ pub fn usage(obj: &Object) -> Option<KeyUsage> {
     KeyUsage::parse(&text(obj, CKA_KMSTOKEN_KEY_USAGE))
 }
 
+/// The principal of a session nobody has logged in to.
+pub const PUBLIC: &str = "public";
+
 /// The principal name of whoever is logged in on `token`: `so`, `user`, `user/NAME`, or
 /// `public` before login.
 pub fn principal(token: &Token) -> Arc<str> {
-    token.principal().unwrap_or_else(|| Arc::from("public"))
+    token.principal().unwrap_or_else(|| Arc::from(PUBLIC))
 }
 
 fn raw_text(obj: &Object, ty: CK_ATTRIBUTE_TYPE) -> &str {
@@ -200,6 +212,9 @@ pub fn policy_verdict(
     let request = Request { principal: &who, action, resource, context };
     match key_policy(token, key).decide(&request) {
         Decision::Allow => Ok(()),
+        // PKCS#11 lets anyone use a public object (CKA_PRIVATE false: a public key) without
+        // logging in; only a statement that denies `public` by name takes that away.
+        Decision::ImplicitDeny if &*who == PUBLIC && !key.is_private() => Ok(()),
         d => Err(access_denied(token, &who, action, resource, d == Decision::ExplicitDeny)),
     }
 }
@@ -275,8 +290,9 @@ fn pkcs11_rules(key: &Object, what: KeyUse, unit: &dyn Unit) -> Result<()> {
     Ok(())
 }
 
-/// The state table for cryptographic use (kms-semantics §4.2) and the key's one usage.
-fn kms_rules(key: &Object, what: KeyUse) -> std::result::Result<(), KmsError> {
+/// The state table for cryptographic use (kms-semantics §4.2) and, when `one_usage`, the
+/// key's one KMS usage.
+fn kms_rules(key: &Object, what: KeyUse, one_usage: bool) -> std::result::Result<(), KmsError> {
     let arn = arn(key);
     match state(key) {
         Ok(KeyState::Enabled) => {}
@@ -290,7 +306,7 @@ fn kms_rules(key: &Object, what: KeyUse) -> std::result::Result<(), KmsError> {
         Err(_) => return Err(KmsError::new("KMSInvalidStateException", format!("{arn} has an unknown state."))),
     }
     let key_type = key.key_type().unwrap_or(CKK_GENERIC_SECRET);
-    if let (Some(have), Some(want)) = (usage(key), what.usage(key_type)) {
+    if let (true, Some(have), Some(want)) = (one_usage, usage(key), what.usage(key_type)) {
         if have != want {
             return Err(KmsError::new(
                 "InvalidKeyUsageException",
@@ -317,27 +333,19 @@ fn material_expired(key: &Object) -> bool {
     end < &today.as_bytes()[..8]
 }
 
-/// Decides whether `key` may be used for `what` with mechanism `unit`, and records the
-/// decision in the audit trail when `key` is a KMS key. If the record cannot be written,
-/// the use is refused.
-pub fn authorize(token: &Token, key: &Object, what: KeyUse, unit: &dyn Unit) -> Result<()> {
-    authorize_in(token, key, what, unit, &Context::new())
-}
-
-/// `authorize` for a use that carries an encryption context (the KMS mechanisms), which
-/// the key policy's conditions may look at.
-pub fn authorize_in(token: &Token, key: &Object, what: KeyUse, unit: &dyn Unit, context: &Context) -> Result<()> {
-    authorize_as(token, key, what, unit, context, None)
-}
-
-/// `authorize_in` on behalf of a KMS operation whose action is not the use's own: AWS
-/// asks kms:GenerateDataKey (not kms:Encrypt) of generate-data-key, and kms:ReEncryptFrom
-/// / kms:ReEncryptTo of re-encrypt. The policy and the audit record name that action.
-pub fn authorize_as(
+/// Decides whether `key` may be used for `what` with mechanism `unit` by a request of
+/// `face`, and records the decision in the audit trail when `key` is a KMS key. If the
+/// record cannot be written, the use is refused. `context` is the encryption context
+/// of a KMS mechanism (the key policy's conditions may look at it); `operation` names a
+/// KMS operation whose action is not the use's own: AWS asks kms:GenerateDataKey (not
+/// kms:Encrypt) of generate-data-key, and kms:ReEncryptFrom / kms:ReEncryptTo of
+/// re-encrypt. The policy and the audit record name that action.
+pub fn authorize(
     token: &Token,
     key: &Object,
     what: KeyUse,
     unit: &dyn Unit,
+    face: Face,
     context: &Context,
     operation: Option<&str>,
 ) -> Result<()> {
@@ -349,8 +357,11 @@ pub fn authorize_as(
     let action = operation.unwrap_or(what.action(key_type));
     // As in AWS, the key policy is asked first: a principal it refuses learns nothing of
     // the key's state.
+    // The vendor KMS mechanisms are KMS operations whichever face calls them.
+    let kms_operation = face == Face::Kms || matches!(unit.ty(), CKM_KMSTOKEN_ENCRYPT | CKM_KMSTOKEN_DECRYPT);
+    let one_usage = kms_operation || token.kms.profile.one_usage();
     let verdict = match &pkcs11 {
-        Ok(()) => policy_verdict(token, key, action, context).and_then(|()| kms_rules(key, what)),
+        Ok(()) => policy_verdict(token, key, action, context).and_then(|()| kms_rules(key, what, one_usage)),
         Err(e) => Err(KmsError::new("InvalidKeyUsageException", format!("{e:?}"))),
     };
     if let Err(e) = record(token, key, action, Some(unit.ty()), context, verdict.as_ref().err()) {

@@ -8,8 +8,9 @@
 //!   `Resource` and `Condition`. `NotPrincipal`, `NotAction` and `NotResource` are refused
 //!   rather than ignored, and so is any other member.
 //! - Principals are the token's: `"*"`, or `{"AWS": P}` (P one or a list) where P is
-//!   `*`, an ARN `arn:kmstoken:iam::<token serial>:so|user|user/NAME`, or the same name
-//!   without the ARN prefix. `*` and `?` work in the names (`user/*`: every named user).
+//!   `*`, an ARN `arn:kmstoken:iam::<token serial>:so|user|user/NAME|public`, or the same
+//!   name without the ARN prefix (`public`: a session nobody logged in to, which may use
+//!   public objects unless a statement denies it). `*` and `?` work in the names (`user/*`: every named user).
 //!   An ARN of another token's principal is valid but matches no one here.
 //! - Actions `kms:Name` with `*` and `?`, case-insensitive, or `*`. Resource `*` or the
 //!   key's ARN (patterns allowed).
@@ -146,10 +147,11 @@ pub fn principal_arn(serial: &str, principal: &str) -> String {
     format!("arn:kmstoken:iam::{serial}:{principal}")
 }
 
-/// Whether `name` is a principal name (or, with `pattern`, a name pattern).
+/// Whether `name` is a principal name (or, with `pattern`, a name pattern): `public` is
+/// whoever uses a public object before logging in.
 fn valid_principal_name(name: &str, pattern: bool) -> bool {
     match name {
-        "so" | "user" => true,
+        "so" | "user" | super::PUBLIC => true,
         _ => name.strip_prefix("user/").is_some_and(|n| valid_user_name(n) || (pattern && valid_pattern(n))),
     }
 }

@@ -7,7 +7,7 @@
 
 use super::hmac::{mac_len, MacSign, MacVerify};
 use super::{unwrap_with, wrap_with, CipherOp, Info, Key, Param, SignOp, SinglePart, SinglePartOp, Unit, VerifyOp};
-use crate::crypto::{self, AesCbc, AesEcb, Direction, AES_BLOCK, GCM_NONCE_LEN, GCM_TAG_LEN};
+use crate::crypto::{self, AesCbc, AesEcb, Direction, AES_BLOCK};
 use crate::error::{Error, Result};
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
@@ -440,86 +440,146 @@ impl Unit for CtrUnit {
 // ---------------------------------------------------------------------------------------
 // GCM
 
-/// GCM over the whole message at once. Encryption buffers the parts and releases
-/// ciphertext and tag at finish; decryption must buffer anyway, since no plaintext may
-/// be released before the tag is checked.
-#[derive(Clone)]
+/// GCM. Encryption streams: each part's ciphertext comes out at once and the tag at the
+/// end (PyKCS11's multi-part AEAD reads the parts as they come). Decryption buffers, since
+/// no plaintext may be released before the tag is checked. A single-part call with a
+/// 96-bit IV and a full tag takes aws-lc-rs's one-shot path; anything else aws-lc's EVP
+/// interface (`crypto::GcmStream`, `crypto::gcm_open_any`).
 struct GcmOp {
     key: Secret,
-    nonce: [u8; GCM_NONCE_LEN],
+    iv: Vec<u8>,
     aad: Vec<u8>,
+    tag_len: usize,
     dir: Direction,
+    /// Decryption: the ciphertext and tag received so far.
     data: Secret,
+    /// Encryption in parts, from the first part on.
+    stream: Option<crypto::GcmStream>,
+    /// A copy whose stream could not be copied (out of memory): every step fails.
+    broken: bool,
 }
 
 impl GcmOp {
-    fn run(&self, data: &[u8]) -> Result<Secret> {
-        match self.dir {
-            Direction::Encrypt => crypto::gcm_seal(&self.key, &self.nonce, &self.aad, data).map(Zeroizing::new),
-            Direction::Decrypt => crypto::gcm_open(&self.key, &self.nonce, &self.aad, data),
+    fn check(&self) -> Result<()> {
+        if self.broken {
+            return Err(Error::HostMemory);
         }
-    }
-
-    fn out_len(&self, input_len: usize) -> usize {
-        match self.dir {
-            Direction::Encrypt => input_len.saturating_add(GCM_TAG_LEN),
-            Direction::Decrypt => input_len.saturating_sub(GCM_TAG_LEN),
-        }
+        Ok(())
     }
 }
 
 impl CipherOp for GcmOp {
     fn update(&mut self, input: &[u8]) -> Result<Secret> {
-        append(&mut self.data, input);
-        Ok(empty())
+        self.check()?;
+        match self.dir {
+            Direction::Encrypt => {
+                if self.stream.is_none() {
+                    self.stream = Some(crypto::GcmStream::new(&self.key, &self.iv, &self.aad)?);
+                }
+                self.stream.as_mut().map_or(Ok(empty()), |s| s.update(input))
+            }
+            Direction::Decrypt => {
+                append(&mut self.data, input);
+                Ok(empty())
+            }
+        }
     }
 
     fn finish(&mut self) -> Result<Secret> {
-        let data = std::mem::replace(&mut self.data, empty());
-        self.run(&data)
+        self.check()?;
+        match self.dir {
+            Direction::Encrypt => match self.stream.take() {
+                Some(s) => Ok(Zeroizing::new(s.finish(self.tag_len)?)),
+                None => self.one_shot(&[]),
+            },
+            Direction::Decrypt => {
+                let data = std::mem::replace(&mut self.data, empty());
+                crypto::gcm_open_any(&self.key, &self.iv, &self.aad, self.tag_len, &data)
+            }
+        }
     }
 
-    fn update_len(&self, _input_len: usize) -> usize {
-        0
+    /// Decryption releases nothing before the end, but announces the input's length as
+    /// its bound: clients (PyKCS11's multi-part AEAD) size their buffer with the length
+    /// query and would never pass a part on if it were 0.
+    fn update_len(&self, input_len: usize) -> usize {
+        input_len
     }
 
     fn finish_len(&self) -> usize {
-        self.out_len(self.data.len())
+        match self.dir {
+            Direction::Encrypt => self.tag_len,
+            Direction::Decrypt => self.data.len().saturating_sub(self.tag_len),
+        }
     }
 
     fn boxed_clone(&self) -> Box<dyn CipherOp> {
-        Box::new(self.clone())
+        let (stream, broken) = match self.stream.as_ref().map(crypto::GcmStream::try_clone).transpose() {
+            Ok(stream) => (stream, self.broken),
+            Err(_) => (None, true),
+        };
+        Box::new(GcmOp {
+            key: self.key.clone(),
+            iv: self.iv.clone(),
+            aad: self.aad.clone(),
+            tag_len: self.tag_len,
+            dir: self.dir,
+            data: self.data.clone(),
+            stream,
+            broken,
+        })
     }
 
     fn one_shot(&mut self, input: &[u8]) -> Result<Secret> {
-        let data = std::mem::replace(&mut self.data, empty());
-        if data.is_empty() {
-            self.run(input)
-        } else {
-            self.run(&concat(&data, input))
+        self.check()?;
+        match self.dir {
+            Direction::Encrypt => {
+                crypto::gcm_seal_any(&self.key, &self.iv, &self.aad, self.tag_len, input).map(Zeroizing::new)
+            }
+            Direction::Decrypt => {
+                let data = std::mem::replace(&mut self.data, empty());
+                let sealed = if data.is_empty() { Zeroizing::new(input.to_vec()) } else { concat(&data, input) };
+                crypto::gcm_open_any(&self.key, &self.iv, &self.aad, self.tag_len, &sealed)
+            }
         }
     }
 
     fn one_shot_len(&self, input_len: usize) -> usize {
-        self.out_len(self.data.len().saturating_add(input_len))
+        match self.dir {
+            Direction::Encrypt => input_len.saturating_add(self.tag_len),
+            Direction::Decrypt => self.data.len().saturating_add(input_len).saturating_sub(self.tag_len),
+        }
     }
 }
+
+/// IV lengths served, in bytes: any GHASH takes (SP 800-38D), up to a bound that keeps
+/// a caller from handing the token unbounded memory.
+const GCM_MAX_IV: usize = 1024;
+/// Tag lengths served, in bits: 32 to 128, whole bytes (SP 800-38D allows 32 and 64 for
+/// special uses and 96 to 128; PKCS#11 takes any length up to 128).
+const GCM_TAG_BITS: std::ops::RangeInclusive<u64> = 32..=128;
 
 struct GcmUnit;
 
 impl GcmUnit {
     fn start(&self, key: &Key, p: &Param, dir: Direction) -> Result<Box<dyn CipherOp>> {
         let key = aes_key(key)?;
-        // Only 96-bit IVs and 128-bit tags are served: other IV lengths go through GHASH
-        // and shorter tags weaken the authentication.
         let Param::Gcm { iv, aad, tag_bits } = p else {
             return Err(Error::MechanismParamInvalid);
         };
-        let nonce = <[u8; GCM_NONCE_LEN]>::try_from(iv.as_slice()).map_err(|_| Error::MechanismParamInvalid)?;
-        if *tag_bits != 8 * GCM_TAG_LEN as u64 {
+        if iv.is_empty() || iv.len() > GCM_MAX_IV || !GCM_TAG_BITS.contains(tag_bits) || !tag_bits.is_multiple_of(8) {
             return Err(Error::MechanismParamInvalid);
         }
-        Ok(Box::new(GcmOp { key: Zeroizing::new(key.to_vec()), nonce, aad: aad.clone(), dir, data: empty() }))
+        Ok(Box::new(GcmOp {
+            key: Zeroizing::new(key.to_vec()),
+            iv: iv.clone(),
+            aad: aad.clone(),
+            tag_len: (*tag_bits / 8) as usize,
+            dir,
+            data: empty(),
+            stream: None,
+            broken: false,
+        }))
     }
 }
 
@@ -791,6 +851,19 @@ mod tests {
         })
     }
 
+    /// The oracle's encryption under an IV of 8 or 16 bytes (the aes-gcm crate's GHASH
+    /// path for IVs other than 96 bits): ciphertext || full tag.
+    fn gcm_ref_long_iv(key: &[u8], iv: &[u8], aad: &[u8], data: &[u8]) -> Vec<u8> {
+        use aes_gcm::aead::consts::{U16, U8};
+        let payload = Payload { msg: data, aad };
+        per_aes!(key.len(), C => match iv.len() {
+            8 => aes_gcm::AesGcm::<C, U8>::new_from_slice(key).unwrap().encrypt(GenericArray::from_slice(iv), payload),
+            16 => aes_gcm::AesGcm::<C, U16>::new_from_slice(key).unwrap().encrypt(GenericArray::from_slice(iv), payload),
+            n => panic!("no oracle for a {n}-byte IV"),
+        })
+        .unwrap()
+    }
+
     fn kw_ref(kek: &[u8], data: &[u8], padded: bool, dir: Direction) -> Option<Vec<u8>> {
         per_aes!(kek.len(), C => {
             let k = aes_kw::Kek::<C>::try_from(kek).unwrap();
@@ -861,7 +934,7 @@ mod tests {
             fed += part.len();
             let bound = op.update_len(part.len());
             let got = op.update(part)?;
-            assert_eq!(got.len(), bound, "update released other than update_len");
+            assert!(got.len() <= bound, "update released {} > update_len {bound}", got.len());
             out.extend_from_slice(&got);
             if fork.is_none() && fed >= data.len() / 2 {
                 fork = Some((op.boxed_clone(), out.len(), fed));
@@ -1115,12 +1188,59 @@ mod tests {
     }
 
     #[test]
+    fn gcm_any_iv_and_tag_length_matches_oracle() {
+        for klen in KEY_LENS {
+            let key = rand(klen);
+            for iv_len in [8, 12, 16] {
+                let iv = rand(iv_len);
+                for (len, aad_len) in [(0, 0), (1, 7), (33, 0), (100, 20)] {
+                    let (pt, aad) = (rand(len), rand(aad_len));
+                    let full = match iv_len {
+                        12 => gcm_ref(&key, &iv, &aad, &pt, Direction::Encrypt).unwrap(),
+                        _ => gcm_ref_long_iv(&key, &iv, &aad, &pt),
+                    };
+                    // A shorter tag is the full tag cut (SP 800-38D 7.1).
+                    for tag_bits in [32, 64, 96, 104, 120, 128] {
+                        let p = Param::Gcm { iv: iv.clone(), aad: aad.clone(), tag_bits };
+                        let ct = both(&GcmUnit, &key, &p, Direction::Encrypt, &pt).unwrap();
+                        assert_eq!(ct, full[..len + tag_bits as usize / 8], "iv {iv_len} tag {tag_bits}");
+                        assert_eq!(both(&GcmUnit, &key, &p, Direction::Decrypt, &ct).unwrap(), pt);
+                        let mut bad = ct.clone();
+                        *bad.last_mut().unwrap() ^= 1;
+                        assert_eq!(
+                            both(&GcmUnit, &key, &p, Direction::Decrypt, &bad).err(),
+                            Some(Error::EncryptedDataInvalid)
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gcm_encryption_in_parts_releases_ciphertext_at_once() {
+        let (key, iv) = (rand(16), rand(12));
+        let pt = rand(40);
+        let p = gcm(&iv, b"aad");
+        let mut op = GcmUnit.encrypt(&aes(&key), &p).unwrap();
+        let first = op.update(&pt[..17]).unwrap();
+        assert_eq!(first.len(), 17, "the first part's ciphertext comes at once");
+        let second = op.update(&pt[17..]).unwrap();
+        let tag = op.finish().unwrap();
+        assert_eq!(tag.len(), 16);
+        let whole = [first.to_vec(), second.to_vec(), tag.to_vec()].concat();
+        assert_eq!(Some(whole), gcm_ref(&key, &iv, b"aad", &pt, Direction::Encrypt));
+    }
+
+    #[test]
     fn gcm_errors() {
         let (key, iv) = (rand(32), rand(12));
         let bad_params = [
-            gcm(&[0; 16], b""),
-            gcm(&[0; 8], b""),
-            Param::Gcm { iv: iv.clone(), aad: vec![], tag_bits: 96 },
+            gcm(&[], b""),
+            gcm(&[0; 1025], b""),
+            Param::Gcm { iv: iv.clone(), aad: vec![], tag_bits: 24 },
+            Param::Gcm { iv: iv.clone(), aad: vec![], tag_bits: 100 },
+            Param::Gcm { iv: iv.clone(), aad: vec![], tag_bits: 136 },
             Param::None,
             cbc_iv(&iv),
         ];
@@ -1363,7 +1483,7 @@ mod tests {
 
     #[test]
     fn mechanism_info_and_registry() {
-        let r = Registry::new(true);
+        let r = Registry::new(true, crate::config::Profile::Pkcs11);
         let expect = [
             (CKM_AES_KEY_GEN, CKF_GENERATE),
             (CKM_GENERIC_SECRET_KEY_GEN, CKF_GENERATE),
@@ -1388,7 +1508,7 @@ mod tests {
             }
         }
         assert_eq!(r.lookup(CKM_AES_KEY_WRAP_PAD).err(), Some(Error::MechanismInvalid));
-        assert!(!Registry::new(false).list().contains(&CKM_AES_ECB));
+        assert!(!Registry::new(false, crate::config::Profile::KmsStrict).list().contains(&CKM_AES_ECB));
         // Functions a mechanism lacks.
         assert_eq!(CtrUnit.sign(&aes(&[0; 16]), &Param::None).err(), Some(Error::MechanismInvalid));
         assert_eq!(CMAC.encrypt(&aes(&[0; 16]), &Param::None).err(), Some(Error::MechanismInvalid));

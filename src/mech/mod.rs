@@ -1,6 +1,7 @@
 //! The mechanism registry. Each mechanism is one small unit (its parameters, the keys it
 //! accepts, the operation); sessions reach them only through `lookup`.
 
+use crate::config::RsaKeyKind;
 use crate::error::{Error, Result};
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
@@ -211,10 +212,19 @@ pub trait Unit: Sync {
 /// Checks the key material of a public or private key that C_CreateObject (or the
 /// command line's import) brings in, and writes its encodings in the token's forms; the
 /// key type's unit decides what is a key (see `ec::check_import`, `rsa::check_import`).
-pub fn check_imported_key(obj: &mut crate::object::Object) -> Result<()> {
+/// An RSA key must also have a size the profile takes (CKR_ATTRIBUTE_VALUE_INVALID).
+pub fn check_imported_key(obj: &mut crate::object::Object, profile: crate::config::Profile) -> Result<()> {
     match (obj.class(), obj.key_type()) {
         (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_EC)) => ec::check_import(obj),
-        (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_RSA)) => rsa::check_import(obj),
+        (class @ (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY), Some(CKK_RSA)) => {
+            let bits = rsa::check_import(obj)?.unwrap_or(0);
+            let kind = if class == CKO_PRIVATE_KEY { RsaKeyKind::Private } else { RsaKeyKind::Public };
+            if profile.rsa_bits_allowed(kind, bits) {
+                Ok(())
+            } else {
+                Err(Error::AttributeValueInvalid)
+            }
+        }
         _ => Ok(()),
     }
 }
@@ -336,15 +346,30 @@ fn all() -> Vec<&'static dyn Unit> {
     v
 }
 
-/// The registry, filtered by the configuration (CKM_AES_ECB is off unless enabled).
+/// The registry, filtered by the configuration (CKM_AES_ECB as the profile or the
+/// configuration has it) and reporting the key sizes the profile takes.
 pub struct Registry {
     units: Vec<&'static dyn Unit>,
+    profile: crate::config::Profile,
 }
 
 impl Registry {
-    pub fn new(enable_ecb: bool) -> Self {
+    pub fn new(enable_ecb: bool, profile: crate::config::Profile) -> Self {
         let units = all().into_iter().filter(|u| enable_ecb || u.ty() != CKM_AES_ECB).collect();
-        Registry { units }
+        Registry { units, profile }
+    }
+
+    /// C_GetMechanismInfo: the unit's own, with RSA sizes narrowed to the profile's.
+    pub fn info(&self, ty: CK_MECHANISM_TYPE) -> Result<Info> {
+        let unit = self.lookup(ty)?;
+        let mut info = unit.info();
+        if unit.key_types().contains(&CKK_RSA) || ty == CKM_RSA_PKCS_KEY_PAIR_GEN {
+            let kind = if ty == CKM_RSA_PKCS_KEY_PAIR_GEN { RsaKeyKind::Generated } else { RsaKeyKind::Private };
+            let sizes = self.profile.rsa_bits(kind);
+            info.min_key = info.min_key.max(*sizes.start() as u64);
+            info.max_key = info.max_key.min(*sizes.end() as u64);
+        }
+        Ok(info)
     }
 
     pub fn lookup(&self, ty: CK_MECHANISM_TYPE) -> Result<&'static dyn Unit> {

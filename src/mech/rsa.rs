@@ -21,18 +21,27 @@ use zeroize::Zeroizing;
 type Secret = Zeroizing<Vec<u8>>;
 
 const RSA_KEY_TYPES: &[CK_KEY_TYPE] = &[CKK_RSA];
-/// Modulus sizes served, in bits. aws-lc-rs refuses keys below 2048 bits; 4096 is the
-/// largest size a KMS key has.
-const MIN_BITS: usize = 2048;
-const MAX_BITS: usize = 4096;
-/// The key sizes key-pair generation makes.
-const GENERATED_BITS: [usize; 3] = [2048, 3072, 4096];
+/// Modulus sizes served, in bits, the widest the token has: public keys from 512 bits
+/// (old signatures are still verified), private keys from 1024, both up to 16384. The
+/// profile narrows what a key may be made with (`config::Profile`); the sizes aws-lc-rs
+/// does not serve go through the raw operations of `crypto`.
+const MIN_PUBLIC_BITS: usize = 512;
+const MIN_PRIVATE_BITS: usize = 1024;
+const MAX_BITS: usize = 16384;
+/// The key sizes key-pair generation makes: 1024 to 4096 bits, in steps of 128 (aws-lc
+/// makes its primes in whole 64-bit words and rounds other sizes down).
+const GENERATED_BITS: std::ops::RangeInclusive<usize> = 1024..=4096;
+const GENERATED_STEP: usize = 128;
 /// Longest OAEP label accepted. The label is only hashed, so the standard sets no
 /// practical limit; this bound keeps a caller from handing the token unbounded memory.
 const MAX_OAEP_LABEL: usize = 64 * 1024;
 
+/// What C_GetMechanismInfo reports: the sizes of keys the mechanism serves in all its
+/// functions (public keys from 512 bits only verify, encrypt and wrap), or for generation
+/// the sizes it makes; the profile may narrow both (see `Registry::info`).
 fn rsa_info(flags: CK_FLAGS) -> Info {
-    Info { min_key: MIN_BITS as u64, max_key: MAX_BITS as u64, flags }
+    let sizes = if flags & CKF_GENERATE_KEY_PAIR != 0 { GENERATED_BITS } else { MIN_PRIVATE_BITS..=MAX_BITS };
+    Info { min_key: *sizes.start() as u64, max_key: *sizes.end() as u64, flags }
 }
 
 fn strip_zeros(v: &[u8]) -> &[u8] {
@@ -53,8 +62,9 @@ fn rsa_object<'k>(key: &Key<'k>, class: CK_OBJECT_CLASS) -> Result<&'k Object> {
     Ok(obj)
 }
 
-fn check_size(bits: usize) -> Result<()> {
-    if (MIN_BITS..=MAX_BITS).contains(&bits) {
+fn check_size(bits: usize, private: bool) -> Result<()> {
+    let min = if private { MIN_PRIVATE_BITS } else { MIN_PUBLIC_BITS };
+    if (min..=MAX_BITS).contains(&bits) {
         Ok(())
     } else {
         Err(Error::KeySizeRange)
@@ -82,7 +92,7 @@ fn private_key(key: &Key) -> Result<Arc<RsaPrivateKey>> {
             qinv: material(obj, CKA_COEFFICIENT)?,
         })
     })?;
-    check_size(parsed.bits())?;
+    check_size(parsed.bits(), true)?;
     Ok(parsed)
 }
 
@@ -90,7 +100,7 @@ fn public_key(key: &Key) -> Result<Arc<RsaPublicKey>> {
     let obj = rsa_object(key, CKO_PUBLIC_KEY)?;
     let parsed =
         obj.prepared(|| RsaPublicKey::new(material(obj, CKA_MODULUS)?, material(obj, CKA_PUBLIC_EXPONENT)?))?;
-    check_size(parsed.bits())?;
+    check_size(parsed.bits(), false)?;
     Ok(parsed)
 }
 
@@ -182,14 +192,15 @@ fn oaep_param(p: &Param) -> Result<Oaep> {
 /// Checks the material of an RSA key given by C_CreateObject: a private key's CRT
 /// components must form one consistent two-prime key (aws-lc checks n = pq, the
 /// exponents and the coefficient), a public key must parse, and the modulus must be of
-/// a size the mechanisms serve (2048 to 4096 bits).
+/// a size the mechanisms serve (see `MIN_PUBLIC_BITS`); returns it, in bits, for the
+/// profile's own bounds.
 ///
 /// Every refusal is CKR_ATTRIBUTE_VALUE_INVALID. For the size, CKR_KEY_SIZE_RANGE would
 /// say more, but the specification lists it for the functions that use or make a key,
 /// not for C_CreateObject; the attribute that holds the key (CKA_MODULUS) has a value
 /// this token cannot take, which is what CKR_ATTRIBUTE_VALUE_INVALID means. (Key-pair
 /// generation, which may answer CKR_KEY_SIZE_RANGE, does.)
-pub fn check_import(obj: &Object) -> Result<()> {
+pub fn check_import(obj: &Object) -> Result<Option<usize>> {
     let invalid = |_| Error::AttributeValueInvalid;
     let get = |ty| obj.get_raw(ty).filter(|v| !v.is_empty()).ok_or(Error::TemplateIncomplete);
     let bits = match obj.class() {
@@ -206,16 +217,18 @@ pub fn check_import(obj: &Object) -> Result<()> {
         .map_err(invalid)?
         .bits(),
         CKO_PUBLIC_KEY => RsaPublicKey::new(get(CKA_MODULUS)?, get(CKA_PUBLIC_EXPONENT)?).map_err(invalid)?.bits(),
-        _ => return Ok(()),
+        _ => return Ok(None),
     };
-    check_size(bits).map_err(invalid)
+    check_size(bits, obj.class() == CKO_PRIVATE_KEY).map_err(invalid)?;
+    Ok(Some(bits))
 }
 
 // ---------------------------------------------------------------------------------------
 // Key-pair generation
 
-/// CKM_RSA_PKCS_KEY_PAIR_GEN: CKA_MODULUS_BITS of 2048, 3072 or 4096 from the public
-/// template; CKA_PUBLIC_EXPONENT, when given, must be 65537 (aws-lc makes no other).
+/// CKM_RSA_PKCS_KEY_PAIR_GEN: CKA_MODULUS_BITS of 1024 to 4096 (in steps of 128) from
+/// the public template; CKA_PUBLIC_EXPONENT, when given, must be 65537 (aws-lc makes no
+/// other).
 struct RsaKeyPairGen;
 
 fn template_value(t: &Template, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
@@ -232,7 +245,10 @@ impl Unit for RsaKeyPairGen {
     fn generate_key_pair(&self, public: &Template, _private: &Template) -> Result<KeyPair> {
         let bits = template_value(public, CKA_MODULUS_BITS).ok_or(Error::TemplateIncomplete)?;
         let bits = <[u8; 8]>::try_from(bits).map(CK_ULONG::from_ne_bytes).map_err(|_| Error::AttributeValueInvalid)?;
-        let bits = usize::try_from(bits).ok().filter(|b| GENERATED_BITS.contains(b)).ok_or(Error::KeySizeRange)?;
+        let bits = usize::try_from(bits)
+            .ok()
+            .filter(|b| GENERATED_BITS.contains(b) && b.is_multiple_of(GENERATED_STEP))
+            .ok_or(Error::KeySizeRange)?;
         if let Some(e) = template_value(public, CKA_PUBLIC_EXPONENT) {
             if strip_zeros(e) != crypto::RSA_F4 {
                 return Err(Error::TemplateInconsistent);
@@ -749,7 +765,7 @@ mod tests {
             gen.generate_key_pair(&[(CKA_PUBLIC_EXPONENT, vec![1, 0, 1])], &[bits(2048)]).err(),
             Some(Error::TemplateIncomplete)
         );
-        for b in [0, 1024, 2047, 2049, 2560, 8192, u64::MAX] {
+        for b in [0, 512, 1016, 1023, 1032, 2049, 4224, 8192, u64::MAX] {
             assert_eq!(gen.generate_key_pair(&[bits(b)], &[]).err(), Some(Error::KeySizeRange), "{b}");
         }
         assert_eq!(
@@ -1110,14 +1126,16 @@ mod tests {
         wrapped[10] ^= 1;
         let got = unit(CKM_RSA_PKCS).unwrap(&key(&private), &Param::None, &wrapped).unwrap();
         assert_ne!(*got, value);
-        // Keys below 2048 bits, public for wrapping and private for unwrapping.
-        let small = ::rsa::RsaPrivateKey::new(&mut OsRng, 1024).unwrap();
-        let be = |v: &BigUint| v.to_bytes_be();
-        let small_public = public_object(&be(small.n()), &be(small.e()));
+        // Keys below the sizes served: public (384 bits) for wrapping, private (512 bits,
+        // public keys of that size only verify and encrypt) for unwrapping.
+        let tiny = ::rsa::RsaPrivateKey::new(&mut OsRng, 384).unwrap();
+        let tiny_public = public_object(&tiny.n().to_bytes_be(), &tiny.e().to_bytes_be());
         assert_eq!(
-            unit(CKM_RSA_PKCS).wrap(&key(&small_public), &Param::None, &value).err(),
+            unit(CKM_RSA_PKCS).wrap(&key(&tiny_public), &Param::None, &value).err(),
             Some(Error::WrappingKeySizeRange)
         );
+        let small = ::rsa::RsaPrivateKey::new(&mut OsRng, 512).unwrap();
+        let be = |v: &BigUint| v.to_bytes_be();
         let small_private = object(&[
             (CKA_CLASS, ck_ulong(CKO_PRIVATE_KEY)),
             (CKA_KEY_TYPE, ck_ulong(CKK_RSA)),
@@ -1131,7 +1149,7 @@ mod tests {
             (CKA_COEFFICIENT, be(&small.crt_coefficient().unwrap())),
         ]);
         assert_eq!(
-            unit(CKM_RSA_PKCS_OAEP).unwrap(&key(&small_private), &p, &[0; 128]).err(),
+            unit(CKM_RSA_PKCS_OAEP).unwrap(&key(&small_private), &p, &[0; 64]).err(),
             Some(Error::UnwrappingKeySizeRange)
         );
     }
@@ -1147,14 +1165,14 @@ mod tests {
         assert_eq!(pkcs.verify(&key(&private), &Param::None).err(), Some(Error::KeyTypeInconsistent));
         assert_eq!(pkcs.encrypt(&key(&private), &Param::None).err(), Some(Error::KeyTypeInconsistent));
         assert_eq!(pkcs.decrypt(&key(&public), &Param::None).err(), Some(Error::KeyTypeInconsistent));
-        // Keys below 2048 and above 4096 bits are not served.
-        let small = ::rsa::RsaPrivateKey::new(&mut OsRng, 1024).unwrap();
-        let small_pub = public_object(&small.n().to_bytes_be(), &small.e().to_bytes_be());
-        assert_eq!(pkcs.verify(&key(&small_pub), &Param::None).err(), Some(Error::KeySizeRange));
+        // Public keys below 512 bits are not served; 512 to 16384 bits are.
+        let tiny = ::rsa::RsaPrivateKey::new(&mut OsRng, 384).unwrap();
+        let tiny_pub = public_object(&tiny.n().to_bytes_be(), &tiny.e().to_bytes_be());
+        assert_eq!(pkcs.verify(&key(&tiny_pub), &Param::None).err(), Some(Error::KeySizeRange));
         let mut big_n = vec![0xC5; 1024];
         big_n[1023] = 0x01;
         let big_pub = public_object(&big_n, &[1, 0, 1]);
-        assert_eq!(pkcs.encrypt(&key(&big_pub), &Param::None).err(), Some(Error::KeySizeRange));
+        assert!(pkcs.encrypt(&key(&big_pub), &Param::None).is_ok(), "8192 bits");
         // A private key without its CRT values, or with inconsistent ones.
         for missing in [CKA_PRIME_1, CKA_COEFFICIENT, CKA_PUBLIC_EXPONENT] {
             let mut o = object(&[]);
@@ -1172,6 +1190,42 @@ mod tests {
         assert_eq!(unit(CKM_SHA256_RSA_PKCS).encrypt(&key(&public), &Param::None).err(), Some(Error::MechanismInvalid));
         assert_eq!(unit(CKM_RSA_PKCS_OAEP).sign(&key(&private), &Param::None).err(), Some(Error::MechanismInvalid));
         assert_eq!(pkcs.derive(&key(&private), &Param::None).err(), Some(Error::MechanismInvalid));
+    }
+
+    /// Keys aws-lc-rs does not serve (1024 and 1536 bits, made by the unit) go through the
+    /// raw operations; the rsa crate checks every result.
+    #[test]
+    fn keys_below_2048_bits_sign_and_decrypt_through_the_raw_operations() {
+        let gen = unit(CKM_RSA_PKCS_KEY_PAIR_GEN);
+        for bits in [1024u64, 1536] {
+            let pair = gen.generate_key_pair(&[(CKA_MODULUS_BITS, ck_ulong(bits))], &[]).unwrap();
+            let (private, public) = (object(&pair.private), object(&pair.public));
+            let get = |ty| BigUint::from_bytes_be(private.get_raw(ty).unwrap());
+            let oracle = ::rsa::RsaPrivateKey::from_components(
+                get(CKA_MODULUS),
+                get(CKA_PUBLIC_EXPONENT),
+                get(CKA_PRIVATE_EXPONENT),
+                vec![get(CKA_PRIME_1), get(CKA_PRIME_2)],
+            )
+            .unwrap();
+            oracle.validate().unwrap();
+            assert_eq!(oracle.n().bits() as u64, bits);
+            let oracle_pub = oracle.to_public_key();
+            let data = rand(100);
+            let sig = sign(CKM_SHA256_RSA_PKCS, &private, &Param::None, &data, 30).unwrap();
+            oracle_pub.verify(Pkcs1v15Sign::new::<sha2::Sha256>(), &digest(Hash::Sha256, &data), &sig).unwrap();
+            let p = pss(CKM_SHA256, CKG_MGF1_SHA256, 32);
+            let sig = sign(CKM_SHA256_RSA_PKCS_PSS, &private, &p, &data, 30).unwrap();
+            oracle_pub.verify(oracle_pss(Hash::Sha256, 32), &digest(Hash::Sha256, &data), &sig).unwrap();
+            verify(CKM_SHA256_RSA_PKCS_PSS, &public, &p, &data, &sig).unwrap();
+            let ct = encrypt(CKM_RSA_PKCS, &public, &Param::None, b"secret").unwrap();
+            assert_eq!(oracle.decrypt(Pkcs1v15Encrypt, &ct).unwrap(), b"secret");
+            let o = oaep(CKM_SHA256, CKG_MGF1_SHA256, b"label");
+            let ct = oracle_pub.encrypt(&mut OsRng, oracle_oaep(Hash::Sha256, Hash::Sha256, "label"), b"m").unwrap();
+            assert_eq!(decrypt(CKM_RSA_PKCS_OAEP, &private, &o, &ct).unwrap(), b"m");
+            let ct = encrypt(CKM_RSA_PKCS_OAEP, &public, &o, b"m2").unwrap();
+            assert_eq!(oracle.decrypt(oracle_oaep(Hash::Sha256, Hash::Sha256, "label"), &ct).unwrap(), b"m2");
+        }
     }
 
     #[test]
@@ -1215,7 +1269,8 @@ mod tests {
         assert_eq!(UNITS.len(), 13);
         for u in UNITS {
             let info = u.info();
-            assert_eq!((info.min_key, info.max_key), (2048, 4096));
+            let sizes = if u.ty() == CKM_RSA_PKCS_KEY_PAIR_GEN { (1024, 4096) } else { (1024, 16384) };
+            assert_eq!((info.min_key, info.max_key), sizes, "{:#x}", u.ty());
             let expect = match u.ty() {
                 CKM_RSA_PKCS_KEY_PAIR_GEN => CKF_GENERATE_KEY_PAIR,
                 CKM_RSA_PKCS => CKF_ENCRYPT | CKF_DECRYPT | CKF_SIGN | CKF_VERIFY | CKF_WRAP | CKF_UNWRAP,

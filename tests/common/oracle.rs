@@ -37,6 +37,20 @@ pub fn gcm_encrypt(key: &[u8], iv: &[u8], aad: &[u8], pt: &[u8]) -> Vec<u8> {
     })
 }
 
+/// AES-GCM with an IV of 8, 12 or 16 bytes and a 128-bit tag: ciphertext || tag. (A
+/// shorter tag is this tag cut, SP 800-38D 7.1.)
+pub fn gcm_encrypt_iv(key: &[u8], iv: &[u8], aad: &[u8], pt: &[u8]) -> Vec<u8> {
+    use aes_gcm::aead::consts::{U16, U8};
+    let payload = Payload { msg: pt, aad };
+    per_aes!(key.len(), C => match iv.len() {
+        8 => aes_gcm::AesGcm::<C, U8>::new_from_slice(key).unwrap().encrypt(GenericArray::from_slice(iv), payload),
+        12 => aes_gcm::AesGcm::<C, U12>::new_from_slice(key).unwrap().encrypt(GenericArray::from_slice(iv), payload),
+        16 => aes_gcm::AesGcm::<C, U16>::new_from_slice(key).unwrap().encrypt(GenericArray::from_slice(iv), payload),
+        n => panic!("no oracle for a {n}-byte IV"),
+    })
+    .unwrap()
+}
+
 pub fn cbc_encrypt(key: &[u8], iv: &[u8], pt: &[u8], pad: bool) -> Vec<u8> {
     per_aes!(key.len(), C => {
         let e = cbc::Encryptor::<C>::new_from_slices(key, iv).unwrap();

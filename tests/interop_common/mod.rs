@@ -103,12 +103,20 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new() -> Fixture {
+        Self::with_profile("pkcs11")
+    }
+
+    /// A fixture whose configuration chooses `profile` (`pkcs11` or `kms-strict`).
+    pub fn with_profile(profile: &str) -> Fixture {
         let dir = tempfile::tempdir().expect("temporary directory");
         let conf = dir.path().join("kmstoken.toml");
         let store = dir.path().join("store");
         std::fs::write(
             &conf,
-            format!("keystore = \"{}\"\n[argon2]\nmemory_kib = 64\niterations = 1\n", store.display()),
+            format!(
+                "keystore = \"{}\"\nprofile = \"{profile}\"\n[argon2]\nmemory_kib = 64\niterations = 1\n",
+                store.display()
+            ),
         )
         .expect("write configuration");
         Fixture { dir, conf, module: module_path(), runs: std::cell::Cell::new(0) }
