@@ -1242,6 +1242,114 @@ impl RsaPublicKey {
 }
 
 // ---------------------------------------------------------------------------------------
+// Ed25519
+
+/// Lengths of an Ed25519 seed (the private key), public key and signature.
+pub const ED25519_KEY_LEN: usize = 32;
+pub const ED25519_SIG_LEN: usize = 64;
+
+/// The Ed25519 variants of RFC 8032 that CKM_EDDSA names, with their context (1 to 255
+/// bytes for Ctx, 0 to 255 for Ph). Ph signs the message's SHA-512.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ed25519Variant {
+    Pure,
+    Ctx(Vec<u8>),
+    Ph(Vec<u8>),
+}
+
+/// A new Ed25519 key: (seed, public key).
+pub fn ed25519_generate() -> Result<(Zeroizing<Vec<u8>>, Vec<u8>)> {
+    let failed = |_| Error::general("Ed25519 key generation failed");
+    let pair = signature::Ed25519KeyPair::generate().map_err(failed)?;
+    let seed = pair.seed().and_then(|s| s.as_be_bytes()).map_err(failed)?;
+    Ok((Zeroizing::new(seed.as_ref().to_vec()), pair.public_key().as_ref().to_vec()))
+}
+
+/// The SHA-512 digest Ed25519ph signs; a wrong length is `DataLenRange`.
+fn ph_digest(input: &[u8]) -> Result<&[u8; 64]> {
+    input.try_into().map_err(|_| Error::DataLenRange)
+}
+
+/// An Ed25519 private key.
+pub struct Ed25519SigningKey {
+    pair: signature::Ed25519KeyPair,
+    /// seed || public key, as aws-lc's Ed25519ctx and Ed25519ph functions take it.
+    expanded: Zeroizing<crate::crypto_ffi::Ed25519Expanded>,
+}
+
+impl Ed25519SigningKey {
+    /// From the seed and, when known, the public key, which must belong to it.
+    pub fn new(seed: &[u8], public: Option<&[u8]>) -> Result<Self> {
+        if seed.len() != ED25519_KEY_LEN {
+            return Err(Error::KeyTypeInconsistent);
+        }
+        let pair = match public {
+            Some(p) => signature::Ed25519KeyPair::from_seed_and_public_key(seed, p),
+            None => signature::Ed25519KeyPair::from_seed_unchecked(seed),
+        }
+        .map_err(bad_key)?;
+        let mut expanded = Zeroizing::new([0u8; 64]);
+        expanded[..32].copy_from_slice(seed);
+        expanded[32..].copy_from_slice(pair.public_key().as_ref());
+        Ok(Ed25519SigningKey { pair, expanded })
+    }
+
+    pub fn public_key(&self) -> &[u8] {
+        self.pair.public_key().as_ref()
+    }
+
+    /// The signature of `input`: the message, or for Ph its SHA-512. Pure Ed25519 goes
+    /// through aws-lc-rs, the variants with a context through aws-lc.
+    pub fn sign(&self, variant: &Ed25519Variant, input: &[u8]) -> Result<Vec<u8>> {
+        fn failed<E>(_: E) -> Error {
+            Error::general("Ed25519 signing failed")
+        }
+        Ok(match variant {
+            Ed25519Variant::Pure => self.pair.try_sign(input).map_err(failed)?.as_ref().to_vec(),
+            Ed25519Variant::Ctx(c) => {
+                crate::crypto_ffi::ed25519ctx_sign(&self.expanded, input, c).map_err(failed)?.to_vec()
+            }
+            Ed25519Variant::Ph(c) => {
+                crate::crypto_ffi::ed25519ph_sign_digest(&self.expanded, ph_digest(input)?, c).map_err(failed)?.to_vec()
+            }
+        })
+    }
+}
+
+/// An Ed25519 public key.
+pub struct Ed25519VerifyingKey {
+    public: [u8; ED25519_KEY_LEN],
+    parsed: signature::ParsedPublicKey,
+}
+
+impl Ed25519VerifyingKey {
+    /// From the 32-byte public key; one that is no point of the curve is refused.
+    pub fn new(public: &[u8]) -> Result<Self> {
+        let bytes: [u8; ED25519_KEY_LEN] = public.try_into().map_err(|_| Error::KeyTypeInconsistent)?;
+        let parsed = signature::ParsedPublicKey::new(&signature::ED25519, public).map_err(bad_key)?;
+        Ok(Ed25519VerifyingKey { public: bytes, parsed })
+    }
+
+    /// Checks `sig` over `input` (the message, or for Ph its SHA-512): a signature of the
+    /// wrong length is `SignatureLenRange`, a wrong one `SignatureInvalid`.
+    pub fn verify(&self, variant: &Ed25519Variant, input: &[u8], sig: &[u8]) -> Result<()> {
+        let sig: &[u8; ED25519_SIG_LEN] = sig.try_into().map_err(|_| Error::SignatureLenRange)?;
+        let ok = match variant {
+            Ed25519Variant::Pure => self.parsed.verify_sig(input, sig).is_ok(),
+            Ed25519Variant::Ctx(c) => crate::crypto_ffi::ed25519ctx_verify(&self.public, input, sig, c),
+            Ed25519Variant::Ph(c) => {
+                crate::crypto_ffi::ed25519ph_verify_digest(&self.public, ph_digest(input)?, sig, c)
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::SignatureInvalid)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Key pairs handed out whole (GenerateDataKeyPair)
 
 /// The kinds of key pair that leave the token whole.

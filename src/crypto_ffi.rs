@@ -470,6 +470,77 @@ impl Gcm {
     }
 }
 
+/// An Ed25519 private key as aws-lc's EdDSA functions take it: the seed, then the public
+/// key.
+pub type Ed25519Expanded = [u8; 64];
+
+/// Ed25519ctx (RFC 8032 5.1 with a context of 1 to 255 bytes) of `msg`.
+pub fn ed25519ctx_sign(key: &Ed25519Expanded, msg: &[u8], context: &[u8]) -> Result<[u8; 64], Failed> {
+    if context.is_empty() || context.len() > 255 {
+        return Err(Failed);
+    }
+    let mut sig = [0u8; 64];
+    // SAFETY: `sig` has the 64 bytes aws-lc writes, `key` the 64 it reads; `msg` and
+    // `context` are readable for their lengths.
+    let ok = unsafe {
+        lc::ED25519ctx_sign(sig.as_mut_ptr(), msg.as_ptr(), msg.len(), key.as_ptr(), context.as_ptr(), context.len())
+    };
+    if ok != 1 {
+        return Err(failed());
+    }
+    Ok(sig)
+}
+
+/// Whether `sig` is the Ed25519ctx signature of `msg` under `public` (32 bytes).
+pub fn ed25519ctx_verify(public: &[u8; 32], msg: &[u8], sig: &[u8; 64], context: &[u8]) -> bool {
+    if context.is_empty() || context.len() > 255 {
+        return false;
+    }
+    // SAFETY: every pointer is readable for the length aws-lc reads: 32 public key bytes,
+    // 64 signature bytes, the message and the context for theirs.
+    let ok = unsafe {
+        lc::ED25519ctx_verify(msg.as_ptr(), msg.len(), sig.as_ptr(), public.as_ptr(), context.as_ptr(), context.len())
+    };
+    ok == 1 || {
+        failed();
+        false
+    }
+}
+
+/// Ed25519ph (RFC 8032 5.1 with pre-hashing) of a message's SHA-512 `digest`, with a
+/// context of 0 to 255 bytes.
+pub fn ed25519ph_sign_digest(key: &Ed25519Expanded, digest: &[u8; 64], context: &[u8]) -> Result<[u8; 64], Failed> {
+    if context.len() > 255 {
+        return Err(Failed);
+    }
+    let mut sig = [0u8; 64];
+    // SAFETY: `sig` has the 64 bytes aws-lc writes; `digest` and `key` the 64 each it
+    // reads; `context` is readable for its length (aws-lc reads nothing when it is 0).
+    let ok = unsafe {
+        lc::ED25519ph_sign_digest(sig.as_mut_ptr(), digest.as_ptr(), key.as_ptr(), context.as_ptr(), context.len())
+    };
+    if ok != 1 {
+        return Err(failed());
+    }
+    Ok(sig)
+}
+
+/// Whether `sig` is the Ed25519ph signature of the message whose SHA-512 is `digest`.
+pub fn ed25519ph_verify_digest(public: &[u8; 32], digest: &[u8; 64], sig: &[u8; 64], context: &[u8]) -> bool {
+    if context.len() > 255 {
+        return false;
+    }
+    // SAFETY: every pointer is readable for the length aws-lc reads (64, 64, 32 bytes and
+    // the context's length).
+    let ok = unsafe {
+        lc::ED25519ph_verify_digest(digest.as_ptr(), sig.as_ptr(), public.as_ptr(), context.as_ptr(), context.len())
+    };
+    ok == 1 || {
+        failed();
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Each operation against an independent implementation: the raw operations against

@@ -17,6 +17,7 @@ pub mod error;
 pub mod kms;
 pub mod library;
 pub mod mech;
+pub mod message;
 pub mod object;
 pub mod seal;
 pub mod session;

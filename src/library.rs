@@ -5,6 +5,7 @@ use crate::config::{Config, RsaKeyKind};
 use crate::error::{Error, Result};
 use crate::kms::{self, Face, KeyUse};
 use crate::mech::{Key, Mechanism, Registry, Unit};
+use crate::message::{GcmMessageParams, MessageCipher};
 use crate::object::{ck_ulong, Object, Origin};
 use crate::session::{cipher_step, fixed_len_step, update_step, Active, Find, Operation, Session, Step};
 use crate::store::Role;
@@ -1142,18 +1143,38 @@ impl Library {
         Ok((ph, kh))
     }
 
-    /// C_DeriveKey (ECDH): a new secret key from the shared secret.
+    /// C_DeriveKey: a new secret key from what the mechanism derives (an ECDH shared
+    /// secret, a concatenation, ...), cut to the length the template asks. A second key a
+    /// concatenation names passes the gate as the base does. Under the derivations from a
+    /// key's value, a sensitive base makes a sensitive key and an unextractable base an
+    /// unextractable one: a template asking otherwise is CKR_TEMPLATE_INCONSISTENT.
     pub fn derive_key(&self, h: CK_SESSION_HANDLE, mech: &Mechanism, base: u64, template: &[Attribute]) -> Result<u64> {
         let (token, rw) = self.token_of(h)?;
         Self::check_template_writable(&token, rw, template, Some(CKO_SECRET_KEY))?;
         let unit = self.registry.lookup(mech.ty)?;
-        let secret = {
+        let len = template_ulong(template, CKA_VALUE_LEN)?
+            .map(|l| usize::try_from(l).map_err(|_| Error::AttributeValueInvalid))
+            .transpose()?;
+        let (secret, secrecy) = {
             let s = self.session(h)?;
             let s = s.lock();
-            let bk = Self::key_for(&s, base, KeyUse::Derive, unit, &kms::blob::Context::new(), None)?;
-            unit.derive(&Self::secret(&s.token, &bk)?, &mech.param)?
+            let none = kms::blob::Context::new();
+            let bk = Self::key_for(&s, base, KeyUse::Derive, unit, &none, None)?;
+            let mut secrecy = Secrecy::of(&bk);
+            let resolved;
+            let param = match &mech.param {
+                crate::mech::Param::Handle(other) => {
+                    let ok = Self::key_for(&s, *other, KeyUse::Derive, unit, &none, None)?;
+                    secrecy = secrecy.and(Secrecy::of(&ok));
+                    resolved = crate::mech::Param::Key(crate::mech::SecretParam::new(
+                        Self::secret(&s.token, &ok)?.value.to_vec(),
+                    ));
+                    &resolved
+                }
+                p => p,
+            };
+            (unit.derive(&Self::secret(&s.token, &bk)?, param, len)?, secrecy)
         };
-        let len = template_ulong(template, CKA_VALUE_LEN)?.map(|l| l as usize);
         let key_type = template_ulong(template, CKA_KEY_TYPE).ok().flatten().unwrap_or(CKK_GENERIC_SECRET);
         let len = len.unwrap_or(match key_type {
             CKK_AES => 32.min(secret.len()),
@@ -1162,11 +1183,15 @@ impl Library {
         if len == 0 || len > secret.len() {
             return Err(Error::TemplateInconsistent);
         }
-        // CKD_NULL: the key is the shared secret, cut to the length asked for.
         let value = secret[..len].to_vec();
-        let rest: Vec<Attribute> = template.iter().filter(|(t, _)| *t != CKA_VALUE_LEN).cloned().collect();
+        let mut rest: Vec<Attribute> = template.iter().filter(|(t, _)| *t != CKA_VALUE_LEN).cloned().collect();
+        if unit.inherits_secrecy() {
+            secrecy.impose(&mut rest)?;
+        }
         let extra = vec![(CKA_CLASS, ck_ulong(CKO_SECRET_KEY)), (CKA_KEY_TYPE, ck_ulong(key_type)), (CKA_VALUE, value)];
-        let obj = Object::build(&rest, Origin::Unwrap, &extra, token.logged_in() == Some(Role::So))?;
+        let origin =
+            Origin::Derive { always_sensitive: secrecy.always_sensitive, never_extractable: secrecy.never_extractable };
+        let obj = Object::build(&rest, origin, &extra, token.logged_in() == Some(Role::So))?;
         self.store_new(&token, rw, h, obj, template)
     }
 
@@ -1336,9 +1361,140 @@ impl Library {
         kms::envelope::open(&token, unit, expected, ctx, blob, Some(operation))
     }
 
+    // ---- message-based encryption (PKCS#11 3.0) ----
+
+    /// The message-based operation of session `h` in one direction.
+    fn message_op<T>(
+        &self,
+        h: CK_SESSION_HANDLE,
+        encrypt: bool,
+        f: impl FnOnce(&mut MessageCipher) -> Result<T>,
+    ) -> Result<T> {
+        let s = self.session(h)?;
+        let mut s = s.lock();
+        let slot = if encrypt { &mut s.message_encrypt } else { &mut s.message_decrypt };
+        f(slot.as_mut().ok_or(Error::OperationNotInitialized)?)
+    }
+
+    /// C_MessageEncryptInit / C_MessageDecryptInit: AES-GCM with `key`, which passes the
+    /// KMS gate once for the messages to come. The mechanism's parameter (each message
+    /// brings its own) is not read.
+    pub fn message_init(&self, h: CK_SESSION_HANDLE, mech: &Mechanism, key: u64, encrypt: bool) -> Result<()> {
+        let s = self.session(h)?;
+        let mut s = s.lock();
+        if (encrypt && s.message_encrypt.is_some()) || (!encrypt && s.message_decrypt.is_some()) {
+            return Err(Error::OperationActive);
+        }
+        if mech.ty != CKM_AES_GCM {
+            return Err(Error::MechanismInvalid);
+        }
+        let unit = self.registry.lookup(mech.ty)?;
+        let what = if encrypt { KeyUse::Encrypt } else { KeyUse::Decrypt };
+        let obj = Self::key_for(&s, key, what, unit, &kms::blob::Context::new(), None)?;
+        let cipher = MessageCipher::new(Self::secret(&s.token, &obj)?.value, encrypt)?;
+        if encrypt {
+            s.message_encrypt = Some(cipher);
+        } else {
+            s.message_decrypt = Some(cipher);
+        }
+        Ok(())
+    }
+
+    /// C_MessageEncryptFinal / C_MessageDecryptFinal.
+    pub fn message_final(&self, h: CK_SESSION_HANDLE, encrypt: bool) -> Result<()> {
+        let s = self.session(h)?;
+        let mut s = s.lock();
+        let slot = if encrypt { &mut s.message_encrypt } else { &mut s.message_decrypt };
+        slot.take().map(|_| ()).ok_or(Error::OperationNotInitialized)
+    }
+
+    /// C_EncryptMessage / C_DecryptMessage (see `MessageCipher::one_shot`).
+    pub fn message(
+        &self,
+        h: CK_SESSION_HANDLE,
+        encrypt: bool,
+        p: &mut GcmMessageParams,
+        aad: &[u8],
+        data: &[u8],
+        out: Option<&mut [u8]>,
+    ) -> Result<usize> {
+        self.message_op(h, encrypt, |m| m.one_shot(p, aad, data, out))
+    }
+
+    /// C_EncryptMessageBegin / C_DecryptMessageBegin.
+    pub fn message_begin(
+        &self,
+        h: CK_SESSION_HANDLE,
+        encrypt: bool,
+        p: &mut GcmMessageParams,
+        aad: &[u8],
+    ) -> Result<()> {
+        self.message_op(h, encrypt, |m| m.begin(p, aad))
+    }
+
+    /// C_EncryptMessageNext / C_DecryptMessageNext.
+    pub fn message_next(
+        &self,
+        h: CK_SESSION_HANDLE,
+        encrypt: bool,
+        p: &mut GcmMessageParams,
+        data: &[u8],
+        out: Option<&mut [u8]>,
+        end: bool,
+    ) -> Result<usize> {
+        self.message_op(h, encrypt, |m| m.next(p, data, out, end))
+    }
+
     pub fn generate_random(&self, h: CK_SESSION_HANDLE, out: &mut [u8]) -> Result<()> {
         self.session(h)?;
         crate::crypto::random(out)
+    }
+}
+
+/// How secret the base key(s) of a derivation are, which the derived key inherits.
+#[derive(Clone, Copy)]
+struct Secrecy {
+    sensitive: bool,
+    extractable: bool,
+    always_sensitive: bool,
+    never_extractable: bool,
+}
+
+impl Secrecy {
+    fn of(key: &Object) -> Secrecy {
+        Secrecy {
+            sensitive: key.bool(CKA_SENSITIVE),
+            extractable: key.bool(CKA_EXTRACTABLE),
+            always_sensitive: key.bool(CKA_ALWAYS_SENSITIVE),
+            never_extractable: key.bool(CKA_NEVER_EXTRACTABLE),
+        }
+    }
+
+    /// Two keys together are as secret as the more secret of the two.
+    fn and(self, other: Secrecy) -> Secrecy {
+        Secrecy {
+            sensitive: self.sensitive || other.sensitive,
+            extractable: self.extractable && other.extractable,
+            always_sensitive: self.always_sensitive && other.always_sensitive,
+            never_extractable: self.never_extractable && other.never_extractable,
+        }
+    }
+
+    /// Makes the template's key sensitive (unextractable) when the base is; a template
+    /// that asks the opposite is inconsistent with the base.
+    fn impose(&self, template: &mut Vec<Attribute>) -> Result<()> {
+        for (ty, forced, value) in [(CKA_SENSITIVE, self.sensitive, true), (CKA_EXTRACTABLE, !self.extractable, false)]
+        {
+            if !forced {
+                continue;
+            }
+            match template.iter().find(|(t, _)| *t == ty) {
+                Some((_, v)) if v.first().map(|b| *b != 0) != Some(value) => return Err(Error::TemplateInconsistent),
+                Some(_) => {}
+                None => template.push((ty, vec![value as u8])),
+            }
+        }
+        Ok(())
     }
 }
 

@@ -5,6 +5,7 @@
 use crate::error::{Error, Result};
 use crate::kms::Face;
 use crate::mech::{CipherOp, DigestOp, SignOp, VerifyOp};
+use crate::message::MessageCipher;
 use crate::token::Token;
 use cryptoki_sys::*;
 use std::sync::Arc;
@@ -48,6 +49,8 @@ pub enum Operation {
     Sign,
     Verify,
     Find,
+    MessageEncrypt,
+    MessageDecrypt,
 }
 
 pub struct Find {
@@ -68,6 +71,8 @@ pub struct Session {
     pub sign: Option<Active<dyn SignOp>>,
     pub verify: Option<Active<dyn VerifyOp>>,
     pub find: Option<Find>,
+    pub message_encrypt: Option<MessageCipher>,
+    pub message_decrypt: Option<MessageCipher>,
 }
 
 impl Session {
@@ -84,6 +89,8 @@ impl Session {
             sign: None,
             verify: None,
             find: None,
+            message_encrypt: None,
+            message_decrypt: None,
         }
     }
 
@@ -96,6 +103,8 @@ impl Session {
             Operation::Sign => self.sign = None,
             Operation::Verify => self.verify = None,
             Operation::Find => self.find = None,
+            Operation::MessageEncrypt => self.message_encrypt = None,
+            Operation::MessageDecrypt => self.message_decrypt = None,
         }
     }
 }

@@ -6,8 +6,10 @@
 use crate::error::{Error, Result};
 use crate::library::Attribute;
 use crate::mech::{Mechanism, Param};
+use crate::message::GcmMessageParams;
 use cryptoki_sys::*;
 use std::borrow::Cow;
+use std::ffi::c_void;
 
 /// Upper bound on a single input, a defence against absurd lengths (1 GiB).
 const MAX_INPUT: CK_ULONG = 1 << 30;
@@ -224,6 +226,16 @@ fn param_struct<T: Copy>(m: &CK_MECHANISM) -> Result<T> {
     Ok(unsafe { std::ptr::read_unaligned(m.pParameter as *const T) })
 }
 
+/// The type of a CK_MECHANISM whose parameter is not read (C_MessageEncryptInit: each
+/// message brings its own).
+pub fn mechanism_type(p: *const CK_MECHANISM) -> Result<Mechanism> {
+    if p.is_null() {
+        return Err(Error::ArgumentsBad);
+    }
+    // SAFETY: non-NULL pointer to the caller's CK_MECHANISM.
+    Ok(Mechanism { ty: unsafe { (*p).mechanism }, param: Param::None })
+}
+
 /// Decodes a CK_MECHANISM and its parameter into Rust.
 pub fn mechanism(p: *const CK_MECHANISM) -> Result<Mechanism> {
     if p.is_null() {
@@ -279,10 +291,71 @@ pub fn mechanism(p: *const CK_MECHANISM) -> Result<Mechanism> {
                 input(d.pPublicData, d.ulPublicDataLen).map_err(|_| Error::MechanismParamInvalid)?.to_vec();
             Param::Ecdh { kdf: d.kdf, shared_data, public_data }
         }
+        CKM_AES_ECB_ENCRYPT_DATA
+        | CKM_XOR_BASE_AND_DATA
+        | CKM_CONCATENATE_BASE_AND_DATA
+        | CKM_CONCATENATE_DATA_AND_BASE => {
+            let d: CK_KEY_DERIVATION_STRING_DATA = param_struct(m)?;
+            Param::Bytes(input(d.pData, d.ulLen).map_err(|_| Error::MechanismParamInvalid)?.to_vec())
+        }
+        CKM_AES_CBC_ENCRYPT_DATA => {
+            let d: CK_AES_CBC_ENCRYPT_DATA_PARAMS = param_struct(m)?;
+            let data = input(d.pData, d.length).map_err(|_| Error::MechanismParamInvalid)?.to_vec();
+            Param::CbcData { iv: d.iv, data }
+        }
+        CKM_EXTRACT_KEY_FROM_KEY => Param::Ulong(param_struct::<CK_EXTRACT_PARAMS>(m)?),
+        CKM_CONCATENATE_BASE_AND_KEY => Param::Handle(param_struct::<CK_OBJECT_HANDLE>(m)?),
+        CKM_EDDSA if m.ulParameterLen != 0 => {
+            let e: CK_EDDSA_PARAMS = param_struct(m)?;
+            let context = input(e.pContextData, e.ulContextDataLen).map_err(|_| Error::MechanismParamInvalid)?.to_vec();
+            Param::Eddsa { prehash: e.phFlag != 0, context }
+        }
         _ if m.ulParameterLen == 0 => Param::None,
         _ => Param::Bytes(bytes(m)?.to_vec()),
     };
     Ok(Mechanism { ty: m.mechanism, param })
+}
+
+/// A message's CK_GCM_MESSAGE_PARAMS (C_EncryptMessage and friends): the IV, and for a
+/// decryption (`read_tag`) the tag, copied in.
+pub fn gcm_message_params(p: *mut c_void, len: CK_ULONG, read_tag: bool) -> Result<GcmMessageParams> {
+    let g = message_param_struct(p, len)?;
+    let iv = input(g.pIv, g.ulIvLen).map_err(|_| Error::MechanismParamInvalid)?.to_vec();
+    let tag_len = usize::try_from(g.ulTagBits / 8).map_err(|_| Error::MechanismParamInvalid)?;
+    let tag = if read_tag {
+        input(g.pTag, tag_len as CK_ULONG).map_err(|_| Error::MechanismParamInvalid)?.to_vec()
+    } else {
+        Vec::new()
+    };
+    Ok(GcmMessageParams { iv, iv_fixed_bits: g.ulIvFixedBits, generator: g.ivGenerator, tag_bits: g.ulTagBits, tag })
+}
+
+/// Writes back what the token made into the caller's CK_GCM_MESSAGE_PARAMS: a generated
+/// IV, and an encryption's tag.
+pub fn write_gcm_message_params(p: *mut c_void, len: CK_ULONG, params: &GcmMessageParams) -> Result<()> {
+    let g = message_param_struct(p, len)?;
+    if params.generator != CKG_NO_GENERATE && params.iv.len() as CK_ULONG == g.ulIvLen && !g.pIv.is_null() {
+        // SAFETY: pIv holds ulIvLen writable bytes (the IV the caller lent us), which is
+        // exactly the length written.
+        unsafe { std::ptr::copy_nonoverlapping(params.iv.as_ptr(), g.pIv, params.iv.len()) };
+    }
+    if !params.tag.is_empty() {
+        if g.pTag.is_null() || (params.tag.len() as CK_ULONG) > g.ulTagBits / 8 {
+            return Err(Error::MechanismParamInvalid);
+        }
+        // SAFETY: pTag holds ulTagBits / 8 writable bytes, at least the tag's length.
+        unsafe { std::ptr::copy_nonoverlapping(params.tag.as_ptr(), g.pTag, params.tag.len()) };
+    }
+    Ok(())
+}
+
+fn message_param_struct(p: *mut c_void, len: CK_ULONG) -> Result<CK_GCM_MESSAGE_PARAMS> {
+    if p.is_null() || len as usize != std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() {
+        return Err(Error::MechanismParamInvalid);
+    }
+    // SAFETY: non-NULL, and the caller says it holds a CK_GCM_MESSAGE_PARAMS (its size
+    // checked); read_unaligned because C callers need not align it for us.
+    Ok(unsafe { std::ptr::read_unaligned(p as *const CK_GCM_MESSAGE_PARAMS) })
 }
 
 /// Copies `s` into a blank-padded fixed field, cutting at a character boundary.

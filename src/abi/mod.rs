@@ -9,6 +9,7 @@ mod logger;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::library::{Library, Slot};
+use crate::message::GcmMessageParams;
 use crate::session::{Operation, Step};
 use conv::*;
 use cryptoki_sys::*;
@@ -219,6 +220,72 @@ fn cipher(
         let buf = output(out, outlen)?;
         emit(outlen, lib.cipher(h, enc, kind, &data, buf))
     })
+}
+
+/// C_EncryptMessage / C_DecryptMessage: a whole message; the token's IV and tag go back
+/// into the caller's parameter.
+#[allow(clippy::too_many_arguments)]
+fn message(
+    h: CK_SESSION_HANDLE,
+    encrypt: bool,
+    p: *mut c_void,
+    pl: CK_ULONG,
+    aad: *const u8,
+    aad_len: CK_ULONG,
+    data: *const u8,
+    data_len: CK_ULONG,
+    out: *mut u8,
+    out_len: *mut CK_ULONG,
+) -> Result<()> {
+    let lib = lib()?;
+    let mut params = gcm_message_params(p, pl, !encrypt)?;
+    let aad = input(aad, aad_len)?;
+    let data = input_beside(data, data_len, out, out_len)?;
+    let query = out.is_null();
+    emit(out_len, lib.message(h, encrypt, &mut params, aad, &data, output(out, out_len)?))?;
+    if !query {
+        write_gcm_message_params(p, pl, &params)?;
+    }
+    Ok(())
+}
+
+fn message_begin(
+    h: CK_SESSION_HANDLE,
+    encrypt: bool,
+    p: *mut c_void,
+    pl: CK_ULONG,
+    aad: *const u8,
+    al: CK_ULONG,
+) -> Result<()> {
+    let lib = lib()?;
+    let mut params = gcm_message_params(p, pl, !encrypt)?;
+    lib.message_begin(h, encrypt, &mut params, input(aad, al)?)?;
+    write_gcm_message_params(p, pl, &GcmMessageParams { tag: Vec::new(), ..params })
+}
+
+/// C_EncryptMessageNext / C_DecryptMessageNext; CKF_END_OF_MESSAGE ends the message.
+#[allow(clippy::too_many_arguments)]
+fn message_next(
+    h: CK_SESSION_HANDLE,
+    encrypt: bool,
+    p: *mut c_void,
+    pl: CK_ULONG,
+    data: *const u8,
+    data_len: CK_ULONG,
+    out: *mut u8,
+    out_len: *mut CK_ULONG,
+    flags: CK_FLAGS,
+) -> Result<()> {
+    let lib = lib()?;
+    let mut params = gcm_message_params(p, pl, false)?;
+    let data = input_beside(data, data_len, out, out_len)?;
+    let end = flags & CKF_END_OF_MESSAGE != 0;
+    let query = out.is_null();
+    emit(out_len, lib.message_next(h, encrypt, &mut params, &data, output(out, out_len)?, end))?;
+    if encrypt && end && !query {
+        write_gcm_message_params(p, pl, &GcmMessageParams { generator: CKG_NO_GENERATE, ..params })?;
+    }
+    Ok(())
 }
 
 /// What the library hands out: copies of the function lists and the interfaces in
@@ -672,6 +739,8 @@ v3 {
             (CKF_SIGN, Operation::Sign),
             (CKF_VERIFY, Operation::Verify),
             (CKF_FIND_OBJECTS, Operation::Find),
+            (CKF_MESSAGE_ENCRYPT, Operation::MessageEncrypt),
+            (CKF_MESSAGE_DECRYPT, Operation::MessageDecrypt),
         ] {
             if flags & flag != 0 {
                 s.end(op);
@@ -679,16 +748,28 @@ v3 {
         }
         Ok(())
     }
-    fn C_MessageEncryptInit(h: H, m: Mech, k: CK_OBJECT_HANDLE) { lib()?.session(h)?; NOT_SUPPORTED }
-    fn C_EncryptMessage(h: H, p: Ptr, pl: CK_ULONG, a: Bytes, al: CK_ULONG, d: Bytes, dl: CK_ULONG, o: Bytes, ol: Len) { lib()?.session(h)?; NOT_SUPPORTED }
-    fn C_EncryptMessageBegin(h: H, p: Ptr, pl: CK_ULONG, a: Bytes, al: CK_ULONG) { lib()?.session(h)?; NOT_SUPPORTED }
-    fn C_EncryptMessageNext(h: H, p: Ptr, pl: CK_ULONG, d: Bytes, dl: CK_ULONG, o: Bytes, ol: Len, f: CK_FLAGS) { lib()?.session(h)?; NOT_SUPPORTED }
-    fn C_MessageEncryptFinal(h: H) { lib()?.session(h)?; NOT_SUPPORTED }
-    fn C_MessageDecryptInit(h: H, m: Mech, k: CK_OBJECT_HANDLE) { lib()?.session(h)?; NOT_SUPPORTED }
-    fn C_DecryptMessage(h: H, p: Ptr, pl: CK_ULONG, a: Bytes, al: CK_ULONG, d: Bytes, dl: CK_ULONG, o: Bytes, ol: Len) { lib()?.session(h)?; NOT_SUPPORTED }
-    fn C_DecryptMessageBegin(h: H, p: Ptr, pl: CK_ULONG, a: Bytes, al: CK_ULONG) { lib()?.session(h)?; NOT_SUPPORTED }
-    fn C_DecryptMessageNext(h: H, p: Ptr, pl: CK_ULONG, d: Bytes, dl: CK_ULONG, o: Bytes, ol: Len, f: CK_FLAGS) { lib()?.session(h)?; NOT_SUPPORTED }
-    fn C_MessageDecryptFinal(h: H) { lib()?.session(h)?; NOT_SUPPORTED }
+    fn C_MessageEncryptInit(h: H, m: Mech, k: CK_OBJECT_HANDLE) {
+        lib()?.message_init(h, &mechanism_type(m)?, k, true)
+    }
+    fn C_EncryptMessage(h: H, p: Ptr, pl: CK_ULONG, a: Bytes, al: CK_ULONG, d: Bytes, dl: CK_ULONG, o: Bytes, ol: Len) {
+        message(h, true, p, pl, a, al, d, dl, o, ol)
+    }
+    fn C_EncryptMessageBegin(h: H, p: Ptr, pl: CK_ULONG, a: Bytes, al: CK_ULONG) { message_begin(h, true, p, pl, a, al) }
+    fn C_EncryptMessageNext(h: H, p: Ptr, pl: CK_ULONG, d: Bytes, dl: CK_ULONG, o: Bytes, ol: Len, f: CK_FLAGS) {
+        message_next(h, true, p, pl, d, dl, o, ol, f)
+    }
+    fn C_MessageEncryptFinal(h: H) { lib()?.message_final(h, true) }
+    fn C_MessageDecryptInit(h: H, m: Mech, k: CK_OBJECT_HANDLE) {
+        lib()?.message_init(h, &mechanism_type(m)?, k, false)
+    }
+    fn C_DecryptMessage(h: H, p: Ptr, pl: CK_ULONG, a: Bytes, al: CK_ULONG, d: Bytes, dl: CK_ULONG, o: Bytes, ol: Len) {
+        message(h, false, p, pl, a, al, d, dl, o, ol)
+    }
+    fn C_DecryptMessageBegin(h: H, p: Ptr, pl: CK_ULONG, a: Bytes, al: CK_ULONG) { message_begin(h, false, p, pl, a, al) }
+    fn C_DecryptMessageNext(h: H, p: Ptr, pl: CK_ULONG, d: Bytes, dl: CK_ULONG, o: Bytes, ol: Len, f: CK_FLAGS) {
+        message_next(h, false, p, pl, d, dl, o, ol, f)
+    }
+    fn C_MessageDecryptFinal(h: H) { lib()?.message_final(h, false) }
     fn C_MessageSignInit(h: H, m: Mech, k: CK_OBJECT_HANDLE) { lib()?.session(h)?; NOT_SUPPORTED }
     fn C_SignMessage(h: H, p: Ptr, pl: CK_ULONG, d: Bytes, dl: CK_ULONG, o: Bytes, ol: Len) { lib()?.session(h)?; NOT_SUPPORTED }
     fn C_SignMessageBegin(h: H, p: Ptr, pl: CK_ULONG) { lib()?.session(h)?; NOT_SUPPORTED }

@@ -639,6 +639,9 @@ pub fn algorithms(spec: &str, usage: &str) -> Option<(&'static str, Vec<&'static
         ("ENCRYPT_DECRYPT", _) => ("EncryptionAlgorithms", vec!["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"]),
         ("SIGN_VERIFY", "ECC_NIST_P256") => ("SigningAlgorithms", vec!["ECDSA_SHA_256"]),
         ("SIGN_VERIFY", "ECC_NIST_P384") => ("SigningAlgorithms", vec!["ECDSA_SHA_384"]),
+        ("SIGN_VERIFY", "ECC_NIST_EDWARDS25519") => {
+            ("SigningAlgorithms", vec!["ED25519_SHA_512", "ED25519_PH_SHA_512"])
+        }
         ("SIGN_VERIFY", _) => ("SigningAlgorithms", RSA_SIGN.to_vec()),
         ("KEY_AGREEMENT", _) => ("KeyAgreementAlgorithms", vec!["ECDH"]),
         ("GENERATE_VERIFY_MAC", s) => (

@@ -75,13 +75,14 @@ fn usages_of(key_type: CK_KEY_TYPE) -> &'static [KeyUsage] {
         CKK_AES => &[KeyUsage::EncryptDecrypt, KeyUsage::GenerateVerifyMac],
         CKK_EC => &[KeyUsage::SignVerify, KeyUsage::KeyAgreement],
         CKK_RSA => &[KeyUsage::SignVerify, KeyUsage::EncryptDecrypt],
+        CKK_EC_EDWARDS => &[KeyUsage::SignVerify],
         _ => &[KeyUsage::GenerateVerifyMac],
     }
 }
 
 /// The KMS usage a capability attribute belongs to, on a key of `key_type`.
 fn usage_of_capability(ty: CK_ATTRIBUTE_TYPE, key_type: CK_KEY_TYPE) -> Option<KeyUsage> {
-    let asymmetric = matches!(key_type, CKK_EC | CKK_RSA);
+    let asymmetric = crate::object::is_asymmetric(key_type);
     Some(match ty {
         CKA_SIGN | CKA_VERIFY if asymmetric => KeyUsage::SignVerify,
         CKA_SIGN | CKA_VERIFY => KeyUsage::GenerateVerifyMac,
@@ -157,6 +158,7 @@ pub fn key_spec(obj: &Object) -> String {
             Some([0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22]) => "ECC_NIST_P384".into(),
             _ => "ECC".into(),
         },
+        Some(CKK_EC_EDWARDS) => "ECC_NIST_EDWARDS25519".into(),
         Some(CKK_RSA) => {
             let bits = obj.get_raw(CKA_MODULUS).map(|m| m.iter().skip_while(|b| **b == 0).count() * 8).unwrap_or(0);
             format!("RSA_{bits}")

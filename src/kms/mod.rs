@@ -69,7 +69,7 @@ impl KeyUse {
     fn usage(self, key_type: CK_KEY_TYPE) -> Option<KeyUsage> {
         Some(match self {
             KeyUse::Encrypt | KeyUse::Decrypt | KeyUse::Wrap | KeyUse::Unwrap => KeyUsage::EncryptDecrypt,
-            KeyUse::Sign | KeyUse::Verify if matches!(key_type, CKK_EC | CKK_RSA) => KeyUsage::SignVerify,
+            KeyUse::Sign | KeyUse::Verify if crate::object::is_asymmetric(key_type) => KeyUsage::SignVerify,
             KeyUse::Sign | KeyUse::Verify => KeyUsage::GenerateVerifyMac,
             KeyUse::Derive => KeyUsage::KeyAgreement,
             KeyUse::Digest => return None,
@@ -78,7 +78,7 @@ impl KeyUse {
 
     /// The KMS action this use is (C_WrapKey is kms:Encrypt on the wrapping key, ...).
     fn action(self, key_type: CK_KEY_TYPE) -> &'static str {
-        let mac = !matches!(key_type, CKK_EC | CKK_RSA);
+        let mac = !crate::object::is_asymmetric(key_type);
         match self {
             KeyUse::Encrypt | KeyUse::Wrap => "Encrypt",
             KeyUse::Decrypt | KeyUse::Unwrap => "Decrypt",

@@ -1,6 +1,6 @@
 //! Elliptic-curve mechanisms on NIST P-256 and P-384: key-pair generation, ECDSA over a
-//! hash (CKM_ECDSA) or over data with SHA-256/384/512, and ECDH key derivation with the
-//! null KDF.
+//! hash (CKM_ECDSA) or over data with SHA-1/224/256/384/512, and ECDH key derivation with
+//! the null KDF.
 //!
 //! The primitives come from `crypto`; this file holds the PKCS#11 rules on top of them:
 //! the encodings of CKA_EC_PARAMS and CKA_EC_POINT, which object class each operation
@@ -383,7 +383,7 @@ impl Unit for EcdhUnit {
     fn key_types(&self) -> &'static [CK_KEY_TYPE] {
         EC_KEY_TYPES
     }
-    fn derive(&self, base: &Key, p: &Param) -> Result<Zeroizing<Vec<u8>>> {
+    fn derive(&self, base: &Key, p: &Param, _len: Option<usize>) -> Result<Zeroizing<Vec<u8>>> {
         let Param::Ecdh { kdf, shared_data, public_data } = p else {
             return Err(Error::MechanismParamInvalid);
         };
@@ -399,6 +399,8 @@ impl Unit for EcdhUnit {
 pub static UNITS: &[&dyn Unit] = &[
     &EcKeyPairGen,
     &EcdsaUnit { ty: CKM_ECDSA, hash: None },
+    &EcdsaUnit { ty: CKM_ECDSA_SHA1, hash: Some(Hash::Sha1) },
+    &EcdsaUnit { ty: CKM_ECDSA_SHA224, hash: Some(Hash::Sha224) },
     &EcdsaUnit { ty: CKM_ECDSA_SHA256, hash: Some(Hash::Sha256) },
     &EcdsaUnit { ty: CKM_ECDSA_SHA384, hash: Some(Hash::Sha384) },
     &EcdsaUnit { ty: CKM_ECDSA_SHA512, hash: Some(Hash::Sha512) },
@@ -463,6 +465,8 @@ mod tests {
 
     fn sha(ty: CK_MECHANISM_TYPE, data: &[u8]) -> Vec<u8> {
         match ty {
+            CKM_ECDSA_SHA1 => sha1::Sha1::digest(data).to_vec(),
+            CKM_ECDSA_SHA224 => sha2::Sha224::digest(data).to_vec(),
             CKM_ECDSA_SHA256 => sha2::Sha256::digest(data).to_vec(),
             CKM_ECDSA_SHA384 => sha2::Sha384::digest(data).to_vec(),
             CKM_ECDSA_SHA512 => sha2::Sha512::digest(data).to_vec(),
@@ -618,11 +622,16 @@ mod tests {
                 assert_ne!(again, sig);
                 assert_eq!(verify(CKM_ECDSA, &public, &hash, &again), Ok(()));
             }
-            for ty in [CKM_ECDSA_SHA256, CKM_ECDSA_SHA384, CKM_ECDSA_SHA512] {
+            for ty in [CKM_ECDSA_SHA1, CKM_ECDSA_SHA224, CKM_ECDSA_SHA256, CKM_ECDSA_SHA384, CKM_ECDSA_SHA512] {
                 for dlen in [0, 1, 200, 1000] {
                     let data = rand(dlen);
                     let sig = sign(ty, &private, &data, 13);
-                    oracle_verify(params, &point, &sha(ty, &data), &sig);
+                    // SHA-1 is shorter than the crates take on P-384: openssl checks it.
+                    if ty == CKM_ECDSA_SHA1 {
+                        assert!(openssl_verify(params, &point, &sha(ty, &data), &sig), "openssl verifies");
+                    } else {
+                        oracle_verify(params, &point, &sha(ty, &data), &sig);
+                    }
                     assert_eq!(verify(ty, &public, &data, &sig), Ok(()));
                     // The same value through CKM_ECDSA on the caller's own digest.
                     assert_eq!(verify(CKM_ECDSA, &public, &sha(ty, &data), &sig), Ok(()));
@@ -761,7 +770,7 @@ mod tests {
         assert_eq!(verify(CKM_ECDSA, &public_obj(P256_PARAMS, compressed), &hash, &sig), Ok(()));
         // What these units do not do.
         assert_eq!(ecdsa.encrypt(&key(&public), &Param::None).err(), Some(Error::MechanismInvalid));
-        assert_eq!(ecdsa.derive(&key(&private), &Param::None).err(), Some(Error::MechanismInvalid));
+        assert_eq!(ecdsa.derive(&key(&private), &Param::None, None).err(), Some(Error::MechanismInvalid));
         assert_eq!(unit(CKM_ECDH1_DERIVE).sign(&key(&private), &Param::None).err(), Some(Error::MechanismInvalid));
     }
 
@@ -814,11 +823,11 @@ mod tests {
         let peer_point = peer.public_key().to_encoded_point(false).as_bytes().to_vec();
         let expect = p256::ecdh::diffie_hellman(peer.to_nonzero_scalar(), ours.as_affine());
         for data in [peer_point.clone(), encode_point(&peer_point).unwrap()] {
-            let secret = derive.derive(&key(&private), &ecdh(data)).unwrap();
+            let secret = derive.derive(&key(&private), &ecdh(data), None).unwrap();
             assert_eq!(secret.as_slice(), expect.raw_secret_bytes().as_slice());
         }
         let compressed = peer.public_key().to_encoded_point(true).as_bytes().to_vec();
-        let secret = derive.derive(&key(&private), &ecdh(compressed)).unwrap();
+        let secret = derive.derive(&key(&private), &ecdh(compressed), None).unwrap();
         assert_eq!(secret.as_slice(), expect.raw_secret_bytes().as_slice());
         // P-384
         let (public, private) = generate(P384_PARAMS);
@@ -826,7 +835,7 @@ mod tests {
         let peer = p384::SecretKey::from_slice(&rand(48)).unwrap();
         let peer_point = peer.public_key().to_encoded_point(false).as_bytes().to_vec();
         let expect = p384::ecdh::diffie_hellman(peer.to_nonzero_scalar(), ours.as_affine());
-        let secret = derive.derive(&key(&private), &ecdh(peer_point.clone())).unwrap();
+        let secret = derive.derive(&key(&private), &ecdh(peer_point.clone()), None).unwrap();
         assert_eq!(secret.len(), 48);
         assert_eq!(secret.as_slice(), expect.raw_secret_bytes().as_slice());
 
@@ -848,9 +857,9 @@ mod tests {
             ecdh(Vec::new()),
         ];
         for p in bad_params {
-            assert_eq!(derive.derive(&key(&private), &p).err(), Some(Error::MechanismParamInvalid), "{p:?}");
+            assert_eq!(derive.derive(&key(&private), &p, None).err(), Some(Error::MechanismParamInvalid), "{p:?}");
         }
-        assert_eq!(derive.derive(&key(&public), &ecdh(peer_point)).err(), Some(Error::KeyTypeInconsistent));
+        assert_eq!(derive.derive(&key(&public), &ecdh(peer_point), None).err(), Some(Error::KeyTypeInconsistent));
     }
 
     #[test]
@@ -867,6 +876,6 @@ mod tests {
             assert_ne!(info.flags & expect, 0);
         }
         assert_eq!(unit(CKM_ECDSA).key_types(), &[CKK_EC]);
-        assert_eq!(UNITS.len(), 6);
+        assert_eq!(UNITS.len(), 8);
     }
 }

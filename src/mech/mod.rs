@@ -7,8 +7,10 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 pub mod aes;
+pub mod derive;
 pub mod digest;
 pub mod ec;
+pub mod eddsa;
 pub mod hmac;
 pub mod kms;
 pub mod rsa;
@@ -32,6 +34,34 @@ pub enum Param {
     Pss { hash: CK_MECHANISM_TYPE, mgf: CK_RSA_PKCS_MGF_TYPE, salt_len: u64 },
     /// CK_ECDH1_DERIVE_PARAMS: the peer's public point (raw or DER OCTET STRING).
     Ecdh { kdf: CK_EC_KDF_TYPE, shared_data: Vec<u8>, public_data: Vec<u8> },
+    /// CK_EDDSA_PARAMS: pre-hashing (Ed25519ph) and the context.
+    Eddsa { prehash: bool, context: Vec<u8> },
+    /// CK_AES_CBC_ENCRYPT_DATA_PARAMS.
+    CbcData { iv: [u8; 16], data: Vec<u8> },
+    /// A key handle (CKM_CONCATENATE_BASE_AND_KEY), as the caller gave it.
+    Handle(CK_OBJECT_HANDLE),
+    /// The value of the key a `Handle` named, once the library has resolved it.
+    Key(SecretParam),
+}
+
+/// A secret value inside a mechanism parameter: zeroised on drop, never shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretParam(Zeroizing<Vec<u8>>);
+
+impl SecretParam {
+    pub fn new(value: Vec<u8>) -> Self {
+        SecretParam(Zeroizing::new(value))
+    }
+
+    pub fn value(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretParam {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretParam({} bytes)", self.0.len())
+    }
 }
 
 /// A mechanism as the caller asked for it.
@@ -199,9 +229,16 @@ pub trait Unit: Sync {
     ) -> Result<KeyPair> {
         Err(Error::MechanismInvalid)
     }
-    /// Derivation (ECDH): the shared secret, from which the token makes the new key.
-    fn derive(&self, _base: &Key, _p: &Param) -> Result<Zeroizing<Vec<u8>>> {
+    /// Derivation: the bytes the new key's value is taken from (an ECDH shared secret,
+    /// a concatenation...). `len`: the new key's length when the template gives it.
+    fn derive(&self, _base: &Key, _p: &Param, _len: Option<usize>) -> Result<Zeroizing<Vec<u8>>> {
         Err(Error::MechanismInvalid)
+    }
+    /// Whether a key this mechanism derives may be no less secret than its base (the
+    /// rule of the derivations from a key's value: a sensitive base makes a sensitive
+    /// key, an unextractable base an unextractable one).
+    fn inherits_secrecy(&self) -> bool {
+        false
     }
     /// Unwraps a secret key value.
     fn unwrap(&self, _unwrapping: &Key, _p: &Param, _wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
@@ -216,6 +253,7 @@ pub trait Unit: Sync {
 pub fn check_imported_key(obj: &mut crate::object::Object, profile: crate::config::Profile) -> Result<()> {
     match (obj.class(), obj.key_type()) {
         (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_EC)) => ec::check_import(obj),
+        (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_EC_EDWARDS)) => eddsa::check_import(obj),
         (class @ (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY), Some(CKK_RSA)) => {
             let bits = rsa::check_import(obj)?.unwrap_or(0);
             let kind = if class == CKO_PRIVATE_KEY { RsaKeyKind::Private } else { RsaKeyKind::Public };
@@ -342,6 +380,8 @@ fn all() -> Vec<&'static dyn Unit> {
     v.extend_from_slice(digest::UNITS);
     v.extend_from_slice(kms::UNITS);
     v.extend_from_slice(ec::UNITS);
+    v.extend_from_slice(eddsa::UNITS);
+    v.extend_from_slice(derive::UNITS);
     v.extend_from_slice(rsa::UNITS);
     v
 }

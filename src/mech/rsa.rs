@@ -598,6 +598,7 @@ pub static UNITS: &[&dyn Unit] = &[
     &RsaSigUnit { ty: CKM_SHA384_RSA_PKCS, kind: SigKind::Pkcs1Hash(Hash::Sha384) },
     &RsaSigUnit { ty: CKM_SHA512_RSA_PKCS, kind: SigKind::Pkcs1Hash(Hash::Sha512) },
     &RsaSigUnit { ty: CKM_RSA_PKCS_PSS, kind: SigKind::Pss },
+    &RsaSigUnit { ty: CKM_SHA1_RSA_PKCS_PSS, kind: SigKind::PssHash(Hash::Sha1) },
     &RsaSigUnit { ty: CKM_SHA224_RSA_PKCS_PSS, kind: SigKind::PssHash(Hash::Sha224) },
     &RsaSigUnit { ty: CKM_SHA256_RSA_PKCS_PSS, kind: SigKind::PssHash(Hash::Sha256) },
     &RsaSigUnit { ty: CKM_SHA384_RSA_PKCS_PSS, kind: SigKind::PssHash(Hash::Sha384) },
@@ -870,7 +871,7 @@ mod tests {
                 assert_eq!(verify(CKM_RSA_PKCS_PSS, &public, &p, &m_hash, &theirs), Ok(()));
                 // CKM_SHA*_RSA_PKCS_PSS over the data, in parts.
                 let ty = match hash {
-                    Hash::Sha1 => continue,
+                    Hash::Sha1 => CKM_SHA1_RSA_PKCS_PSS,
                     Hash::Sha224 => CKM_SHA224_RSA_PKCS_PSS,
                     Hash::Sha256 => CKM_SHA256_RSA_PKCS_PSS,
                     Hash::Sha384 => CKM_SHA384_RSA_PKCS_PSS,
@@ -1189,7 +1190,7 @@ mod tests {
         // What the units do not do.
         assert_eq!(unit(CKM_SHA256_RSA_PKCS).encrypt(&key(&public), &Param::None).err(), Some(Error::MechanismInvalid));
         assert_eq!(unit(CKM_RSA_PKCS_OAEP).sign(&key(&private), &Param::None).err(), Some(Error::MechanismInvalid));
-        assert_eq!(pkcs.derive(&key(&private), &Param::None).err(), Some(Error::MechanismInvalid));
+        assert_eq!(pkcs.derive(&key(&private), &Param::None, None).err(), Some(Error::MechanismInvalid));
     }
 
     /// Keys aws-lc-rs does not serve (1024 and 1536 bits, made by the unit) go through the
@@ -1266,7 +1267,7 @@ mod tests {
 
     #[test]
     fn mechanism_info() {
-        assert_eq!(UNITS.len(), 13);
+        assert_eq!(UNITS.len(), 14);
         for u in UNITS {
             let info = u.info();
             let sizes = if u.ty() == CKM_RSA_PKCS_KEY_PAIR_GEN { (1024, 4096) } else { (1024, 16384) };

@@ -49,6 +49,17 @@ pub enum Origin {
     Create,
     Generate(CK_MECHANISM_TYPE),
     Unwrap,
+    /// C_DeriveKey, with what the base key (both, for a concatenation) has always been:
+    /// the new key is always sensitive (never extractable) only if its base was.
+    Derive {
+        always_sensitive: bool,
+        never_extractable: bool,
+    },
+}
+
+/// Whether keys of `key_type` come in pairs (public and private).
+pub fn is_asymmetric(key_type: CK_KEY_TYPE) -> bool {
+    matches!(key_type, CKK_RSA | CKK_EC | CKK_EC_EDWARDS)
 }
 
 pub fn ck_bool(b: bool) -> Vec<u8> {
@@ -324,9 +335,14 @@ impl Object {
         let extractable = self.bool(CKA_EXTRACTABLE);
         self.set(CKA_LOCAL, ck_bool(local));
         self.set(CKA_KEY_GEN_MECHANISM, ck_ulong(mech));
-        // A key that was ever outside the token cannot claim to have always been secret.
-        self.set(CKA_ALWAYS_SENSITIVE, ck_bool(local && sensitive));
-        self.set(CKA_NEVER_EXTRACTABLE, ck_bool(local && !extractable));
+        // A key that was ever outside the token cannot claim to have always been secret;
+        // a derived key has been as secret as its base and itself.
+        let (always, never) = match origin {
+            Origin::Derive { always_sensitive, never_extractable } => (always_sensitive, never_extractable),
+            _ => (local, local),
+        };
+        self.set(CKA_ALWAYS_SENSITIVE, ck_bool(always && sensitive));
+        self.set(CKA_NEVER_EXTRACTABLE, ck_bool(never && !extractable));
         self.set(CKA_VALUE_LEN, ck_ulong(len as CK_ULONG));
         Ok(())
     }
@@ -348,8 +364,8 @@ impl Object {
                 CKA_EXPONENT_2,
                 CKA_COEFFICIENT,
             ],
-            (CKK_EC, false) => &[CKA_EC_PARAMS, CKA_EC_POINT],
-            (CKK_EC, true) => &[CKA_EC_PARAMS, CKA_VALUE],
+            (CKK_EC | CKK_EC_EDWARDS, false) => &[CKA_EC_PARAMS, CKA_EC_POINT],
+            (CKK_EC | CKK_EC_EDWARDS, true) => &[CKA_EC_PARAMS, CKA_VALUE],
             _ => return Err(Error::AttributeValueInvalid),
         };
         if needed.iter().any(|ty| self.get_raw(*ty).is_none_or(<[u8]>::is_empty)) {

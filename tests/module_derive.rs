@@ -1,0 +1,172 @@
+//! C_DeriveKey from a secret key's value: concatenation with a key or with data, XOR,
+//! extraction, and AES-CBC encryption of data, each value checked against an independent
+//! computation; and the rule of these derivations that the new key is no less secret
+//! than its base (attributes inherited, a template asking otherwise refused).
+
+mod common;
+
+use aes::cipher::{BlockEncrypt, KeyInit};
+use common::raw::{raw, sh};
+use common::*;
+use cryptoki::context::Function;
+use cryptoki::error::RvError;
+use cryptoki::mechanism::ekdf::AesCbcDeriveParams;
+use cryptoki::mechanism::misc::{ExtractParams, KeyDerivationStringData};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+
+/// A generic secret the test knows, which may derive; readable unless `sensitive`.
+fn base(session: &Session, value: &[u8], sensitive: bool) -> ObjectHandle {
+    create(
+        session,
+        &[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Value(value.to_vec()),
+            Attribute::Derive(true),
+            Attribute::Sensitive(sensitive),
+            Attribute::Extractable(!sensitive),
+        ],
+    )
+}
+
+/// A readable generic secret of `len` bytes, as a derived key's template.
+fn readable(len: u64) -> Vec<Attribute> {
+    vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::GENERIC_SECRET),
+        Attribute::ValueLen(len.into()),
+        Attribute::Sensitive(false),
+        Attribute::Extractable(true),
+    ]
+}
+
+fn value(session: &Session, key: ObjectHandle) -> Vec<u8> {
+    let Attribute::Value(v) = attribute(session, key, AttributeType::Value).expect("CKA_VALUE") else { panic!() };
+    v
+}
+
+#[test]
+fn derivations_from_a_value_match_their_definitions() {
+    scenario!(|_| {
+        let (_p, _slot, session) = ready();
+        let (a, b, data) = (random_bytes(16), random_bytes(24), random_bytes(20));
+        let (ka, kb) = (base(&session, &a, false), base(&session, &b, false));
+        let derive = |m: &Mechanism, len| value(&session, session.derive_key(m, ka, &readable(len)).unwrap());
+        assert_eq!(derive(&Mechanism::ConcatenateBaseAndKey(kb), 40), [a.clone(), b].concat());
+        let d = KeyDerivationStringData::new(&data);
+        assert_eq!(derive(&Mechanism::ConcatenateBaseAndData(d), 36), [a.clone(), data.clone()].concat());
+        assert_eq!(derive(&Mechanism::ConcatenateDataAndBase(d), 36), [data.clone(), a.clone()].concat());
+        let xor: Vec<u8> = a.iter().zip(&data).map(|(x, y)| x ^ y).collect();
+        assert_eq!(derive(&Mechanism::XorBaseAndData(d), 16), xor);
+        // A shorter length takes the first bytes.
+        assert_eq!(derive(&Mechanism::ConcatenateBaseAndData(d), 4), a[..4]);
+        // The specification's example of extraction (current mechanisms 3.0, 2.43.7).
+        let k = base(&session, &[0x32, 0x9F, 0x84, 0xA9], false);
+        let got = session.derive_key(&Mechanism::ExtractKeyFromKey(ExtractParams::new(21)), k, &readable(2)).unwrap();
+        assert_eq!(value(&session, got), [0x95, 0x26]);
+
+        // AES-CBC encryption of data, checked with the aes crate.
+        let aes_value = random_bytes(32);
+        let aes_key = create(
+            &session,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::Value(aes_value.clone()),
+                Attribute::Derive(true),
+            ],
+        );
+        let (iv, plain) = ([9u8; 16], random_bytes(32));
+        let template = [
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::ValueLen(32.into()),
+        ];
+        let derived = session
+            .derive_key(&Mechanism::AesCbcEncryptData(AesCbcDeriveParams::new(iv, &plain)), aes_key, &template)
+            .unwrap();
+        // The base is sensitive, so the derived key is too: check it by what it encrypts.
+        let cipher = aes::Aes256::new_from_slice(&aes_value).unwrap();
+        let (mut chain, mut expected) = (iv.to_vec(), Vec::new());
+        for block in plain.chunks(16) {
+            let mut x: Vec<u8> = block.iter().zip(&chain).map(|(p, c)| p ^ c).collect();
+            cipher.encrypt_block(x.as_mut_slice().into());
+            chain = x.clone();
+            expected.extend(x);
+        }
+        let probe = [0u8; 16];
+        let mut want = probe;
+        aes::Aes256::new_from_slice(&expected).unwrap().encrypt_block((&mut want).into());
+        assert_eq!(session.encrypt(&Mechanism::AesEcb, derived, &probe).unwrap(), want);
+        expect_rv(
+            session.derive_key(
+                &Mechanism::AesCbcEncryptData(AesCbcDeriveParams::new(iv, &plain[..31])),
+                aes_key,
+                &template,
+            ),
+            RvError::MechanismParamInvalid,
+            Function::DeriveKey,
+        );
+    });
+}
+
+#[test]
+fn a_derived_key_is_no_less_secret_than_its_base() {
+    scenario!(|_| {
+        let (_p, _slot, session) = ready();
+        let secret = base(&session, &random_bytes(32), true);
+        let open = base(&session, &random_bytes(32), false);
+        let d = KeyDerivationStringData::new(b"data");
+        // Asking a sensitive base for a readable key is inconsistent.
+        expect_rv(
+            session.derive_key(&Mechanism::ConcatenateBaseAndData(d), secret, &readable(36)),
+            RvError::TemplateInconsistent,
+            Function::DeriveKey,
+        );
+        // So is joining a readable key with a sensitive one into a readable key.
+        expect_rv(
+            session.derive_key(&Mechanism::ConcatenateBaseAndKey(secret), open, &readable(64)),
+            RvError::TemplateInconsistent,
+            Function::DeriveKey,
+        );
+        // Without the request, the derived key inherits sensitivity and unextractability,
+        // and the history attributes say what the base has always been.
+        let plain = [Attribute::Class(ObjectClass::SECRET_KEY), Attribute::KeyType(KeyType::GENERIC_SECRET)];
+        let k = session.derive_key(&Mechanism::ConcatenateBaseAndData(d), secret, &plain).unwrap();
+        let flag = |key, ty| {
+            matches!(
+                attribute(&session, key, ty),
+                Some(
+                    Attribute::Sensitive(true)
+                        | Attribute::AlwaysSensitive(true)
+                        | Attribute::Extractable(true)
+                        | Attribute::NeverExtractable(true)
+                        | Attribute::Local(true)
+                )
+            )
+        };
+        assert!(flag(k, AttributeType::Sensitive) && !flag(k, AttributeType::Extractable));
+        assert!(!flag(k, AttributeType::Local), "a derived key is not local");
+        assert!(!flag(k, AttributeType::AlwaysSensitive), "the base was made outside: never always sensitive");
+        expect_rv(
+            raw().attr(sh(&session), k.handle(), cryptoki_sys::CKA_VALUE),
+            RvError::AttributeSensitive,
+            Function::GetAttributeValue,
+        );
+        // A generated sensitive base passes ALWAYS_SENSITIVE and NEVER_EXTRACTABLE on.
+        let generated = session
+            .generate_key(&Mechanism::GenericSecretKeyGen, &[Attribute::ValueLen(32.into()), Attribute::Derive(true)])
+            .unwrap();
+        let k = session.derive_key(&Mechanism::XorBaseAndData(d), generated, &plain).unwrap();
+        assert!(flag(k, AttributeType::AlwaysSensitive) && flag(k, AttributeType::NeverExtractable));
+        // A base without CKA_DERIVE derives nothing.
+        let no = create(&session, &secret_template(KeyType::GENERIC_SECRET, &random_bytes(16)));
+        expect_rv(
+            session.derive_key(&Mechanism::XorBaseAndData(d), no, &plain),
+            RvError::KeyFunctionNotPermitted,
+            Function::DeriveKey,
+        );
+    });
+}
