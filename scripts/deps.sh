@@ -2,7 +2,8 @@
 # Installs, through apt-get, the programs the build and the tests drive and that are
 # missing: OpenSC's pkcs11-tool, openssl, SoftHSM2 (the reference token), the OpenSSL
 # pkcs11 engine, a JDK (java, javac and keytool for the SunPKCS11 interop tests; OpenJDK
-# 17 on Debian 12), and gcc for the crypto engine's C code; then the AWS KMS service model
+# 17 on Debian 12), gcc for the crypto engine's C code, and Python 3 with venv (the
+# Python suites of scripts/conformance.sh); then the AWS KMS service model
 # (scripts/kms-model.sh). Does nothing when all are there.
 set -euo pipefail
 
@@ -16,6 +17,8 @@ command -v gcc >/dev/null || need+=(gcc)
 command -v make >/dev/null || need+=(make)
 dpkg -s libengine-pkcs11-openssl >/dev/null 2>&1 || need+=(libengine-pkcs11-openssl)
 { command -v javac && command -v java && command -v keytool; } >/dev/null || need+=(default-jdk-headless)
+command -v python3 >/dev/null || need+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 
 if [ ${#need[@]} -eq 0 ]; then
     exec scripts/kms-model.sh
