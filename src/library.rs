@@ -627,7 +627,16 @@ impl Library {
     pub fn create_object(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<u64> {
         let (token, rw) = self.token_of(h)?;
         Self::check_template_writable(&token, rw, template, None)?;
-        let mut obj = Object::build(template, Origin::Create, &[], token.logged_in() == Some(Role::So))?;
+        // Under the AWS rules no key material leaves the token, imported or not.
+        let mut extra = Vec::new();
+        if self.config.profile.one_usage() && template_ulong(template, CKA_CLASS) == Ok(Some(CKO_SECRET_KEY)) {
+            for (ty, value) in [(CKA_SENSITIVE, true), (CKA_EXTRACTABLE, false)] {
+                if !template.iter().any(|(t, _)| *t == ty) {
+                    extra.push((ty, crate::object::ck_bool(value)));
+                }
+            }
+        }
+        let mut obj = Object::build(template, Origin::Create, &extra, token.logged_in() == Some(Role::So))?;
         crate::mech::check_imported_key(&mut obj, self.config.profile)?;
         self.store_new(&token, rw, h, obj, template)
     }
@@ -1186,7 +1195,7 @@ impl Library {
         let value = secret[..len].to_vec();
         let mut rest: Vec<Attribute> = template.iter().filter(|(t, _)| *t != CKA_VALUE_LEN).cloned().collect();
         if unit.inherits_secrecy() {
-            secrecy.impose(&mut rest)?;
+            secrecy.impose(&mut rest);
         }
         let extra = vec![(CKA_CLASS, ck_ulong(CKO_SECRET_KEY)), (CKA_KEY_TYPE, ck_ulong(key_type)), (CKA_VALUE, value)];
         let origin =
@@ -1480,21 +1489,18 @@ impl Secrecy {
         }
     }
 
-    /// Makes the template's key sensitive (unextractable) when the base is; a template
-    /// that asks the opposite is inconsistent with the base.
-    fn impose(&self, template: &mut Vec<Attribute>) -> Result<()> {
+    /// Makes the derived key sensitive (unextractable) when its base is, whatever the
+    /// template asks: "if the base key has CKA_SENSITIVE set to CK_TRUE, so does the
+    /// derived key" (PKCS#11 3.0 current mechanisms, 2.43) sets the value, it does not
+    /// refuse the template.
+    fn impose(&self, template: &mut Vec<Attribute>) {
         for (ty, forced, value) in [(CKA_SENSITIVE, self.sensitive, true), (CKA_EXTRACTABLE, !self.extractable, false)]
         {
-            if !forced {
-                continue;
-            }
-            match template.iter().find(|(t, _)| *t == ty) {
-                Some((_, v)) if v.first().map(|b| *b != 0) != Some(value) => return Err(Error::TemplateInconsistent),
-                Some(_) => {}
-                None => template.push((ty, vec![value as u8])),
+            if forced {
+                template.retain(|(t, _)| *t != ty);
+                template.push((ty, vec![value as u8]));
             }
         }
-        Ok(())
     }
 }
 

@@ -1,8 +1,9 @@
 //! What standard clients (pkcs11-tool, libp11, cryptoki, python-pkcs11, PyKCS11) do and
 //! expect, where the token once answered otherwise: destroying the two halves of a key
 //! pair, public keys used before login, generic secrets that MAC by default, operations
-//! that end on errors, the order of the session and argument checks, and the PIN asked
-//! again for keys with CKA_ALWAYS_AUTHENTICATE.
+//! that end on errors, the order of the session and argument checks, the PIN asked
+//! again for keys with CKA_ALWAYS_AUTHENTICATE, the defaults of imported secrets, and the
+//! HMAC key types of CKM_SHA*_KEY_GEN.
 
 mod common;
 #[path = "kms_common.rs"]
@@ -257,5 +258,76 @@ fn always_authenticate_keys_ask_the_pin_again_for_each_use() {
             .filter(|r| r["eventName"] == "Login" && r["requestParameters"]["details"]["contextSpecific"] == true)
             .count();
         assert_eq!(logins, 2, "both context-specific logins are audited");
+    });
+}
+
+/// A secret key imported by C_CreateObject without CKA_SENSITIVE or CKA_EXTRACTABLE: its
+/// value is readable under the default profile (the caller holds it already; the
+/// specification's CKA_SENSITIVE default is CK_FALSE) and stays inside under kms-strict (no
+/// material leaves an AWS key).
+fn imported_secret_is_readable(session: &Session) -> bool {
+    let key = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Token(true),
+            Attribute::Value(vec![7; 32]),
+            Attribute::Sign(true),
+        ])
+        .unwrap();
+    let generated = session.generate_key(&Mechanism::GenericSecretKeyGen, &[Attribute::ValueLen(32.into())]).unwrap();
+    let sensitive = |k| session.get_attributes(k, &[AttributeType::Sensitive]).unwrap() == [Attribute::Sensitive(true)];
+    assert!(sensitive(generated), "a key the token makes stays inside");
+    match raw().attr(sh(session), key.handle(), CKA_VALUE) {
+        Ok(v) => {
+            assert_eq!(v, vec![7; 32]);
+            assert!(!sensitive(key));
+            true
+        }
+        Err(e) => {
+            assert!(matches!(e, cryptoki::error::Error::Pkcs11(RvError::AttributeSensitive, _)), "{e}");
+            false
+        }
+    }
+}
+
+#[test]
+fn imported_secrets_take_the_specification_default() {
+    scenario!(|_| {
+        let (_p, _slot, session) = ready();
+        assert!(imported_secret_is_readable(&session));
+    });
+}
+
+#[test]
+fn imported_secrets_stay_inside_under_kms_strict() {
+    scenario!("profile = \"kms-strict\"", |_| {
+        let (_p, _slot, session) = ready();
+        assert!(!imported_secret_is_readable(&session));
+    });
+}
+
+#[test]
+fn sha_key_gen_makes_hmac_keys_of_its_hash() {
+    scenario!(|_| {
+        let (_p, _slot, session) = ready();
+        for (gen, key_type, mac) in [
+            (Mechanism::Sha1KeyGen, KeyType::SHA_1_HMAC, Mechanism::Sha1Hmac),
+            (Mechanism::Sha224KeyGen, KeyType::SHA224_HMAC, Mechanism::Sha224Hmac),
+            (Mechanism::Sha256KeyGen, KeyType::SHA256_HMAC, Mechanism::Sha256Hmac),
+            (Mechanism::Sha384KeyGen, KeyType::SHA384_HMAC, Mechanism::Sha384Hmac),
+            (Mechanism::Sha512KeyGen, KeyType::SHA512_HMAC, Mechanism::Sha512Hmac),
+        ] {
+            let key = session
+                .generate_key(&gen, &[Attribute::Token(true), Attribute::ValueLen(64.into()), Attribute::Sign(true)])
+                .unwrap();
+            let attrs = session.get_attributes(key, &[AttributeType::KeyType]).unwrap();
+            assert_eq!(attrs, [Attribute::KeyType(key_type)]);
+            let tag = session.sign(&mac, key, b"data").unwrap();
+            session.verify(&mac, key, b"data", &tag).unwrap();
+            // The key of one hash is not a key of another.
+            let other = if key_type == KeyType::SHA_1_HMAC { Mechanism::Sha256Hmac } else { Mechanism::Sha1Hmac };
+            expect_rv(session.sign(&other, key, b"data"), RvError::KeyTypeInconsistent, Function::SignInit);
+        }
     });
 }

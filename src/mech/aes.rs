@@ -93,25 +93,39 @@ impl Unit for AesKeyGen {
 /// Generic secrets of 1 to 512 bytes (HMAC keys, key derivation bases).
 const GENERIC_MAX: usize = 512;
 
-struct GenericKeyGen;
+/// Random secrets of the length the template asks: generic secrets, and the keys of one
+/// HMAC hash that CKM_SHA*_KEY_GEN make (PKCS#11 3.0, 2.25 and 2.20).
+struct SecretKeyGen {
+    ty: CK_MECHANISM_TYPE,
+    key_type: CK_KEY_TYPE,
+}
 
-impl Unit for GenericKeyGen {
+impl Unit for SecretKeyGen {
     fn ty(&self) -> CK_MECHANISM_TYPE {
-        CKM_GENERIC_SECRET_KEY_GEN
+        self.ty
     }
     fn info(&self) -> Info {
-        // The specification counts this mechanism's key sizes in bits.
+        // The specification counts these mechanisms' key sizes in bits.
         Info { min_key: 8, max_key: GENERIC_MAX as u64 * 8, flags: CKF_GENERATE }
     }
     fn generate_key(&self, len: Option<usize>) -> Result<(CK_KEY_TYPE, Secret)> {
         // Same errors as for AES keys, for the same reasons.
         match len {
             None => Err(Error::TemplateIncomplete),
-            Some(n) if (1..=GENERIC_MAX).contains(&n) => Ok((CKK_GENERIC_SECRET, crypto::random_secret(n)?)),
+            Some(n) if (1..=GENERIC_MAX).contains(&n) => Ok((self.key_type, crypto::random_secret(n)?)),
             Some(_) => Err(Error::AttributeValueInvalid),
         }
     }
 }
+
+const GENERIC_KEY_GEN: SecretKeyGen = SecretKeyGen { ty: CKM_GENERIC_SECRET_KEY_GEN, key_type: CKK_GENERIC_SECRET };
+const SHA_KEY_GENS: [SecretKeyGen; 5] = [
+    SecretKeyGen { ty: CKM_SHA_1_KEY_GEN, key_type: CKK_SHA_1_HMAC },
+    SecretKeyGen { ty: CKM_SHA224_KEY_GEN, key_type: CKK_SHA224_HMAC },
+    SecretKeyGen { ty: CKM_SHA256_KEY_GEN, key_type: CKK_SHA256_HMAC },
+    SecretKeyGen { ty: CKM_SHA384_KEY_GEN, key_type: CKK_SHA384_HMAC },
+    SecretKeyGen { ty: CKM_SHA512_KEY_GEN, key_type: CKK_SHA512_HMAC },
+];
 
 // ---------------------------------------------------------------------------------------
 // ECB, CBC, CBC_PAD
@@ -748,8 +762,24 @@ const KWP: KwUnit = KwUnit { ty: CKM_AES_KEY_WRAP_KWP, padded: true };
 const CMAC: CmacUnit = CmacUnit { ty: CKM_AES_CMAC, general: false };
 const CMAC_GENERAL: CmacUnit = CmacUnit { ty: CKM_AES_CMAC_GENERAL, general: true };
 
-pub static UNITS: &[&dyn Unit] =
-    &[&AesKeyGen, &GenericKeyGen, &ECB, &CBC, &CBC_PAD, &CtrUnit, &GcmUnit, &KW, &KWP, &CMAC, &CMAC_GENERAL];
+pub static UNITS: &[&dyn Unit] = &[
+    &AesKeyGen,
+    &GENERIC_KEY_GEN,
+    &SHA_KEY_GENS[0],
+    &SHA_KEY_GENS[1],
+    &SHA_KEY_GENS[2],
+    &SHA_KEY_GENS[3],
+    &SHA_KEY_GENS[4],
+    &ECB,
+    &CBC,
+    &CBC_PAD,
+    &CtrUnit,
+    &GcmUnit,
+    &KW,
+    &KWP,
+    &CMAC,
+    &CMAC_GENERAL,
+];
 
 #[cfg(test)]
 mod tests {
@@ -974,13 +1004,19 @@ mod tests {
             assert_eq!(AesKeyGen.generate_key(Some(n)).err(), Some(Error::AttributeValueInvalid));
         }
         for n in [1, 20, 512] {
-            let (ty, v) = GenericKeyGen.generate_key(Some(n)).unwrap();
+            let (ty, v) = GENERIC_KEY_GEN.generate_key(Some(n)).unwrap();
             assert_eq!((ty, v.len()), (CKK_GENERIC_SECRET, n));
         }
-        assert_eq!(GenericKeyGen.generate_key(None).err(), Some(Error::TemplateIncomplete));
+        assert_eq!(GENERIC_KEY_GEN.generate_key(None).err(), Some(Error::TemplateIncomplete));
         for n in [0, 513] {
-            assert_eq!(GenericKeyGen.generate_key(Some(n)).err(), Some(Error::AttributeValueInvalid));
+            assert_eq!(GENERIC_KEY_GEN.generate_key(Some(n)).err(), Some(Error::AttributeValueInvalid));
         }
+        // Each CKM_SHA*_KEY_GEN makes keys of its own HMAC key type, of any length.
+        let made: Vec<_> = SHA_KEY_GENS.iter().map(|g| g.generate_key(Some(256)).unwrap()).collect();
+        assert_eq!(
+            made.iter().map(|(ty, v)| (*ty, v.len())).collect::<Vec<_>>(),
+            [CKK_SHA_1_HMAC, CKK_SHA224_HMAC, CKK_SHA256_HMAC, CKK_SHA384_HMAC, CKK_SHA512_HMAC].map(|t| (t, 256))
+        );
     }
 
     const KEY_LENS: [usize; 3] = [16, 24, 32];

@@ -240,7 +240,7 @@ impl Object {
                 }
             }
         }
-        obj.apply_defaults(class);
+        obj.apply_defaults(class, origin);
         match class {
             CKO_SECRET_KEY => obj.derive_key_attributes(origin)?,
             CKO_PUBLIC_KEY | CKO_PRIVATE_KEY => obj.derive_asymmetric_attributes(origin)?,
@@ -253,7 +253,7 @@ impl Object {
         Ok(obj)
     }
 
-    fn apply_defaults(&mut self, class: CK_OBJECT_CLASS) {
+    fn apply_defaults(&mut self, class: CK_OBJECT_CLASS, origin: Origin) {
         let mut def = |ty, v: Vec<u8>| {
             self.attrs.entry(ty).or_insert_with(|| Zeroizing::new(v));
         };
@@ -279,9 +279,13 @@ impl Object {
                 for ty in [CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY, CKA_WRAP, CKA_UNWRAP] {
                     def(ty, ck_bool(true));
                 }
-                // Secure by default: a key stays inside unless the template says otherwise.
-                def(CKA_SENSITIVE, ck_bool(true));
-                def(CKA_EXTRACTABLE, ck_bool(false));
+                // A value the caller hands in (C_CreateObject) is no secret from the caller:
+                // readable, as the specification's CKA_SENSITIVE default (CK_FALSE) and the
+                // peers' suites expect. A key the token makes stays inside unless the
+                // template says otherwise.
+                let imported = origin == Origin::Create;
+                def(CKA_SENSITIVE, ck_bool(!imported));
+                def(CKA_EXTRACTABLE, ck_bool(imported));
                 def(CKA_WRAP_WITH_TRUSTED, ck_bool(false));
                 def(CKA_TRUSTED, ck_bool(false));
                 def(CKA_ALWAYS_AUTHENTICATE, ck_bool(false));
@@ -454,13 +458,20 @@ mod tests {
 
     #[test]
     fn create_secret_key_with_defaults() {
+        // A value handed in is readable by default: its owner holds it already.
         let o = Object::build(&aes_template(&[7; 32]), Origin::Create, &[], false).unwrap();
-        assert!(o.bool(CKA_SENSITIVE) && !o.bool(CKA_EXTRACTABLE) && o.bool(CKA_PRIVATE));
+        assert!(!o.bool(CKA_SENSITIVE) && o.bool(CKA_EXTRACTABLE) && o.bool(CKA_PRIVATE));
         assert!(!o.bool(CKA_LOCAL) && !o.bool(CKA_ALWAYS_SENSITIVE));
         assert_eq!(o.ulong(CKA_VALUE_LEN), Some(32));
         assert_eq!(o.ulong(CKA_KEY_GEN_MECHANISM), Some(CK_UNAVAILABLE_INFORMATION));
-        assert_eq!(o.read(CKA_VALUE), Err(Error::AttributeSensitive));
+        assert_eq!(o.read(CKA_VALUE).unwrap(), &[7; 32]);
         assert_eq!(o.read(CKA_MODULUS), Err(Error::AttributeTypeInvalid));
+        // A value the token made stays inside.
+        let extra =
+            [(CKA_CLASS, ck_ulong(CKO_SECRET_KEY)), (CKA_KEY_TYPE, ck_ulong(CKK_AES)), (CKA_VALUE, vec![1; 32])];
+        let o = Object::build(&[], Origin::Generate(CKM_AES_KEY_GEN), &extra, false).unwrap();
+        assert!(o.bool(CKA_SENSITIVE) && !o.bool(CKA_EXTRACTABLE) && o.bool(CKA_ALWAYS_SENSITIVE));
+        assert_eq!(o.read(CKA_VALUE), Err(Error::AttributeSensitive));
     }
 
     #[test]
@@ -509,7 +520,9 @@ mod tests {
 
     #[test]
     fn change_rules() {
-        let mut o = Object::build(&aes_template(&[7; 16]), Origin::Create, &[], false).unwrap();
+        let mut t = aes_template(&[7; 16]);
+        t.extend([(CKA_SENSITIVE, ck_bool(true)), (CKA_EXTRACTABLE, ck_bool(false))]);
+        let mut o = Object::build(&t, Origin::Create, &[], false).unwrap();
         assert_eq!(o.apply_changes(&[(CKA_SENSITIVE, ck_bool(false))], false, false), Err(Error::AttributeReadOnly));
         assert_eq!(o.apply_changes(&[(CKA_EXTRACTABLE, ck_bool(true))], false, false), Err(Error::AttributeReadOnly));
         assert_eq!(o.apply_changes(&[(CKA_KEY_TYPE, ck_ulong(CKK_DES3))], false, false), Err(Error::AttributeReadOnly));
