@@ -195,9 +195,7 @@ fn rsa_oaep_wraps_and_unwraps_secret_keys() {
             RvError::KeyNotWrappable,
             Function::WrapKey,
         );
-        let mut t = secret_template(KeyType::AES, &[5; 32]);
-        t.push(Attribute::Extractable(false));
-        let locked = create(&session, &t);
+        let locked = create(&session, &secret_template(KeyType::AES, &[5; 32]));
         expect_rv(
             session.wrap_key(&oaep(H::Sha256, b""), public, locked),
             RvError::KeyUnextractable,

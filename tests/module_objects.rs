@@ -30,17 +30,18 @@ fn data_objects_and_secret_keys_are_created() {
         assert!(!r.attr_bool(h, data.handle(), CKA_TOKEN));
 
         let value = random_bytes(32);
-        let mut t = secret_template(KeyType::AES, &value);
+        let mut t = key_template(KeyType::AES, &value);
         t.extend([Attribute::Token(true), Attribute::Label(b"aes".to_vec()), Attribute::Id(vec![1, 2, 3])]);
         let key = create(&session, &t).handle();
         assert_eq!(r.attr_ulong(h, key, CKA_KEY_TYPE), CKK_AES);
         assert_eq!(r.attr_ulong(h, key, CKA_VALUE_LEN), 32);
         assert_eq!(r.attr(h, key, CKA_ID).unwrap(), [1, 2, 3]);
         assert!(r.attr_bool(h, key, CKA_TOKEN));
-        // Secure defaults for keys.
+        // Keys are private by default; a value handed in is no secret from the caller.
         assert!(r.attr_bool(h, key, CKA_PRIVATE));
-        assert!(r.attr_bool(h, key, CKA_SENSITIVE));
-        assert!(!r.attr_bool(h, key, CKA_EXTRACTABLE));
+        assert!(!r.attr_bool(h, key, CKA_SENSITIVE));
+        assert!(r.attr_bool(h, key, CKA_EXTRACTABLE));
+        assert_eq!(r.attr(h, key, CKA_VALUE).unwrap(), value);
         // Made outside the token: not local, never "always sensitive".
         assert!(!r.attr_bool(h, key, CKA_LOCAL));
         assert!(!r.attr_bool(h, key, CKA_ALWAYS_SENSITIVE));
@@ -142,7 +143,7 @@ fn get_attribute_value_follows_the_rules() {
         assert_eq!(r.attr(h, readable, CKA_VALUE).unwrap(), [5; 24]);
         // Extractable but sensitive, or not sensitive but unextractable: hidden.
         for (sensitive, extractable) in [(true, true), (false, false)] {
-            let mut t = secret_template(KeyType::AES, &[5; 16]);
+            let mut t = key_template(KeyType::AES, &[5; 16]);
             t.extend([Attribute::Sensitive(sensitive), Attribute::Extractable(extractable)]);
             let k = create(&session, &t).handle();
             expect_rv(r.attr(h, k, CKA_VALUE), RvError::AttributeSensitive, Function::GetAttributeValue);

@@ -297,15 +297,22 @@ pub fn expect_rv<T: std::fmt::Debug>(r: cryptoki::error::Result<T>, rv: RvError,
 
 // ---- templates and attributes
 
-/// A secret key object: class, key type and value (a session object unless the caller
-/// adds CKA_TOKEN).
+/// A secret key object that stays inside (sensitive, unextractable): class, key type and
+/// value (a session object unless the caller adds CKA_TOKEN).
 pub fn secret_template(key_type: KeyType, value: &[u8]) -> Vec<Attribute> {
+    let mut t = key_template(key_type, value);
+    t.extend([Attribute::Sensitive(true), Attribute::Extractable(false)]);
+    t
+}
+
+/// A secret key with `value` and nothing said of its secrecy (the token's defaults).
+pub fn key_template(key_type: KeyType, value: &[u8]) -> Vec<Attribute> {
     vec![Attribute::Class(ObjectClass::SECRET_KEY), Attribute::KeyType(key_type), Attribute::Value(value.to_vec())]
 }
 
 /// An AES key whose value may be read back (not sensitive, extractable).
 pub fn readable_template(key_type: KeyType, value: &[u8]) -> Vec<Attribute> {
-    let mut t = secret_template(key_type, value);
+    let mut t = key_template(key_type, value);
     t.extend([Attribute::Sensitive(false), Attribute::Extractable(true)]);
     t
 }
