@@ -167,7 +167,8 @@ enum Kind {
     GenAes,
     GenEcPair,
     Random(usize),
-    Find(usize),
+    /// C_FindObjects among this many keys, by CKA_LABEL (false) or CKA_CLASS + CKA_LABEL.
+    Find(usize, bool),
     Cold(usize),
 }
 
@@ -216,7 +217,12 @@ fn scenarios(keys: &[usize]) -> Vec<Scen> {
         add(
             format!("find-label-{}", size_name(k)),
             format!("C_FindObjects by label, {} keys", size_name(k)),
-            Kind::Find(k),
+            Kind::Find(k, false),
+        );
+        add(
+            format!("find-class-label-{}", size_name(k)),
+            format!("C_FindObjects by class and label, {} keys", size_name(k)),
+            Kind::Find(k, true),
         );
     }
     for &k in keys {
@@ -242,7 +248,7 @@ fn needs(kind: &Kind) -> Vec<Vec<MechanismType>> {
             vec![vec![M::RSA_PKCS_KEY_PAIR_GEN], vec![M::SHA256_RSA_PKCS]]
         }
         Kind::RsaOaepDec => vec![vec![M::RSA_PKCS_KEY_PAIR_GEN], vec![M::RSA_PKCS_OAEP]],
-        Kind::GenAes | Kind::Find(_) | Kind::Cold(_) => vec![vec![M::AES_KEY_GEN]],
+        Kind::GenAes | Kind::Find(..) | Kind::Cold(_) => vec![vec![M::AES_KEY_GEN]],
         Kind::GenEcPair => vec![vec![M::ECC_KEY_PAIR_GEN]],
         Kind::Random(_) => vec![],
     }
@@ -634,7 +640,7 @@ fn parent_main(mut opts: Opts) {
 
     // Scenarios run in a child per module and scenario, modules alternating (and which
     // goes first alternating too, so that neither always runs on a warmer machine).
-    let crypto: Vec<&Scen> = selected.iter().filter(|s| !matches!(s.kind, Kind::Find(_) | Kind::Cold(_))).collect();
+    let crypto: Vec<&Scen> = selected.iter().filter(|s| !matches!(s.kind, Kind::Find(..) | Kind::Cold(_))).collect();
     for (i, s) in crypto.iter().enumerate() {
         eprintln!("p11bench: {} ({:.0} s so far)", s.name, started.elapsed().as_secs_f64());
         let mut order: Vec<&Module> = opts.modules.iter().collect();
@@ -661,12 +667,12 @@ fn parent_main(mut opts: Opts) {
     // size through the PKCS#11 API, reused by the find and cold-open children.
     let mut populated: BTreeMap<String, usize> = BTreeMap::new();
     for &size in &opts.keys {
-        let find = selected.iter().find(|s| s.kind == Kind::Find(size));
+        let finds: Vec<&Scen> = selected.iter().filter(|s| matches!(s.kind, Kind::Find(n, _) if n == size)).collect();
         let cold = selected.iter().find(|s| s.kind == Kind::Cold(size));
-        if find.is_none() && cold.is_none() {
+        if finds.is_empty() && cold.is_none() {
             continue;
         }
-        let names: Vec<String> = find.iter().chain(cold.iter()).map(|s| s.name.clone()).collect();
+        let names: Vec<String> = finds.iter().copied().chain(cold).map(|s| s.name.clone()).collect();
         let mut counts: BTreeMap<String, (usize, String)> = BTreeMap::new();
         for m in &opts.modules {
             let dir = base.path().join(&m.name).join("keys");
@@ -774,8 +780,8 @@ fn parent_main(mut opts: Opts) {
             populated.insert(m.name.clone(), count);
             counts.insert(m.name.clone(), (count, note));
         }
-        // Find, in a warm process.
-        if let Some(f) = find {
+        // Finds, each in a warm process.
+        for f in finds {
             for m in &opts.modules {
                 let (count, note) = counts[&m.name].clone();
                 if count == 0 {
@@ -1630,14 +1636,17 @@ fn setup(s: &Session, kind: &Kind, listed: &[MechanismType], count: usize) -> Re
             let mut buf = [0u8; 64];
             s.generate_random_slice(&mut buf[..n]).map_err(e2s("C_GenerateRandom"))
         }),
-        Kind::Find(_) => {
+        Kind::Find(_, with_class) => {
             if count == 0 {
                 return Err("no keys".into());
             }
             Box::new(move |s: &Session, l: &mut Local| {
                 let i = (l.next() % count as u64) as usize;
-                let label = key_label(i);
-                let found = s.find_objects(&[Attribute::Label(label.into_bytes())]).map_err(e2s("C_FindObjects"))?;
+                let mut template = vec![Attribute::Label(key_label(i).into_bytes())];
+                if with_class {
+                    template.insert(0, Attribute::Class(ObjectClass::SECRET_KEY));
+                }
+                let found = s.find_objects(&template).map_err(e2s("C_FindObjects"))?;
                 if found.len() != 1 {
                     return Err(format!("find by label {i}: {} objects, expected 1", found.len()));
                 }
@@ -1657,17 +1666,18 @@ fn child_scenario(module: &Path, name: &str, count: usize, threads: usize, timin
         .chain(scenarios(&[]))
         .find(|s| s.name == name)
         .or_else(|| {
-            name.strip_prefix("find-label-").map(|_| Scen {
+            let with_class = name.starts_with("find-class-label-");
+            (with_class || name.starts_with("find-label-")).then(|| Scen {
                 name: name.to_string(),
                 title: name.to_string(),
-                kind: Kind::Find(count),
+                kind: Kind::Find(count, with_class),
             })
         })
         .ok_or_else(|| format!("unknown scenario {name:?}"))?;
     mem_stage("start");
     let p = load(module)?;
     mem_stage("after C_Initialize");
-    let (slot, session) = if let Kind::Find(_) = scen.kind {
+    let (slot, session) = if let Kind::Find(..) = scen.kind {
         let slot = bench_slot(&p)?.ok_or("no bench token in the keystore")?;
         let s = p.open_rw_session(slot).map_err(e2s("C_OpenSession"))?;
         s.login(UserType::User, Some(&user_pin())).map_err(e2s("C_Login(user)"))?;
@@ -1725,7 +1735,7 @@ fn child_populate(module: &Path, from: usize, to: usize, budget: f64, threads: u
         None => init_token(&p)?,
     };
     let listed = p.get_mechanism_list(slot).map_err(e2s("C_GetMechanismList"))?;
-    if let Some(why) = missing(&Kind::Find(0), &listed) {
+    if let Some(why) = missing(&Kind::Find(0, false), &listed) {
         emit(json!({"kind": "na", "note": why}));
         return Ok(());
     }
