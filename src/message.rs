@@ -156,7 +156,7 @@ impl MessageCipher {
         let current = self.current.as_mut().ok_or(Error::OperationNotInitialized)?;
         let need = match current {
             InProgress::Encrypt { .. } => data.len(),
-            InProgress::Decrypt { data: have, .. } if end => have.len() + data.len(),
+            InProgress::Decrypt { data: have, .. } if end => have.len().saturating_add(data.len()),
             InProgress::Decrypt { .. } => 0,
         };
         let Some(out) = out else { return Ok(need) };
@@ -169,11 +169,16 @@ impl MessageCipher {
                 ct.len()
             }),
             InProgress::Decrypt { data: have, .. } => {
-                let mut grown = Zeroizing::new(Vec::with_capacity(have.len() + data.len()));
-                grown.extend_from_slice(have);
-                grown.extend_from_slice(data);
-                *have = grown;
-                Ok(0)
+                // The parts wait for the tag; their total is the caller's to choose, so
+                // an allocation that fails is CKR_HOST_MEMORY, not an abort.
+                let mut grown = Zeroizing::new(Vec::new());
+                let total = have.len().checked_add(data.len()).ok_or(Error::HostMemory);
+                total.and_then(|n| grown.try_reserve_exact(n).map_err(|_| Error::HostMemory)).map(|_| {
+                    grown.extend_from_slice(have);
+                    grown.extend_from_slice(data);
+                    *have = grown;
+                    0
+                })
             }
         };
         if !end || result.is_err() {

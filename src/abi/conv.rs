@@ -15,6 +15,18 @@ use std::ffi::c_void;
 const MAX_INPUT: CK_ULONG = 1 << 30;
 /// Upper bound on attributes in one template.
 const MAX_TEMPLATE: CK_ULONG = 4096;
+/// Upper bound on the bytes of one template's values together (256 MiB): beyond it the
+/// template is refused with CKR_HOST_MEMORY before anything is copied.
+const MAX_TEMPLATE_BYTES: u64 = 256 << 20;
+
+/// A copy of caller bytes, or CKR_HOST_MEMORY when the allocation fails (the host
+/// process is not aborted for a request too large for its memory).
+pub fn copy(data: &[u8]) -> Result<Vec<u8>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(data.len()).map_err(|_| Error::HostMemory)?;
+    v.extend_from_slice(data);
+    Ok(v)
+}
 
 /// Input bytes `(p, len)`; NULL is allowed only for an empty input.
 pub fn input<'a>(p: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
@@ -52,7 +64,7 @@ pub fn input_beside<'a>(
     // SAFETY: out_len is non-NULL and points to the caller's CK_ULONG.
     let olen = unsafe { *out_len } as usize;
     let (a, b) = (p as usize, out as usize);
-    if a < b + olen && b < a + data.len() {
+    if a < b.saturating_add(olen) && b < a.saturating_add(data.len()) {
         Ok(Cow::Owned(data.to_vec()))
     } else {
         Ok(Cow::Borrowed(data))
@@ -92,25 +104,49 @@ pub fn out_ref<'a, T>(p: *mut T) -> Result<&'a mut T> {
     Ok(unsafe { &mut *p })
 }
 
+/// A caller's template, copied in: its values (a key's CKA_VALUE among them) are wiped
+/// when it goes, so no copy of a secret outlives the call.
+pub struct Template(Vec<Attribute>);
+
+impl std::ops::Deref for Template {
+    type Target = [Attribute];
+    fn deref(&self) -> &[Attribute] {
+        &self.0
+    }
+}
+
+impl Drop for Template {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.0.iter_mut().for_each(|(_, v)| v.zeroize());
+    }
+}
+
 /// Copies a template in. pValue may be NULL only with length 0.
-pub fn template(p: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Vec<Attribute>> {
+pub fn template(p: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Template> {
+    // Built in place, so that what was copied before an error is wiped too.
+    let mut t = Template(Vec::new());
     if count == 0 {
-        return Ok(Vec::new());
+        return Ok(t);
     }
     if p.is_null() || count > MAX_TEMPLATE {
         return Err(Error::ArgumentsBad);
     }
     // SAFETY: the caller passes `count` CK_ATTRIBUTEs at `p`.
     let attrs = unsafe { std::slice::from_raw_parts(p, count as usize) };
-    attrs
-        .iter()
-        .map(|a| {
-            if crate::object::attr::is_attribute_array(a.type_) {
-                return Ok((a.type_, attribute_array(a)?));
-            }
-            Ok((a.type_, input(a.pValue as *const u8, a.ulValueLen)?.to_vec()))
-        })
-        .collect()
+    let total = attrs.iter().fold(0u64, |n, a| n.saturating_add(a.ulValueLen));
+    if total > MAX_TEMPLATE_BYTES {
+        return Err(Error::HostMemory);
+    }
+    for a in attrs {
+        let value = if crate::object::attr::is_attribute_array(a.type_) {
+            attribute_array(a)?
+        } else {
+            copy(input(a.pValue as *const u8, a.ulValueLen)?)?
+        };
+        t.0.push((a.type_, value));
+    }
+    Ok(t)
 }
 
 /// The value of an array attribute (CKA_WRAP_TEMPLATE...): pValue points to
@@ -126,7 +162,7 @@ fn attribute_array(a: &CK_ATTRIBUTE) -> Result<Vec<u8>> {
     if n > 0 && a.pValue.is_null() {
         return Err(Error::ArgumentsBad);
     }
-    let mut inner = Vec::with_capacity(n);
+    let mut inner = Template(Vec::with_capacity(n));
     for i in 0..n {
         // SAFETY: the caller's pValue holds ulValueLen bytes, n whole CK_ATTRIBUTEs;
         // read_unaligned because a C caller need not align a byte buffer for us.
@@ -134,7 +170,7 @@ fn attribute_array(a: &CK_ATTRIBUTE) -> Result<Vec<u8>> {
         if crate::object::attr::is_attribute_array(e.type_) {
             return Err(Error::AttributeValueInvalid);
         }
-        inner.push((e.type_, input(e.pValue as *const u8, e.ulValueLen)?.to_vec()));
+        inner.0.push((e.type_, copy(input(e.pValue as *const u8, e.ulValueLen)?)?));
     }
     Ok(crate::object::attr::encode_array(&inner))
 }

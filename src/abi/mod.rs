@@ -164,7 +164,7 @@ fn token_info(slot: CK_SLOT_ID, out: &mut CK_TOKEN_INFO) -> Result<()> {
 fn pin_flags(failed: u32, max: u32, low: CK_FLAGS, last: CK_FLAGS, locked: CK_FLAGS) -> CK_FLAGS {
     if failed >= max {
         locked
-    } else if failed + 1 == max {
+    } else if failed.saturating_add(1) == max {
         last | low
     } else if failed > 0 {
         low

@@ -52,18 +52,20 @@ fn concat(a: &[u8], b: &[u8]) -> Secret {
     v
 }
 
-/// Appends to a secret buffer; when it must grow, the old allocation is zeroised.
-fn append(buf: &mut Secret, data: &[u8]) {
+/// Appends to a secret buffer; when it must grow, the old allocation is zeroised. The
+/// caller decides how much is buffered, so an allocation that fails is CKR_HOST_MEMORY.
+fn append(buf: &mut Secret, data: &[u8]) -> Result<()> {
     if buf.capacity() - buf.len() >= data.len() {
         buf.extend_from_slice(data);
     } else {
-        let mut grown = Zeroizing::new(Vec::with_capacity(
-            buf.len().saturating_add(data.len()).max(buf.capacity().saturating_mul(2)),
-        ));
+        let mut grown = Zeroizing::new(Vec::new());
+        let want = buf.len().checked_add(data.len()).ok_or(Error::HostMemory)?;
+        grown.try_reserve_exact(want.max(buf.capacity().saturating_mul(2))).map_err(|_| Error::HostMemory)?;
         grown.extend_from_slice(buf);
         grown.extend_from_slice(data);
         *buf = grown;
     }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -493,7 +495,7 @@ impl CipherOp for GcmOp {
                 self.stream.as_mut().map_or(Ok(empty()), |s| s.update(input))
             }
             Direction::Decrypt => {
-                append(&mut self.data, input);
+                append(&mut self.data, input)?;
                 Ok(empty())
             }
         }

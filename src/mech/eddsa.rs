@@ -173,17 +173,21 @@ impl Input {
         }
     }
 
-    fn update(&mut self, data: &[u8]) {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
         match self {
             Input::Message(m) => {
-                // Grown in one allocation, so no unzeroised copy is left behind.
-                let mut grown = Zeroizing::new(Vec::with_capacity(m.len().saturating_add(data.len())));
+                // Grown in one allocation, so no unzeroised copy is left behind; the caller
+                // decides how much, so a failed allocation is CKR_HOST_MEMORY.
+                let mut grown = Zeroizing::new(Vec::new());
+                let want = m.len().checked_add(data.len()).ok_or(Error::HostMemory)?;
+                grown.try_reserve_exact(want).map_err(|_| Error::HostMemory)?;
                 grown.extend_from_slice(m);
                 grown.extend_from_slice(data);
                 *m = grown;
             }
             Input::Hashed(d) => d.update(data),
         }
+        Ok(())
     }
 
     fn finish(self) -> Zeroizing<Vec<u8>> {
@@ -203,8 +207,7 @@ struct EddsaSign {
 
 impl SignOp for EddsaSign {
     fn update(&mut self, data: &[u8]) -> Result<()> {
-        self.input.as_mut().ok_or(Error::OperationNotInitialized)?.update(data);
-        Ok(())
+        self.input.as_mut().ok_or(Error::OperationNotInitialized)?.update(data)
     }
     fn finish(&mut self) -> Result<Vec<u8>> {
         let input = self.input.take().ok_or(Error::OperationNotInitialized)?.finish();
@@ -223,8 +226,7 @@ struct EddsaVerify {
 
 impl VerifyOp for EddsaVerify {
     fn update(&mut self, data: &[u8]) -> Result<()> {
-        self.input.as_mut().ok_or(Error::OperationNotInitialized)?.update(data);
-        Ok(())
+        self.input.as_mut().ok_or(Error::OperationNotInitialized)?.update(data)
     }
     fn finish(&mut self, signature: &[u8]) -> Result<()> {
         let input = self.input.take().ok_or(Error::OperationNotInitialized)?.finish();

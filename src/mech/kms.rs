@@ -46,7 +46,7 @@ const OVERHEAD: usize = blob::HEADER_LEN + 16;
 
 impl CipherOp for Sealing {
     fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        if self.data.len() + input.len() > blob::MAX_PLAINTEXT {
+        if self.data.len().saturating_add(input.len()) > blob::MAX_PLAINTEXT {
             return Err(Error::DataLenRange);
         }
         self.data.extend_from_slice(input);

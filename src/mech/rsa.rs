@@ -321,7 +321,7 @@ impl Input {
                     return Err(Error::DataLenRange);
                 }
                 // Sized once, so no partial copy of the data is left by a reallocation.
-                let mut grown = Zeroizing::new(Vec::with_capacity(data.len() + part.len()));
+                let mut grown = Zeroizing::new(Vec::with_capacity(data.len().saturating_add(part.len())));
                 grown.extend_from_slice(data);
                 grown.extend_from_slice(part);
                 *data = grown;
