@@ -122,11 +122,9 @@ impl Library {
                 Ok(t) if tokens.contains_key(&t.slot_id) => {
                     log::error!("{}: slot {} is already taken by another token; skipped", p.display(), t.slot_id)
                 }
+                // Keys whose deletion window has passed go at the next login: a purge is a
+                // write, and writes renew the state under the key.
                 Ok(t) => {
-                    // Keys whose deletion window has passed go when the token opens.
-                    if let Err(e) = kms::lifecycle::purge_due(&t) {
-                        log::error!("token {}: purge of due keys failed: {}: {}", t.serial, e.code, e.message);
-                    }
                     tokens.insert(t.slot_id, Arc::new(t));
                 }
                 Err(e) => log::error!("{}: token cannot be opened, skipped: {e}", p.display()),
@@ -464,9 +462,14 @@ impl Library {
         )?;
         r?;
         if role == Role::User {
-            // Deletions and rotations that fell due while nobody could act on them.
-            kms::lifecycle::purge_due(token).map_err(|e| e.to_error())?;
-            kms::lifecycle::rotate_all_due(token)?;
+            // Deletions and rotations that fell due while nobody could act on them; the
+            // login stands if they cannot run now (they run at a later login).
+            if let Err(e) = kms::lifecycle::purge_due(token) {
+                log::error!("token {}: purge of due keys failed: {}: {}", token.serial, e.code, e.message);
+            }
+            if let Err(e) = kms::lifecycle::rotate_all_due(token) {
+                log::error!("token {}: due rotations failed: {e}", token.serial);
+            }
         }
         Ok(())
     }
@@ -771,7 +774,8 @@ impl Library {
         let s = self.session(h)?;
         let mut s = s.lock();
         let f = s.find.as_mut().ok_or(Error::OperationNotInitialized)?;
-        let end = (f.pos + max).min(f.handles.len());
+        // `max` is the caller's ulMaxObjectCount, which may be anything up to ULONG_MAX.
+        let end = f.pos.saturating_add(max).min(f.handles.len());
         let out = f.handles[f.pos..end].to_vec();
         f.pos = end;
         Ok(out)
@@ -1143,8 +1147,19 @@ impl Library {
                 kms::lifecycle::share_identity(token, &private, &mut public);
             }
         }
-        let ph = token.add_object(public, h)?;
-        let kh = token.add_object(private, h)?;
+        // A pair on the token is one transaction: a failure leaves neither half behind.
+        let (ph, kh) = if public.is_token() && private.is_token() {
+            if (public.is_private() || private.is_private()) && token.logged_in() != Some(Role::User) {
+                return Err(Error::UserNotLoggedIn);
+            }
+            match token.apply(vec![public, private], Vec::new(), Vec::new())?[..] {
+                [ph, kh] => (ph, kh),
+                _ => return Err(Error::general("a key pair was stored as other than two objects")),
+            }
+        } else {
+            let ph = token.add_object(public, h)?;
+            (ph, token.add_object(private, h)?)
+        };
         if kms_key {
             let obj = token.object_any(kh)?;
             kms::lifecycle::audit(token, "CreateKey", Some(&obj), None, None).map_err(|e| e.to_error())?;

@@ -82,6 +82,20 @@ enum Command {
         #[arg(long)]
         pin: Option<String>,
     },
+    /// Check every stored row of a token against its MAC, with the SO PIN; --accept then
+    /// vouches for the rows as they are (after a review: what fails its own MAC stays
+    /// refused).
+    VerifyKeystore {
+        /// Label of the token (else KMSTOKEN_TOKEN, else the only token).
+        #[arg(long)]
+        token: Option<String>,
+        /// SO PIN (else KMSTOKEN_SO_PIN, else a prompt).
+        #[arg(long)]
+        so_pin: Option<String>,
+        /// Authenticate the token state again over the rows as they are now.
+        #[arg(long)]
+        accept: bool,
+    },
     /// The aws kms commands on the token.
     Kms(cli::kms::KmsArgs),
     /// Import a key and/or certificates from a PEM or DER file (as softhsm2-util --import).
@@ -166,6 +180,11 @@ fn run(cli: Cli) -> Result<Value, Failure> {
             let t = pick(&lib, token, serial)?;
             lib.delete_token(t.slot_id)?;
             Ok(json!({ "Deleted": { "Slot": t.slot_id, "Label": t.label, "Serial": t.serial } }))
+        }
+        Command::VerifyKeystore { token, so_pin, accept } => {
+            let t = pick(&lib, token, None)?;
+            let so_pin = secret(so_pin, "KMSTOKEN_SO_PIN", "SO PIN: ")?;
+            as_user(&lib, &t, CKU_SO, &so_pin, |_| t.verify_keystore(accept))
         }
         Command::InitPin { token, so_pin, pin } => {
             let t = pick(&lib, token, None)?;

@@ -2,7 +2,10 @@
 //! AES-256-GCM (random 96-bit nonce, full tag) under associated data that names the
 //! token, the object and the attribute, so sealed blobs cannot be moved between them.
 //! The master key is kept wrapped under keys derived from the PINs with Argon2id, whose
-//! parameters travel with each wrap.
+//! parameters travel with each wrap. A key derived from the master key authenticates every
+//! stored row and the token's state as a whole (`Integrity`); the rows' MACs add up to a
+//! digest (`Sum256`) that the state carries, so that a row removed, added or put back
+//! from an older copy shows.
 
 use crate::crypto;
 use crate::error::{Error, Result};
@@ -67,6 +70,11 @@ impl MasterKey {
         Zeroizing::new(hmac_sha256(self.0.as_ref(), format!("kmstoken purpose v1\0{label}").as_bytes()))
     }
 
+    /// The key that authenticates the stored rows and the token state.
+    pub fn integrity(&self) -> Integrity {
+        Integrity(self.purpose_key("keystore integrity"))
+    }
+
     /// Wraps the master key under a PIN. Layout: version | m_kib | t | p (u32 LE each) |
     /// salt (16) | nonce (12) | ciphertext+tag (48).
     pub fn wrap(&self, pin: &[u8], params: KdfParams, role_aad: &[u8]) -> Result<Vec<u8>> {
@@ -88,20 +96,105 @@ impl MasterKey {
     /// Unwraps with a PIN. A wrong PIN fails the GCM tag check (constant time):
     /// CKR_PIN_INCORRECT; a malformed blob is a keystore error.
     pub fn unwrap(blob: &[u8], pin: &[u8], role_aad: &[u8]) -> Result<MasterKey> {
+        Self::unwrap_any(blob, pin, &[role_aad]).map(|(mk, _)| mk)
+    }
+
+    /// `unwrap` under the first of `aads` that opens the wrap (the PIN is derived once);
+    /// returns which one did.
+    pub fn unwrap_any<A: AsRef<[u8]>>(blob: &[u8], pin: &[u8], aads: &[A]) -> Result<(MasterKey, usize)> {
         let bad = || Error::storage("PIN-wrapped master key is malformed");
-        if blob.len() != 1 + 12 + SALT_LEN + NONCE_LEN + MASTER_KEY_LEN + 16 || blob[0] != WRAP_VERSION {
-            return Err(bad());
-        }
-        let u32_at = |i: usize| u32::from_le_bytes([blob[i], blob[i + 1], blob[i + 2], blob[i + 3]]);
-        let params = KdfParams { memory_kib: u32_at(1), iterations: u32_at(5), parallelism: u32_at(9) };
+        let params = Self::wrap_params(blob).ok_or_else(bad)?;
         let salt = &blob[13..13 + SALT_LEN];
         let nonce: &[u8; NONCE_LEN] = blob[13 + SALT_LEN..13 + SALT_LEN + NONCE_LEN].try_into().map_err(|_| bad())?;
         let ct = &blob[13 + SALT_LEN + NONCE_LEN..];
         let kek = derive(pin, salt, params)?;
-        let mk = crypto::gcm_open(kek.as_ref(), nonce, role_aad, ct).map_err(|_| Error::PinIncorrect)?;
-        let mut k = Zeroizing::new([0u8; MASTER_KEY_LEN]);
-        k.copy_from_slice(&mk);
-        Ok(MasterKey(k))
+        for (i, aad) in aads.iter().enumerate() {
+            if let Ok(mk) = crypto::gcm_open(kek.as_ref(), nonce, aad.as_ref(), ct) {
+                let mut k = Zeroizing::new([0u8; MASTER_KEY_LEN]);
+                k.copy_from_slice(&mk);
+                return Ok((MasterKey(k), i));
+            }
+        }
+        Err(Error::PinIncorrect)
+    }
+
+    /// The Argon2id parameters a wrap was made with; None when it is malformed.
+    pub fn wrap_params(blob: &[u8]) -> Option<KdfParams> {
+        if blob.len() != 1 + 12 + SALT_LEN + NONCE_LEN + MASTER_KEY_LEN + 16 || blob[0] != WRAP_VERSION {
+            return None;
+        }
+        let u32_at = |i: usize| u32::from_le_bytes([blob[i], blob[i + 1], blob[i + 2], blob[i + 3]]);
+        Some(KdfParams { memory_kib: u32_at(1), iterations: u32_at(5), parallelism: u32_at(9) })
+    }
+}
+
+/// The MAC key of the keystore's rows (HMAC-SHA256).
+pub struct Integrity(Zeroizing<Vec<u8>>);
+
+pub const MAC_LEN: usize = 32;
+
+impl Integrity {
+    /// The MAC of one row's canonical encoding (`store::rows`).
+    pub fn mac(&self, row: &[u8]) -> [u8; MAC_LEN] {
+        let mut out = [0u8; MAC_LEN];
+        out.copy_from_slice(&hmac_sha256(&self.0, row));
+        out
+    }
+
+    /// Whether `mac` is the MAC of `row`, compared in constant time.
+    pub fn verify(&self, row: &[u8], mac: &[u8]) -> bool {
+        bool::from(subtle::ConstantTimeEq::ct_eq(self.mac(row).as_slice(), mac))
+    }
+}
+
+/// A sum of MACs modulo 2^256: the digest of a set of rows, updated row by row as rows
+/// come and go. Addition rather than XOR: the sum of a subset of old MACs that equals a
+/// given value is a modular subset-sum problem, where XOR would be linear algebra.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sum256([u64; 4]);
+
+impl Sum256 {
+    pub fn from_bytes(b: &[u8]) -> Option<Sum256> {
+        let b: &[u8; 32] = b.try_into().ok()?;
+        let mut limbs = [0u64; 4];
+        for (i, l) in limbs.iter_mut().enumerate() {
+            *l = u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().ok()?);
+        }
+        Some(Sum256(limbs))
+    }
+
+    pub fn to_bytes(self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (i, l) in self.0.iter().enumerate() {
+            out[i * 8..i * 8 + 8].copy_from_slice(&l.to_le_bytes());
+        }
+        out
+    }
+
+    /// Adds a row's MAC (a MAC of another length, which no row has, counts as zero).
+    pub fn add(&mut self, mac: &[u8]) {
+        if let Some(m) = Sum256::from_bytes(mac) {
+            let mut carry = false;
+            for (a, b) in self.0.iter_mut().zip(m.0) {
+                let (s1, c1) = a.overflowing_add(b);
+                let (s2, c2) = s1.overflowing_add(carry as u64);
+                *a = s2;
+                carry = c1 || c2;
+            }
+        }
+    }
+
+    /// Takes a row's MAC away.
+    pub fn sub(&mut self, mac: &[u8]) {
+        if let Some(m) = Sum256::from_bytes(mac) {
+            let mut borrow = false;
+            for (a, b) in self.0.iter_mut().zip(m.0) {
+                let (d1, b1) = a.overflowing_sub(b);
+                let (d2, b2) = d1.overflowing_sub(borrow as u64);
+                *a = d2;
+                borrow = b1 || b2;
+            }
+        }
     }
 }
 
@@ -116,9 +209,13 @@ fn attr_aad(serial: &str, uid: &str, attr: u64) -> Vec<u8> {
     aad
 }
 
-/// The associated data of a PIN wrap: which token and which role it opens.
-pub fn role_aad(serial: &str, role: &str) -> Vec<u8> {
-    format!("kmstoken master key v1\0{serial}\0{role}").into_bytes()
+/// The associated data of a PIN wrap: which token and which role it opens. `sealed`
+/// tells a wrap of a token whose rows are authenticated (v2) from one of a keystore made
+/// before (v1): a v2 wrap cannot be passed off as a v1 one, so the rows of a token that
+/// has been sealed cannot be presented as never sealed.
+pub fn role_aad(serial: &str, role: &str, sealed: bool) -> Vec<u8> {
+    let v = if sealed { 2 } else { 1 };
+    format!("kmstoken master key v{v}\0{serial}\0{role}").into_bytes()
 }
 
 fn derive(pin: &[u8], salt: &[u8], p: KdfParams) -> Result<Zeroizing<[u8; 32]>> {
@@ -179,13 +276,15 @@ mod tests {
     #[test]
     fn pin_wrap_round_trip_and_wrong_pin() {
         let mk = MasterKey::generate().unwrap();
-        let aad = role_aad("serial", "user");
+        let aad = role_aad("serial", "user", true);
         let w = mk.wrap(b"1234", CHEAP, &aad).unwrap();
         let back = MasterKey::unwrap(&w, b"1234", &aad).unwrap();
         assert_eq!(back.0.as_ref(), mk.0.as_ref());
         assert!(matches!(MasterKey::unwrap(&w, b"1235", &aad), Err(Error::PinIncorrect)));
         // The SO wrap cannot stand in for the user wrap.
-        assert!(matches!(MasterKey::unwrap(&w, b"1234", &role_aad("serial", "so")), Err(Error::PinIncorrect)));
+        assert!(matches!(MasterKey::unwrap(&w, b"1234", &role_aad("serial", "so", true)), Err(Error::PinIncorrect)));
+        // Nor can a wrap of a sealed token pass for one of a keystore made before sealing.
+        assert!(matches!(MasterKey::unwrap(&w, b"1234", &role_aad("serial", "user", false)), Err(Error::PinIncorrect)));
         assert!(matches!(MasterKey::unwrap(&w[..40], b"1234", &aad), Err(Error::Storage(_))));
     }
 
@@ -202,6 +301,44 @@ mod tests {
         assert!(mk.open("s", "obj1", 0x11, &flipped).is_err());
         // Two seals of one value differ (fresh nonce).
         assert_ne!(b, mk.seal("s", "obj1", 0x11, b"secret").unwrap());
+    }
+
+    #[test]
+    fn sums_of_macs_add_and_take_away() {
+        let m = |b: u8| [b; 32];
+        let mut s = Sum256::default();
+        for b in [1, 200, 255, 7] {
+            s.add(&m(b));
+        }
+        let mut t = s;
+        t.sub(&m(200));
+        t.add(&m(201));
+        assert_ne!(s, t);
+        t.sub(&m(201));
+        t.add(&m(200));
+        assert_eq!(s, t);
+        // The carry runs across limbs: all-ones plus one is zero.
+        let mut z = Sum256::from_bytes(&[0xff; 32]).unwrap();
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        z.add(&one);
+        assert_eq!(z, Sum256::default());
+        z.sub(&one);
+        assert_eq!(z.to_bytes(), [0xff; 32]);
+        // A value of the wrong length changes nothing.
+        z.add(&[1; 31]);
+        assert_eq!(z.to_bytes(), [0xff; 32]);
+    }
+
+    #[test]
+    fn integrity_macs_depend_on_key_and_row() {
+        let a = MasterKey::generate().unwrap().integrity();
+        let b = MasterKey::generate().unwrap().integrity();
+        let m = a.mac(b"row");
+        assert!(a.verify(b"row", &m));
+        assert!(!a.verify(b"rov", &m));
+        assert!(!b.verify(b"row", &m));
+        assert!(!a.verify(b"row", &m[..31]));
     }
 
     #[test]

@@ -1,14 +1,23 @@
 //! A token in this process: its store, who is logged in, the master key while someone is,
 //! a cache of unsealed objects kept coherent with other processes through the store's
 //! change counter, and the session objects of this process.
+//!
+//! Integrity: with the master key, every object is checked against its MAC when it is
+//! loaded (one that fails is refused alone, with a logged reason), and every login checks
+//! the token as a whole (`check_integrity`): the authenticated state, the sum of all row
+//! MACs, the failure counters and the anchor. Token objects change only under a login,
+//! since every write renews the authenticated state.
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::kms::audit::AuditLog;
 use crate::object::{ck_ulong, Object};
-use crate::seal::{index_hash, role_aad, KdfParams, MasterKey};
+use crate::seal::{index_hash, role_aad, Integrity, KdfParams, MasterKey};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Change, IndexEntry, NamedUser, Role, Store, StoredAttr, StoredObject, TokenRecord};
+use crate::store::{
+    codec, Alias, Attempt, Change, IndexEntry, LoadedRow, NamedUser, Role, Scan, Store, StoredAttr, StoredObject, Tag,
+    TokenRecord,
+};
 use crate::vendor::{CKA_KMSTOKEN_KEY_ID, CKA_KMSTOKEN_KEY_STATE, CKA_KMSTOKEN_ROTATION_ENABLED};
 use cryptoki_sys::*;
 use parking_lot::{Mutex, RwLock};
@@ -60,6 +69,7 @@ struct Login {
     principal: Option<Arc<str>>,
     mk: Option<MasterKey>,
     index_key: Option<Zeroizing<Vec<u8>>>,
+    integrity: Option<Integrity>,
 }
 
 #[derive(Default)]
@@ -109,6 +119,13 @@ pub struct Token {
     max_failed: u32,
     pub kms: KmsSettings,
     pub audit: AuditLog,
+    /// The database's generation and the anchor's, when the anchor is ahead: the database
+    /// was put back from an older copy (found at open).
+    pub rolled_back: Option<(u64, u64)>,
+    /// Why the token's rows cannot be trusted as a whole (found at login): rows added,
+    /// removed or put back from a copy cannot be told apart, so no token object is used
+    /// and nothing is written until the SO has looked (`verify_keystore`).
+    suspect: Mutex<Option<String>>,
 }
 
 /// The configuration the KMS layer applies to this token.
@@ -135,6 +152,45 @@ fn kdf(config: &Config) -> KdfParams {
     }
 }
 
+/// What an integrity scan shows wrong, and whether that makes the token suspect (rows
+/// added, removed or put back, or a state that fails, which no single object shows).
+fn integrity_problems(auth: &Integrity, scan: &Scan, sealed_wrap: bool) -> (Vec<String>, Option<String>) {
+    let rec = &scan.record;
+    let mut problems = Vec::new();
+    let mut suspect = None;
+    match &rec.state {
+        None if sealed_wrap => {
+            suspect = Some("the token's authenticated state was removed".to_string());
+        }
+        None => {}
+        Some(st) if !auth.verify(&codec::state_row(rec, st), &st.mac) => {
+            suspect = Some("the token state fails its integrity check (edited outside the module)".to_string());
+        }
+        Some(st) => {
+            if st.digest != scan.digest {
+                suspect = Some(
+                    "the rows do not add up to the authenticated state: a row was added, removed or put back \
+                     from an older copy"
+                        .to_string(),
+                );
+            }
+            if !rec.counters(scan.named_failed).consistent {
+                problems.push("failed-login counters were lowered outside the module".to_string());
+            }
+            if scan.unsealed > 0 {
+                problems.push(format!("{} rows have no MAC (refused)", scan.unsealed));
+            }
+        }
+    }
+    problems.extend(suspect.clone());
+    (problems, suspect)
+}
+
+/// The Argon2id parameters of an existing PIN wrap, to wrap again at the same cost.
+fn wrap_params(wrap: &[u8]) -> KdfParams {
+    MasterKey::wrap_params(wrap).unwrap_or(KdfParams { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 })
+}
+
 fn role_name(role: Role) -> &'static str {
     match role {
         Role::So => "so",
@@ -153,16 +209,19 @@ impl Token {
         crate::crypto::random(&mut serial_bytes)?;
         let serial: String = serial_bytes.iter().map(|b| format!("{b:02x}")).collect();
         let mk = MasterKey::generate()?;
-        let rec = TokenRecord {
+        let mut rec = TokenRecord {
             serial: serial.clone(),
             label: label.to_string(),
             slot_id,
-            so_wrap: mk.wrap(so_pin, kdf(config), &role_aad(&serial, "so"))?,
+            so_wrap: mk.wrap(so_pin, kdf(config), &role_aad(&serial, "so", true))?,
             user_wrap: None,
             so_failed: 0,
             user_failed: 0,
             created: now_secs(),
+            generation: 0,
+            state: None,
         };
+        rec.state = Some(crate::store::sqlite::initial_state(&mk.integrity(), &rec));
         let path = dir.join(format!("token-{serial}.sqlite"));
         let store = SqliteStore::create(&path, &rec)?;
         Ok(Self::with_store(path, Box::new(store), rec, config))
@@ -171,7 +230,18 @@ impl Token {
     pub fn open(path: &Path, config: &Config) -> Result<Token> {
         let store = SqliteStore::open(path)?;
         let rec = store.record()?;
-        Ok(Self::with_store(path.to_path_buf(), Box::new(store), rec, config))
+        let anchor = store.anchor()?;
+        let mut t = Self::with_store(path.to_path_buf(), Box::new(store), rec.clone(), config);
+        if let Some(a) = anchor.filter(|a| *a > rec.generation) {
+            log::error!(
+                "token {}: the database is at generation {} but has been at {a}: it was put back from an \
+                 older copy (changes made since that copy are lost, and failed logins may have been undone)",
+                rec.serial,
+                rec.generation
+            );
+            t.rolled_back = Some((rec.generation, a));
+        }
+        Ok(t)
     }
 
     fn with_store(path: PathBuf, store: Box<dyn Store>, rec: TokenRecord, config: &Config) -> Token {
@@ -194,6 +264,8 @@ impl Token {
             serial: rec.serial,
             label: rec.label,
             path,
+            rolled_back: None,
+            suspect: Mutex::new(None),
         }
     }
 
@@ -203,10 +275,12 @@ impl Token {
 
     pub fn status(&self) -> Result<TokenStatus> {
         let r = self.store.record()?;
+        // The counters that logins go by, which a counter lowered in the file does not move.
+        let c = r.counters(self.store.named_users()?.iter().map(|u| u.failed).sum());
         Ok(TokenStatus {
             user_pin_initialized: r.user_wrap.is_some(),
-            so_failed: r.so_failed,
-            user_failed: r.user_failed,
+            so_failed: c.so,
+            user_failed: c.user,
             max_failed: self.max_failed,
         })
     }
@@ -224,41 +298,153 @@ impl Token {
         self.logged_in() == Some(Role::User)
     }
 
-    /// Checks `pin` for `role` against the stored wrap, counting failures on disk.
+    /// Checks `pin` for `role` against the stored wrap. PIN checks of a token run one at
+    /// a time across processes (`Store::login_lock`), each counted on disk before it runs,
+    /// so that guesses made at once never pass the limit; the count goes back to zero
+    /// under the key when the PIN is right.
     pub fn verify_pin(&self, role: Role, pin: &[u8]) -> Result<MasterKey> {
+        self.check_pin(role, pin, false)
+    }
+
+    /// `verify_pin`, and with `check` the token's integrity checked beside the PIN.
+    fn check_pin(&self, role: Role, pin: &[u8], check: bool) -> Result<MasterKey> {
+        let _one_at_a_time = self.store.login_lock()?;
         let rec = self.store.record()?;
-        let (wrap, failed) = match role {
-            Role::So => (Some(rec.so_wrap), rec.so_failed),
-            Role::User => (rec.user_wrap, rec.user_failed),
+        let wrap = match role {
+            Role::So => Some(rec.so_wrap.clone()),
+            Role::User => rec.user_wrap.clone(),
         };
         let wrap = wrap.ok_or(Error::UserPinNotInitialized)?;
+        let c = rec.counters(self.store.named_users()?.iter().map(|u| u.failed).sum());
+        let failed = match role {
+            Role::So => c.so,
+            Role::User => c.user,
+        };
         if failed >= self.max_failed {
             return Err(Error::PinLocked);
         }
-        match MasterKey::unwrap(&wrap, pin, &role_aad(&self.serial, role_name(role))) {
-            Ok(mk) => {
-                self.store.login_succeeded(role)?;
+        // Counted before it is checked: a check that could not be counted (a full disk, a
+        // crash during Argon2) never happens uncounted.
+        let n = match self.store.login_failed(role, self.max_failed)? {
+            Attempt::Counted(n) => n,
+            Attempt::Locked => return Err(Error::PinLocked),
+        };
+        let who = role_name(role);
+        let (r, scan) = self.unwrap_beside_scan(&wrap, pin, who, check);
+        match r {
+            Ok((mk, sealed)) => {
+                let auth = mk.integrity();
+                if check {
+                    self.check_integrity(&auth, scan, sealed)?;
+                }
+                if !sealed {
+                    // The first login after the upgrade: this role's wrap becomes a sealed
+                    // token's, which cannot be presented as an unsealed one again.
+                    let wrap = mk.wrap(pin, wrap_params(&wrap), &role_aad(&self.serial, who, true))?;
+                    match role {
+                        Role::So => self.store.set_so_wrap(&wrap, &auth)?,
+                        Role::User => self.store.set_user_wrap(&wrap, &auth)?,
+                    }
+                } else {
+                    self.reset_counter(|| self.store.login_succeeded(role, &auth))?;
+                }
                 Ok(mk)
             }
             Err(Error::PinIncorrect) => {
-                let n = self.store.login_failed(role)?;
-                log::warn!(
-                    "token {}: wrong {} PIN ({n} of {} tries used)",
-                    self.serial,
-                    role_name(role),
-                    self.max_failed
-                );
+                log::warn!("token {}: wrong {who} PIN ({n} of {} tries used)", self.serial, self.max_failed);
                 Err(Error::PinIncorrect)
             }
             Err(e) => Err(e),
         }
     }
 
+    /// Resets a failure counter after a right PIN. On a suspect token nothing is written
+    /// (the state cannot be renewed): the login stands, and the attempt stays counted
+    /// until the SO has looked.
+    fn reset_counter(&self, reset: impl FnOnce() -> Result<()>) -> Result<()> {
+        match reset() {
+            Err(Error::Storage(e)) if self.suspect.lock().is_some() => {
+                log::warn!("token {}: failure counter not reset: {e}", self.serial);
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
+    /// Unwraps the master key with `pin` (the PIN check: Argon2id, tens of milliseconds),
+    /// while another thread reads the integrity scan when `scan` is asked: the two cost
+    /// one Argon2 run. Tells whether the wrap is a sealed token's (v2) or one from before.
+    fn unwrap_beside_scan(
+        &self,
+        wrap: &[u8],
+        pin: &[u8],
+        who: &str,
+        scan: bool,
+    ) -> (Result<(MasterKey, bool)>, Option<Result<Scan>>) {
+        std::thread::scope(|s| {
+            let scanning = scan.then(|| s.spawn(|| self.store.scan()));
+            let aads = [role_aad(&self.serial, who, true), role_aad(&self.serial, who, false)];
+            // A wrap from before sealing still opens (each role's is renewed at its first
+            // login after the upgrade); it can seal only a token that has no state.
+            let r = MasterKey::unwrap_any(wrap, pin, &aads).map(|(mk, i)| (mk, i == 0));
+            let scanned = scanning.map(|h| h.join().unwrap_or_else(|_| Err(Error::general("integrity scan panicked"))));
+            (r, scanned)
+        })
+    }
+
+    /// The integrity check at login: seals a keystore from before sealing (when the PIN
+    /// wrap is one from before too); else checks the authenticated state, the sum of the
+    /// row MACs, rows without a MAC, the failure counters and the anchor. What fails is
+    /// logged and audited. Rows added, removed or put back, or a state that fails, make the
+    /// token suspect: its objects are refused until the SO has looked (`verify_keystore`).
+    /// Each object is also checked when it is loaded, so an edited row is refused alone.
+    fn check_integrity(&self, auth: &Integrity, scan: Option<Result<Scan>>, sealed_wrap: bool) -> Result<()> {
+        let scan = match scan {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                log::error!("token {}: integrity scan failed: {e}", self.serial);
+                return Ok(());
+            }
+            None => return Ok(()),
+        };
+        let (problems, suspect) = integrity_problems(auth, &scan, sealed_wrap);
+        if scan.record.state.is_none() && !sealed_wrap {
+            self.store.seal(auth)?;
+            log::info!("token {}: rows authenticated for the first time (keystore upgrade)", self.serial);
+            self.audit_integrity(None, Some(serde_json::json!({ "sealed": true })))?;
+        }
+        let mut problems = problems;
+        if let Some((db, anchor)) = self.rolled_back {
+            problems.push(format!("the database (generation {db}) is older than its anchor ({anchor})"));
+        }
+        for p in &problems {
+            log::error!("token {}: integrity: {p}", self.serial);
+        }
+        if !problems.is_empty() {
+            self.audit_integrity(Some(problems.join("; ")), None)?;
+        }
+        *self.suspect.lock() = suspect;
+        Ok(())
+    }
+
+    fn audit_integrity(&self, error: Option<String>, details: Option<serde_json::Value>) -> Result<()> {
+        self.audit.append(
+            &self.serial,
+            &crate::kms::audit::Event {
+                name: "IntegrityCheck",
+                service: true,
+                error: error.map(|m| ("KMSInvalidStateException", m)),
+                details,
+                ..Default::default()
+            },
+        )
+    }
+
     pub fn login(&self, role: Role, pin: &[u8]) -> Result<()> {
         if let Some(have) = self.logged_in() {
             return Err(if have == role { Error::UserAlreadyLoggedIn } else { Error::UserAnotherAlreadyLoggedIn });
         }
-        let mk = self.verify_pin(role, pin)?;
+        let mk = self.check_pin(role, pin, true)?;
         self.logged_in_as(role, role_name(role).into(), mk);
         Ok(())
     }
@@ -266,6 +452,7 @@ impl Token {
     fn logged_in_as(&self, role: Role, principal: Arc<str>, mk: MasterKey) {
         let mut l = self.login.write();
         l.index_key = Some(mk.index_key());
+        l.integrity = Some(mk.integrity());
         l.mk = Some(mk);
         l.role = Some(role);
         l.principal = Some(principal);
@@ -273,29 +460,124 @@ impl Token {
         self.cache.lock().objects.clear();
     }
 
+    /// Runs `f` with the integrity key of the current login: token writes need it, and
+    /// none is made while the token is suspect.
+    fn with_integrity<T>(&self, f: impl FnOnce(&Integrity) -> Result<T>) -> Result<T> {
+        self.refuse_if_suspect()?;
+        // The record of this change must find room once the change is made.
+        self.audit.ensure_room()?;
+        let l = self.login.read();
+        f(l.integrity.as_ref().ok_or(Error::UserNotLoggedIn)?)
+    }
+
+    fn refuse_if_suspect(&self) -> Result<()> {
+        match &*self.suspect.lock() {
+            Some(why) => Err(Error::storage(format!(
+                "token {} is refused until the SO has looked (kmstoken verify-keystore): {why}",
+                self.serial
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The SO's full check of the keystore: the state, the sum of the row MACs, and every
+    /// object, alias, tag and named user against its MAC. With `accept`, the state is
+    /// authenticated again over the rows as they are now (what fails its own MAC stays
+    /// refused), which ends a suspect state after review.
+    pub fn verify_keystore(&self, accept: bool) -> Result<serde_json::Value> {
+        if self.logged_in() != Some(Role::So) {
+            return Err(Error::UserNotLoggedIn);
+        }
+        let scan = self.store.scan()?;
+        let (mut problems, _) = self.with_key(|auth| Ok(integrity_problems(auth, &scan, true)))?;
+        let mut refused = Vec::new();
+        let ids = self.store.find(&[], true, &[])?;
+        for id in &ids {
+            if let Some(row) = self.store.load(*id)? {
+                if let Err(e) = self.unseal(row) {
+                    refused.push(serde_json::json!({ "Handle": id, "Reason": e.to_string() }));
+                }
+            }
+        }
+        let bad_aliases = self.store.aliases()?.len() - self.aliases()?.len();
+        if bad_aliases > 0 {
+            problems.push(format!("{bad_aliases} aliases fail their integrity check"));
+        }
+        if let Some((db, anchor)) = self.rolled_back {
+            problems.push(format!("the database (generation {db}) is older than its anchor ({anchor})"));
+        }
+        if accept {
+            self.with_key(|auth| self.store.accept(auth))?;
+            *self.suspect.lock() = None;
+            self.audit_integrity(None, Some(serde_json::json!({ "accepted": true, "problems": problems })))?;
+        }
+        Ok(serde_json::json!({
+            "Objects": ids.len(),
+            "RefusedObjects": refused,
+            "Problems": problems,
+            "Accepted": accept,
+        }))
+    }
+
+    /// `f` with the integrity key, suspect or not (for the SO's review).
+    fn with_key<T>(&self, f: impl FnOnce(&Integrity) -> Result<T>) -> Result<T> {
+        let l = self.login.read();
+        f(l.integrity.as_ref().ok_or(Error::UserNotLoggedIn)?)
+    }
+
     // ---- named users ----
 
     /// The wrap's associated data names the principal, so that one user's wrap cannot
     /// stand in for another's.
-    fn named_aad(&self, name: &str) -> Vec<u8> {
-        role_aad(&self.serial, &format!("user/{name}"))
+    fn named_aad(&self, name: &str, sealed: bool) -> Vec<u8> {
+        role_aad(&self.serial, &format!("user/{name}"), sealed)
     }
 
-    /// Checks a named user's PIN, counting failures on disk as for the user PIN. An
+    /// Checks a named user's PIN, counting the attempt first as for the user PIN. An
     /// unknown name is CKR_USER_TYPE_INVALID (C_LoginUser names no user the token has).
     pub fn verify_named_pin(&self, name: &str, pin: &[u8]) -> Result<MasterKey> {
+        self.check_named_pin(name, pin, false)
+    }
+
+    fn check_named_pin(&self, name: &str, pin: &[u8], check: bool) -> Result<MasterKey> {
+        let _one_at_a_time = self.store.login_lock()?;
         let user = self.store.named_user(name)?.ok_or(Error::UserTypeInvalid)?;
-        if user.failed >= self.max_failed {
+        let rec = self.store.record()?;
+        let c = rec.counters(self.store.named_users()?.iter().map(|u| u.failed).sum());
+        let failed = user.failed.saturating_add(c.named_extra);
+        if failed >= self.max_failed {
             return Err(Error::PinLocked);
         }
-        match MasterKey::unwrap(&user.wrap, pin, &self.named_aad(name)) {
-            Ok(mk) => {
-                self.store.named_login_succeeded(name)?;
+        let n = match self.store.named_login_failed(name, self.max_failed)? {
+            Some(Attempt::Counted(n)) => n,
+            Some(Attempt::Locked) => return Err(Error::PinLocked),
+            None => return Err(Error::UserTypeInvalid),
+        };
+        let who = format!("user/{name}");
+        let (r, scan) = self.unwrap_beside_scan(&user.wrap, pin, &who, check);
+        match r {
+            Ok((mk, sealed)) => {
+                let auth = mk.integrity();
+                if check {
+                    self.check_integrity(&auth, scan, sealed)?;
+                }
+                // The row as it stands now (a first login after the upgrade has just sealed
+                // it), which must be the one whose wrap was opened.
+                let now = self.store.named_user(name)?.filter(|u| u.wrap == user.wrap);
+                if !now.is_some_and(|u| auth.verify(&codec::user_row(&self.serial, name, &u.wrap, u.created), &u.mac)) {
+                    log::error!("token {}: the row of user/{name} fails its integrity check", self.serial);
+                    return Err(Error::storage(format!("the row of user/{name} fails its integrity check")));
+                }
+                if !sealed {
+                    let wrap = mk.wrap(pin, wrap_params(&user.wrap), &self.named_aad(name, true))?;
+                    self.store.set_named_wrap(name, &wrap, &auth)?;
+                } else {
+                    self.reset_counter(|| self.store.named_login_succeeded(name, &auth))?;
+                }
                 Ok(mk)
             }
             Err(Error::PinIncorrect) => {
-                let n = self.store.named_login_failed(name)?;
-                log::warn!("token {}: wrong PIN of user/{name} ({n} of {} tries used)", self.serial, self.max_failed);
+                log::warn!("token {}: wrong PIN of {who} ({n} of {} tries used)", self.serial, self.max_failed);
                 Err(Error::PinIncorrect)
             }
             Err(e) => Err(e),
@@ -311,7 +593,7 @@ impl Token {
                 Error::UserAnotherAlreadyLoggedIn
             });
         }
-        let mk = self.verify_named_pin(name, pin)?;
+        let mk = self.check_named_pin(name, pin, true)?;
         self.logged_in_as(Role::User, format!("user/{name}").into(), mk);
         Ok(())
     }
@@ -323,16 +605,17 @@ impl Token {
         if l.role != Some(Role::So) {
             return Err(Error::UserNotLoggedIn);
         }
-        let mk = l.mk.as_ref().ok_or(Error::UserNotLoggedIn)?;
-        let wrap = mk.wrap(pin, kdf(config), &self.named_aad(name))?;
-        self.store.add_named_user(&NamedUser { name: name.to_string(), wrap, failed: 0, created: now_secs() })
+        let (mk, auth) = l.mk.as_ref().zip(l.integrity.as_ref()).ok_or(Error::UserNotLoggedIn)?;
+        let wrap = mk.wrap(pin, kdf(config), &self.named_aad(name, true))?;
+        let user = NamedUser { name: name.to_string(), wrap, failed: 0, created: now_secs(), mac: Vec::new() };
+        self.store.add_named_user(&user, auth)
     }
 
     /// C_SetPIN by a named user: its own PIN, proving the old one.
     pub fn set_named_pin(&self, name: &str, old: &[u8], new: &[u8], config: &Config) -> Result<()> {
         let mk = self.verify_named_pin(name, old)?;
-        let wrap = mk.wrap(new, kdf(config), &self.named_aad(name))?;
-        if !self.store.set_named_wrap(name, &wrap)? {
+        let wrap = mk.wrap(new, kdf(config), &self.named_aad(name, true))?;
+        if !self.store.set_named_wrap(name, &wrap, &mk.integrity())? {
             return Err(Error::UserTypeInvalid);
         }
         Ok(())
@@ -343,7 +626,7 @@ impl Token {
         if self.logged_in() != Some(Role::So) {
             return Err(Error::UserNotLoggedIn);
         }
-        self.store.delete_named_user(name)
+        self.with_integrity(|auth| self.store.delete_named_user(name, auth))
     }
 
     /// The named users: (name, failed logins, created).
@@ -369,18 +652,18 @@ impl Token {
         if l.role != Some(Role::So) {
             return Err(Error::UserNotLoggedIn);
         }
-        let mk = l.mk.as_ref().ok_or(Error::UserNotLoggedIn)?;
-        let wrap = mk.wrap(pin, kdf(config), &role_aad(&self.serial, "user"))?;
-        self.store.set_user_wrap(&wrap)
+        let (mk, auth) = l.mk.as_ref().zip(l.integrity.as_ref()).ok_or(Error::UserNotLoggedIn)?;
+        let wrap = mk.wrap(pin, kdf(config), &role_aad(&self.serial, "user", true))?;
+        self.store.set_user_wrap(&wrap, auth)
     }
 
     /// C_SetPIN: `role` changes its own PIN, proving the old one.
     pub fn set_pin(&self, role: Role, old: &[u8], new: &[u8], config: &Config) -> Result<()> {
         let mk = self.verify_pin(role, old)?;
-        let wrap = mk.wrap(new, kdf(config), &role_aad(&self.serial, role_name(role)))?;
+        let wrap = mk.wrap(new, kdf(config), &role_aad(&self.serial, role_name(role), true))?;
         match role {
-            Role::So => self.store.set_so_wrap(&wrap),
-            Role::User => self.store.set_user_wrap(&wrap),
+            Role::So => self.store.set_so_wrap(&wrap, &mk.integrity()),
+            Role::User => self.store.set_user_wrap(&wrap, &mk.integrity()),
         }
     }
 
@@ -401,13 +684,30 @@ impl Token {
         Ok(())
     }
 
-    fn unseal(&self, so: StoredObject) -> Result<Object> {
+    /// An object from its row: with the integrity key (any login), the row's MAC checked
+    /// over exactly the stored bytes first; then the attributes, each sealed one opened.
+    /// Without a login only public objects are loaded, unchecked (there is no key before
+    /// login); they are checked again after it, as the cache is emptied at login.
+    fn unseal(&self, row: LoadedRow) -> Result<Object> {
         let l = self.login.read();
+        let corrupt = |why: String| Error::storage(format!("object {} is refused: {why}", row.id));
+        if let Some(auth) = &l.integrity {
+            if row.mac.is_empty() {
+                return Err(corrupt("it has no MAC".into()));
+            }
+            let bytes = codec::object_row(&self.serial, row.id, &row.uid, row.class, row.private, row.gen, &row.attrs);
+            if !auth.verify(&bytes, &row.mac) {
+                return Err(corrupt("it fails its integrity check (edited outside the module)".into()));
+            }
+        }
+        let attrs = codec::decode(&row.attrs).map_err(|e| corrupt(e.to_string()))?;
         let mut obj = Object::default();
-        for a in so.attrs {
+        let mut sealed_types = Vec::new();
+        for a in attrs {
             let v = if a.sealed {
+                sealed_types.push(a.ty);
                 match &l.mk {
-                    Some(mk) => mk.open(&self.serial, &so.uid, a.ty, &a.value)?,
+                    Some(mk) => mk.open(&self.serial, &row.uid, a.ty, &a.value).map_err(|e| corrupt(e.to_string()))?,
                     // Without the master key a sealed secret stays unknown; an object that
                     // needs it is unusable until login (see `usable_value`).
                     None => continue,
@@ -416,6 +716,14 @@ impl Token {
                 Zeroizing::new(a.value)
             };
             obj.attrs.insert(a.ty, v);
+        }
+        // What the row says of itself must agree with the object, and nothing that must be
+        // sealed may come in clear.
+        if obj.class() != row.class || obj.is_private() != row.private {
+            return Err(corrupt("its class or privacy columns disagree with its attributes".into()));
+        }
+        if let Some(ty) = obj.attrs.keys().find(|ty| obj.must_seal(**ty) && !sealed_types.contains(ty)) {
+            return Err(corrupt(format!("attribute {ty:#x} is stored in clear")));
         }
         Ok(obj)
     }
@@ -449,6 +757,55 @@ impl Token {
         self.cached_object(&mut cache, id)
     }
 
+    /// Whether object `id`, found through the index, matches `template`: from the cache
+    /// when it is there; else its row is checked against its MAC and only the attributes
+    /// the template names are opened (a search stays cheap: the rest of the object is
+    /// unsealed when it is used).
+    fn found_matches(&self, cache: &Cache, id: u64, template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> Result<bool> {
+        if let Some(o) = cache.objects.get(&id) {
+            return Ok(o.matches(template));
+        }
+        let Some(row) = self.store.load(id)? else {
+            return Ok(false);
+        };
+        let l = self.login.read();
+        let (Some(auth), Some(mk)) = (&l.integrity, &l.mk) else {
+            return Ok(false);
+        };
+        let refuse = |why: &str| {
+            log::error!("token {}: object {id} is refused: {why}", self.serial);
+            Ok(false)
+        };
+        let bytes = codec::object_row(&self.serial, row.id, &row.uid, row.class, row.private, row.gen, &row.attrs);
+        if row.mac.is_empty() || !auth.verify(&bytes, &row.mac) {
+            return refuse("it fails its integrity check (edited outside the module)");
+        }
+        let Ok(attrs) = codec::decode(&row.attrs) else {
+            return refuse("its attribute list is corrupt");
+        };
+        for (ty, want) in template {
+            if *ty == CKA_TOKEN {
+                continue;
+            }
+            let Some(a) = attrs.iter().find(|a| a.ty == *ty).filter(|_| crate::object::searchable(row.class, *ty))
+            else {
+                return Ok(false);
+            };
+            let same = if a.sealed {
+                match mk.open(&self.serial, &row.uid, a.ty, &a.value) {
+                    Ok(v) => v.as_slice() == want.as_slice(),
+                    Err(_) => return refuse("a sealed attribute fails its check"),
+                }
+            } else {
+                a.value == *want
+            };
+            if !same {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// The object `id` from an already synchronised cache, loading it if needed.
     fn cached_object(&self, cache: &mut Cache, id: u64) -> Result<Option<Arc<Object>>> {
         if let Some(o) = cache.objects.get(&id) {
@@ -463,7 +820,8 @@ impl Token {
         if stored.private && self.login.read().mk.is_none() {
             return Ok(None);
         }
-        let obj = Arc::new(self.unseal(stored)?);
+        self.refuse_if_suspect()?;
+        let obj = Arc::new(self.unseal(stored).inspect_err(|e| log::error!("token {}: {e}", self.serial))?);
         cache.put(id, obj.clone());
         Ok(Some(obj))
     }
@@ -493,10 +851,14 @@ impl Token {
                 obj.get_raw(*ty).map(|v| (*ty, index_hash(k, *ty, v)))
             })
             .collect();
-        Ok((StoredObject { id, uid, class: obj.class(), private: obj.is_private(), attrs }, index))
+        Ok((
+            StoredObject { id, uid, class: obj.class(), private: obj.is_private(), attrs, gen: 0, mac: Vec::new() },
+            index,
+        ))
     }
 
-    /// Stores a new object; returns its handle. Token objects are durable on return.
+    /// Stores a new object; returns its handle. Token objects are durable on return, and
+    /// need a login: their write renews the token's authenticated state.
     pub fn add_object(&self, mut obj: Object, owner: CK_SESSION_HANDLE) -> Result<u64> {
         if obj.is_private() && !self.user_logged_in() {
             return Err(Error::UserNotLoggedIn);
@@ -508,7 +870,8 @@ impl Token {
             return Ok(h);
         }
         let (stored, index) = self.to_stored(&obj, 0)?;
-        let id = self.store.insert(&stored, &index)?;
+        let ids = self.with_integrity(|auth| self.store.commit(vec![Change::Insert(stored, index)], auth))?;
+        let id = *ids.first().ok_or_else(|| Error::general("insert returned no id"))?;
         self.cache.lock().put(id, Arc::new(obj));
         Ok(id)
     }
@@ -522,7 +885,7 @@ impl Token {
             return Ok(());
         }
         let (stored, index) = self.to_stored(&obj, handle)?;
-        self.store.update(&stored, &index)?;
+        self.with_integrity(|auth| self.store.commit(vec![Change::Update(stored, index)], auth))?;
         self.cache.lock().put(handle, Arc::new(obj));
         Ok(())
     }
@@ -532,9 +895,7 @@ impl Token {
             return self.session_objects.write().remove(&handle).map(|_| ()).ok_or(Error::ObjectHandleInvalid);
         }
         self.cache.lock().objects.remove(&handle);
-        if !self.store.delete(handle)? {
-            return Err(Error::ObjectHandleInvalid);
-        }
+        self.with_integrity(|auth| self.store.commit(vec![Change::Delete(handle)], auth))?;
         Ok(())
     }
 
@@ -554,7 +915,7 @@ impl Token {
             changes.push(Change::Update(stored, index));
         }
         changes.extend(deletes.iter().map(|h| Change::Delete(*h)));
-        let ids = self.store.commit(changes)?;
+        let ids = self.with_integrity(|auth| self.store.commit(changes, auth))?;
         let mut cache = self.cache.lock();
         for (id, obj) in ids.iter().zip(inserted) {
             cache.put(*id, Arc::new(obj));
@@ -574,41 +935,81 @@ impl Token {
         self.store.find(&cond, true, &[])
     }
 
-    /// Objects pending deletion whose date has come: (handle, key id), read from the store
-    /// directly because purging needs no login.
+    /// Keys pending deletion whose date has come: (handle, key id). Each object is loaded
+    /// and checked as any other, so that a date edited in the file purges nothing.
     pub fn due_for_purge(&self, now: i64) -> Result<Vec<(u64, String)>> {
         let state = ck_ulong(crate::vendor::KMSTOKEN_STATE_PENDING_DELETION);
         let cond = vec![(CKA_KMSTOKEN_KEY_STATE, vec![index_hash(None, CKA_KMSTOKEN_KEY_STATE, &state)])];
         let mut due = Vec::new();
         for id in self.store.find(&cond, true, &[])? {
-            let Some(so) = self.store.load(id)? else {
+            let Ok(Some(obj)) = self.token_object(id) else {
                 continue;
             };
-            let clear = |ty: u64| so.attrs.iter().find(|a| a.ty == ty && !a.sealed).map(|a| a.value.clone());
-            let date = clear(crate::vendor::CKA_KMSTOKEN_DELETION_DATE)
-                .and_then(|v| v.try_into().ok())
-                .map(u64::from_ne_bytes)
-                .unwrap_or(0);
-            let key_id = clear(CKA_KMSTOKEN_KEY_ID).map(|v| String::from_utf8_lossy(&v).into_owned());
-            if let (true, Some(k)) = (date as i64 <= now, key_id) {
+            let date = obj.ulong(crate::vendor::CKA_KMSTOKEN_DELETION_DATE).unwrap_or(0);
+            let pending = obj.ulong(CKA_KMSTOKEN_KEY_STATE) == Some(crate::vendor::KMSTOKEN_STATE_PENDING_DELETION);
+            let key_id = obj.get_raw(CKA_KMSTOKEN_KEY_ID).map(|v| String::from_utf8_lossy(v).into_owned());
+            if let (true, true, Some(k)) = (pending, date as i64 <= now, key_id) {
                 due.push((id, k));
             }
         }
         Ok(due)
     }
 
-    /// Deletes every object of a KMS key without login (the purge of keys whose
-    /// deletion date has come), its public half included.
-    /// Returns how many objects went.
+    /// Deletes every object of a KMS key, its public half included, with its aliases and
+    /// tags, in one transaction (under a login: see `add_object`). Returns how many
+    /// objects went.
     pub fn purge(&self, key_id: &str) -> Result<usize> {
         let handles = self.objects_of_key(key_id)?;
-        self.store.commit(handles.iter().map(|h| Change::Delete(*h)).collect())?;
-        self.store.delete_aliases_of(key_id)?;
+        let n = self.with_integrity(|auth| self.store.purge_key(&handles, key_id, auth))?;
         let mut cache = self.cache.lock();
         handles.iter().for_each(|h| {
             cache.objects.remove(h);
         });
-        Ok(handles.len())
+        Ok(n)
+    }
+
+    // ---- aliases and tags, each row checked against its MAC when read ----
+
+    /// Whether a row's MAC is right; without a login nothing can be checked (and nothing
+    /// of the KMS layer runs without one).
+    fn row_ok(&self, what: &str, bytes: &[u8], mac: &[u8]) -> bool {
+        let l = self.login.read();
+        let ok = l.integrity.as_ref().is_none_or(|auth| auth.verify(bytes, mac));
+        if !ok {
+            log::error!("token {}: {what} is refused: it fails its integrity check", self.serial);
+        }
+        ok
+    }
+
+    /// The aliases whose rows are intact, by name.
+    pub fn aliases(&self) -> Result<Vec<Alias>> {
+        let all = self.store.aliases()?;
+        Ok(all
+            .into_iter()
+            .filter(|a| self.row_ok(&format!("alias {}", a.name), &codec::alias_row(&self.serial, a), &a.mac))
+            .collect())
+    }
+
+    pub fn put_alias(&self, name: &str, key_id: &str, replace: bool, now: i64) -> Result<bool> {
+        self.with_integrity(|auth| self.store.put_alias(name, key_id, replace, now, auth))
+    }
+
+    pub fn delete_alias(&self, name: &str) -> Result<bool> {
+        self.with_integrity(|auth| self.store.delete_alias(name, auth))
+    }
+
+    /// A key's tags whose rows are intact: (key, value), by key.
+    pub fn tags(&self, key_id: &str) -> Result<Vec<(String, String)>> {
+        let all: Vec<Tag> = self.store.tags(key_id)?;
+        Ok(all
+            .into_iter()
+            .filter(|t| self.row_ok(&format!("tag {} of {key_id}", t.key), &codec::tag_row(&self.serial, t), &t.mac))
+            .map(|t| (t.key, t.value))
+            .collect())
+    }
+
+    pub fn change_tags(&self, key_id: &str, set: &[(String, String)], remove: &[String], max: usize) -> Result<bool> {
+        self.with_integrity(|auth| self.store.change_tags(key_id, set, remove, max, auth))
     }
 
     /// Handles of the keys whose automatic rotation is enabled (found by the index, so
@@ -624,6 +1025,11 @@ impl Token {
         self.store.find(&[], true, &[])
     }
 
+    /// The database's generation and the anchor's.
+    pub fn generations(&self) -> Result<(u64, Option<u64>)> {
+        Ok((self.store.record()?.generation, self.store.anchor()?))
+    }
+
     pub fn store(&self) -> &dyn Store {
         self.store.as_ref()
     }
@@ -633,11 +1039,17 @@ impl Token {
         self.session_objects.write().retain(|_, s| s.owner != owner);
     }
 
-    /// Handles of the objects matching `template`, token objects through the index.
+    /// Handles of the objects matching `template`, token objects through the index. With
+    /// a login every object found is loaded (checked against its MAC) and matched against
+    /// the whole template, so that an index row edited in the file yields no other object;
+    /// an object that fails its check is left out (and logged), the others are found.
     pub fn find(&self, template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> Result<Vec<u64>> {
         let user = self.user_logged_in();
-        let key = self.login.read().index_key.clone();
-        let conditions: Vec<(u64, Vec<Vec<u8>>)> = template
+        let (key, checked) = {
+            let l = self.login.read();
+            (l.index_key.clone(), l.integrity.is_some())
+        };
+        let mut conditions: Vec<(u64, Vec<Vec<u8>>)> = template
             .iter()
             .filter(|(ty, _)| INDEXED.contains(ty))
             .map(|(ty, v)| {
@@ -648,22 +1060,29 @@ impl Token {
                 (*ty, hashes)
             })
             .collect();
+        // The store drives a search by its first condition: the most selective one.
+        conditions.sort_by_key(|(ty, _)| !matches!(*ty, CKA_LABEL | CKA_ID | CKA_KMSTOKEN_KEY_ID));
         let wants_token = template.iter().find(|(ty, _)| *ty == CKA_TOKEN).map(|(_, v)| v.first() == Some(&1));
         let mut out = Vec::new();
         if wants_token != Some(false) {
+            if checked {
+                self.refuse_if_suspect()?;
+            }
             // Keys pending deletion are hidden unless the template asks for their state.
             let asks_state = template.iter().any(|(ty, _)| *ty == CKA_KMSTOKEN_KEY_STATE);
             let exclude = if asks_state { Vec::new() } else { vec![pending_deletion_entry()] };
             let ids = self.store.find(&conditions, user, &exclude)?;
-            // When the index decides every condition, the objects need not be loaded (and
-            // unsealed) at all: a search stays proportional to what it finds.
-            if template.iter().all(|(ty, _)| INDEXED.contains(ty) || *ty == CKA_TOKEN) {
+            // Before login nothing can be checked, and when the index decides every
+            // condition the objects need not be loaded: a public search stays
+            // proportional to what it finds.
+            if !checked && template.iter().all(|(ty, _)| INDEXED.contains(ty) || *ty == CKA_TOKEN) {
                 out = ids;
             } else {
                 let mut cache = self.cache.lock();
                 self.sync(&mut cache)?;
                 for id in ids {
-                    if self.cached_object(&mut cache, id)?.is_some_and(|o| o.matches(template)) {
+                    // A refused object is logged where it is checked.
+                    if self.found_matches(&cache, id, template).unwrap_or(false) {
                         out.push(id);
                     }
                 }

@@ -32,10 +32,20 @@ pub fn run(cmd: AuditCommand) -> Result<Value, Failure> {
         AuditCommand::Verify { token } => {
             let t = pick(&lib, token, None)?;
             let path = t.audit.path();
+            // The database against its anchor: one put back from an older copy shows.
+            let (generation, anchor) = t.generations()?;
+            let database = json!({
+                "Generation": generation,
+                "Anchor": anchor,
+                "RolledBack": t.rolled_back.is_some(),
+            });
             match audit::verify(path)? {
-                Verdict::Intact { records } => {
-                    Ok(json!({ "Log": path.display().to_string(), "Records": records, "Intact": true }))
-                }
+                Verdict::Intact { records } => Ok(json!({
+                    "Log": path.display().to_string(),
+                    "Records": records,
+                    "Intact": true,
+                    "Database": database,
+                })),
                 Verdict::Broken { line, reason } => {
                     Err(Failure(format!("{}: record {line} is broken: {reason}", path.display())))
                 }

@@ -605,7 +605,6 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
         ListAliases { key_id } => {
             let only = key_id.map(|k| resolve(&k).and_then(|h| Ok(kms::key_id(&*t.object_any(h)?)))).transpose()?;
             let aliases: Vec<Value> = t
-                .store()
                 .aliases()?
                 .into_iter()
                 .filter(|al| only.as_ref().is_none_or(|k| &al.key_id == k))
@@ -631,12 +630,8 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
         }
         ListResourceTags { key_id } => {
             let obj = t.object_any(resolve(&key_id)?)?;
-            let tags: Vec<Value> = t
-                .store()
-                .tags(&kms::key_id(&obj))?
-                .into_iter()
-                .map(|(k, v)| json!({ "TagKey": k, "TagValue": v }))
-                .collect();
+            let tags: Vec<Value> =
+                t.tags(&kms::key_id(&obj))?.into_iter().map(|(k, v)| json!({ "TagKey": k, "TagValue": v })).collect();
             json!({ "Tags": tags, "Truncated": false })
         }
         UpdateKeyDescription { key_id, description } => {

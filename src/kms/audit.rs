@@ -153,8 +153,10 @@ fn file_id(m: &std::fs::Metadata) -> (u64, u64) {
     (m.dev(), m.ino())
 }
 
-/// The sequence number and hash of the last complete record of `f`.
-fn last_record(f: &mut File) -> Result<(u64, String)> {
+/// The sequence number and hash of the last complete record of `f`. A torn last record
+/// (a write cut short by a full disk or a crash) is moved aside to `<log>.torn` and cut
+/// off, so that it never blocks a later append; so is a last line that is not a record.
+fn last_record(f: &mut File, path: &Path) -> Result<(u64, String)> {
     let len = f.seek(SeekFrom::End(0)).map_err(io)?;
     if len == 0 {
         return Ok((0, GENESIS.to_string()));
@@ -164,24 +166,92 @@ fn last_record(f: &mut File) -> Result<(u64, String)> {
     f.seek(SeekFrom::Start(len - back)).map_err(io)?;
     let mut tail = Vec::with_capacity(back as usize);
     f.take(back).read_to_end(&mut tail).map_err(io)?;
-    let text = String::from_utf8_lossy(&tail);
-    let last = text.trim_end_matches('\n').rsplit('\n').next().unwrap_or_default();
-    let v: Value =
-        serde_json::from_str(last).map_err(|e| Error::storage(format!("audit log: last record unreadable: {e}")))?;
-    let seq = v["seq"].as_u64().ok_or_else(|| Error::storage("audit log: last record has no seq"))?;
-    let hash = v["hash"].as_str().ok_or_else(|| Error::storage("audit log: last record has no hash"))?;
-    Ok((seq, hash.to_string()))
+    // Where the last whole line ends; whatever follows it is torn.
+    let mut end = tail.len();
+    if tail.last() != Some(&b'\n') {
+        end = tail.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        set_aside(f, path, len - back + end as u64, &tail[end..])?;
+    }
+    let whole = &tail[..end];
+    let body = whole.strip_suffix(b"\n").unwrap_or(whole);
+    if body.is_empty() && len - back + end as u64 == 0 {
+        return Ok((0, GENESIS.to_string()));
+    }
+    let start = body.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let parsed = serde_json::from_slice::<Value>(&body[start..])
+        .ok()
+        .and_then(|v| Some((v["seq"].as_u64()?, v["hash"].as_str()?.to_string())));
+    match parsed {
+        Some(p) => Ok(p),
+        None => {
+            // A whole line that is no record: set aside too, and the one before is the last.
+            set_aside(f, path, len - back + start as u64, &whole[start..])?;
+            last_record(f, path)
+        }
+    }
 }
 
+/// Moves `bytes`, which start at `at` in the log, to `<log>.torn` and cuts the log there.
+fn set_aside(f: &mut File, path: &Path, at: u64, bytes: &[u8]) -> Result<()> {
+    let torn = path.with_extension("torn");
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut t = OpenOptions::new().append(true).create(true).mode(0o600).open(&torn).map_err(io)?;
+    // Best effort: the cut matters more than the copy, which a full disk may refuse.
+    if let Err(e) = t.write_all(bytes).and_then(|_| t.write_all(b"\n")) {
+        log::error!("audit log {}: torn record not copied to {}: {e}", path.display(), torn.display());
+    }
+    f.set_len(at).map_err(io)?;
+    log::error!(
+        "audit log {}: a torn or unreadable last record ({} bytes) was set aside in {}",
+        path.display(),
+        bytes.len(),
+        torn.display()
+    );
+    Ok(())
+}
+
+/// Room kept beside the logs (`.reserve` in their directory): when a record cannot be
+/// written for want of space, the reserve goes and the record is written. Writes to the
+/// keystore first make sure the reserve is there (`AuditLog::ensure_room`), so that an
+/// operation whose change was made always finds room for its record.
+const RESERVE_LEN: usize = 1 << 20;
+
 fn io(e: std::io::Error) -> Error {
-    if e.raw_os_error() == Some(28) {
+    if is_full(&e) {
         Error::DeviceMemory
     } else {
         Error::storage(format!("audit log: {e}"))
     }
 }
 
+/// ENOSPC, or EFBIG (a file size limit), which a full disk and a quota both give.
+fn is_full(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(28) | Some(27))
+}
+
 impl AuditLog {
+    fn reserve_path(&self) -> PathBuf {
+        self.path.with_file_name(".reserve")
+    }
+
+    /// Makes sure the reserve is there before a change to the keystore: with no room for
+    /// it, the change is refused (CKR_DEVICE_MEMORY) before anything is written.
+    pub fn ensure_room(&self) -> Result<()> {
+        let reserve = self.reserve_path();
+        if std::fs::metadata(&reserve).is_ok_and(|m| m.len() == RESERVE_LEN as u64) {
+            return Ok(());
+        }
+        if let Some(dir) = reserve.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let made = std::fs::write(&reserve, vec![0u8; RESERVE_LEN]);
+        if let Err(e) = made {
+            let _ = std::fs::remove_file(&reserve);
+            return Err(io(e));
+        }
+        Ok(())
+    }
+
     pub fn new(path: PathBuf) -> AuditLog {
         AuditLog { path, open: Mutex::new(None), pid: std::process::id() }
     }
@@ -288,9 +358,12 @@ impl AuditLog {
         let (o, len) = self.locked(&mut slot)?;
         let r = (|| {
             // Has anyone else appended since this process last did?
-            if len != o.len {
-                (o.seq, o.hash) = last_record(&mut o.file)?;
-            }
+            let len = if len != o.len {
+                (o.seq, o.hash) = last_record(&mut o.file, &self.path)?;
+                o.file.metadata().map_err(io)?.len()
+            } else {
+                len
+            };
             record.raw("seq", &(o.seq + 1).to_string());
             record.str("prevHash", &o.hash);
             record.close();
@@ -301,7 +374,18 @@ impl AuditLog {
             line.extend_from_slice(b",\"hash\":\"");
             line.extend_from_slice(hash.as_bytes());
             line.extend_from_slice(b"\"}\n");
-            o.file.write_all(&line).map_err(io)?;
+            if let Err(e) = o.file.write_all(&line) {
+                // No partial record stays; with the disk full, the reserve makes room.
+                o.file.set_len(len).map_err(io)?;
+                if !is_full(&e) || std::fs::remove_file(self.reserve_path()).is_err() {
+                    return Err(io(e));
+                }
+                log::error!("audit log {}: disk full; the reserve was used for this record", self.path.display());
+                o.file.write_all(&line).map_err(|e| {
+                    let _ = o.file.set_len(len);
+                    io(e)
+                })?;
+            }
             o.len = len + line.len() as u64;
             o.seq += 1;
             o.hash = hash;

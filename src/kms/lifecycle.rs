@@ -143,7 +143,7 @@ pub fn resolve(token: &Token, reference: &str) -> KmsResult<u64> {
     let alias_prefix = format!("arn:kmstoken:kms:local:{}:", token.serial);
     let reference = reference.strip_prefix(&alias_prefix).unwrap_or(reference);
     let key_id = if reference.starts_with("alias/") {
-        let aliases = token.store().aliases()?;
+        let aliases = token.aliases()?;
         aliases.into_iter().find(|a| a.name == reference).map(|a| a.key_id).ok_or_else(not_found)?
     } else {
         reference.strip_prefix("key/").unwrap_or(reference).to_string()
@@ -265,8 +265,8 @@ pub fn cancel_deletion(token: &Token, handle: u64) -> KmsResult<()> {
     })
 }
 
-/// Deletes, with their material, the keys whose deletion date has come (run when a
-/// token opens and at login). Each purge is audited as the service event DeleteKey.
+/// Deletes, with their material, the keys whose deletion date has come (run at login: a
+/// purge is a write under the key). Each purge is audited as the service event DeleteKey.
 pub fn purge_due(token: &Token) -> KmsResult<usize> {
     let due: std::collections::BTreeSet<String> =
         token.due_for_purge(clock::now())?.into_iter().map(|(_, k)| k).collect();
@@ -502,7 +502,7 @@ pub fn create_alias(token: &Token, name: &str, handle: u64) -> KmsResult<()> {
         if state(obj)? == KeyState::PendingDeletion {
             return Err(invalid_state(obj, "pending deletion"));
         }
-        if !token.store().put_alias(name, &key_id(obj), false, clock::now())? {
+        if !token.put_alias(name, &key_id(obj), false, clock::now())? {
             return Err(KmsError::new(
                 "AlreadyExistsException",
                 format!("An alias with the name {name} already exists"),
@@ -518,7 +518,7 @@ pub fn update_alias(token: &Token, name: &str, handle: u64) -> KmsResult<()> {
         if state(obj)? == KeyState::PendingDeletion {
             return Err(invalid_state(obj, "pending deletion"));
         }
-        let old = token.store().aliases()?.into_iter().find(|a| a.name == name);
+        let old = token.aliases()?.into_iter().find(|a| a.name == name);
         let Some(old) = old else {
             return Err(KmsError::new("NotFoundException", format!("Alias {name} does not exist")));
         };
@@ -531,7 +531,7 @@ pub fn update_alias(token: &Token, name: &str, handle: u64) -> KmsResult<()> {
                 ));
             }
         }
-        token.store().put_alias(name, &key_id(obj), true, clock::now())?;
+        token.put_alias(name, &key_id(obj), true, clock::now())?;
         Ok(())
     })
 }
@@ -541,13 +541,13 @@ fn usage_name(obj: &Object) -> Vec<u8> {
 }
 
 pub fn delete_alias(token: &Token, name: &str) -> KmsResult<()> {
-    let alias = token.store().aliases()?.into_iter().find(|a| a.name == name);
+    let alias = token.aliases()?.into_iter().find(|a| a.name == name);
     let Some(alias) = alias else {
         let e = KmsError::new("NotFoundException", format!("Alias {name} does not exist"));
         audit(token, "DeleteAlias", None, Some(&e), Some(json!({ "aliasName": name })))?;
         return Err(e);
     };
-    token.store().delete_alias(name)?;
+    token.delete_alias(name)?;
     let obj = current_handle(token, &alias.key_id)?.map(|h| token.object_any(h)).transpose()?;
     audit(token, "DeleteAlias", obj.as_deref(), None, Some(json!({ "aliasName": name })))
 }
@@ -569,7 +569,7 @@ pub fn tag(token: &Token, handle: u64, tags: &[(String, String)]) -> KmsResult<(
         if state(obj)? == KeyState::PendingDeletion {
             return Err(invalid_state(obj, "pending deletion"));
         }
-        if !token.store().change_tags(&key_id(obj), tags, &[], MAX_TAGS)? {
+        if !token.change_tags(&key_id(obj), tags, &[], MAX_TAGS)? {
             return Err(KmsError::new("LimitExceededException", format!("A key can have at most {MAX_TAGS} tags")));
         }
         Ok(())
@@ -581,7 +581,7 @@ pub fn untag(token: &Token, handle: u64, keys: &[String]) -> KmsResult<()> {
         if state(obj)? == KeyState::PendingDeletion {
             return Err(invalid_state(obj, "pending deletion"));
         }
-        token.store().change_tags(&key_id(obj), &[], keys, MAX_TAGS)?;
+        token.change_tags(&key_id(obj), &[], keys, MAX_TAGS)?;
         Ok(())
     })
 }

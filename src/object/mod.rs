@@ -57,6 +57,12 @@ pub enum Origin {
     },
 }
 
+/// Whether a search may compare attribute `ty` of objects of `class`: never a secret
+/// value, which a search would otherwise probe.
+pub fn searchable(class: CK_OBJECT_CLASS, ty: CK_ATTRIBUTE_TYPE) -> bool {
+    !rule(class, ty).is_some_and(|r| r.flags & (SENSITIVE | NEVER_READ) != 0)
+}
+
 /// Whether keys of `key_type` come in pairs (public and private).
 pub fn is_asymmetric(key_type: CK_KEY_TYPE) -> bool {
     matches!(key_type, CKK_RSA | CKK_EC | CKK_EC_EDWARDS)
@@ -169,13 +175,7 @@ impl Object {
     /// Whether every attribute of `template` is present with the same value.
     pub fn matches(&self, template: &Template) -> bool {
         template.iter().all(|(ty, v)| match self.get_raw(*ty) {
-            Some(have) => {
-                if rule(self.class(), *ty).is_some_and(|r| r.flags & (SENSITIVE | NEVER_READ) != 0) {
-                    false // never let a search probe a secret value
-                } else {
-                    have == v.as_slice()
-                }
-            }
+            Some(have) => searchable(self.class(), *ty) && have == v.as_slice(),
             None => false,
         })
     }

@@ -137,6 +137,11 @@ impl Scenario {
         self.dir.join(format!("done-{role}"))
     }
 
+    /// The command that runs `role` (for a caller that runs it its own way).
+    pub fn command_for(&self, role: &str) -> Command {
+        self.command(role)
+    }
+
     fn command(&self, role: &str) -> Command {
         let home = self.dir.join("home");
         let mut c = Command::new(std::env::current_exe().expect("test binary"));

@@ -1,0 +1,132 @@
+//! A full disk: the keystore on a small tmpfs (mounted in a user and mount namespace of
+//! its own with `unshare`, so no root is needed) is filled with token keys until the
+//! module answers CKR_DEVICE_MEMORY. Every key acknowledged with CKR_OK is there and
+//! audited, no refused one left anything behind (no orphan key, no partial record), keys
+//! stay usable, a login waits for space (an attempt that cannot be counted is not
+//! checked), and once space returns logins and writes work again.
+
+mod common;
+#[path = "kms_common.rs"]
+mod kms;
+
+use common::*;
+use cryptoki::error::{Error, RvError};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectClass};
+use cryptoki::session::UserType;
+use kms::*;
+use std::process::Command;
+
+/// The scenario's `role` in a process whose keystore directory is a tmpfs of `size`.
+fn peer_on_small_disk(s: &Scenario, role: &str, size: &str) -> std::process::Output {
+    let inner = s.command_for(role);
+    let mut c = Command::new("unshare");
+    c.args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+        .arg(format!(
+            "mkdir -p '{ks}' && mount -t tmpfs -o size={size} tmpfs '{ks}' && exec \"$0\" \"$@\"",
+            ks = s.keystore().display()
+        ))
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let out = c.output().expect("unshare (util-linux) runs");
+    assert!(
+        out.status.success(),
+        "the probe failed:\n--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn a_full_disk_leaves_nothing_half_done_and_blocks_nothing_after() {
+    scenario!(|s| {
+        if s.role() != "probe" {
+            let out = peer_on_small_disk(s, "probe", "3m");
+            let log = String::from_utf8_lossy(&out.stderr);
+            assert!(!log.contains("panicked"), "{log}");
+            return;
+        }
+        let (p, slot0, session) = ready();
+        // Ballast, to give space back later.
+        std::fs::write(s.keystore().join("ballast"), vec![1u8; 256 << 10]).unwrap();
+        let mut acknowledged = Vec::new();
+        let refusal = loop {
+            let label = format!("k{}", acknowledged.len());
+            match session.generate_key(&Mechanism::AesKeyGen, &aes_template(vec![Attribute::Label(label.into_bytes())]))
+            {
+                Ok(h) => acknowledged.push(h),
+                Err(e) => break e,
+            }
+            assert!(acknowledged.len() < 50_000, "the disk never filled");
+        };
+        assert!(
+            matches!(refusal, Error::Pkcs11(RvError::DeviceMemory, _)),
+            "a full disk is CKR_DEVICE_MEMORY, not {refusal:?}"
+        );
+        assert!(acknowledged.len() > 10, "only {} keys before the disk filled", acknowledged.len());
+        // Every acknowledged key is there; nothing else is.
+        let found = find(&session, &[Attribute::Class(ObjectClass::SECRET_KEY)]);
+        let mut acked: Vec<u64> = acknowledged.iter().map(|h| h.handle()).collect();
+        acked.sort_unstable();
+        assert_eq!(found, acked, "orphans or lost keys");
+        // Every acknowledged key has its CreateKey record, each line a whole record.
+        let records = audit_records(&s.keystore());
+        let created = records.iter().filter(|r| r["eventName"] == "CreateKey" && r["errorCode"].is_null()).count();
+        assert_eq!(created, acknowledged.len(), "CreateKey records");
+        // Uses of existing keys go on while the disk is full. A login is refused with
+        // CKR_DEVICE_MEMORY: an attempt that cannot be counted is not checked.
+        aes_round_trip(&session, acknowledged[0]);
+        session.logout().unwrap();
+        expect_rv(
+            session.login(UserType::User, Some(&pin(USER_PIN))),
+            RvError::DeviceMemory,
+            cryptoki::context::Function::Login,
+        );
+        // Space comes back: logins and writes work again, nothing blocks.
+        std::fs::remove_file(s.keystore().join("ballast")).unwrap();
+        session.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
+        let more =
+            session.generate_key(&Mechanism::AesKeyGen, &aes_template(vec![])).expect("a key after space returned");
+        aes_round_trip(&session, more);
+        drop(session);
+        p.finalize().unwrap();
+        let p = initialized();
+        let session = user_session(&p, slot0);
+        aes_round_trip(&session, acknowledged[acknowledged.len() - 1]);
+        let verify = Cli::new(&s.config_path(), USER_PIN).ok(&["audit", "verify"]);
+        assert_eq!(verify["Intact"], true, "{verify}");
+    });
+}
+
+#[test]
+fn a_torn_last_audit_record_is_set_aside_and_blocks_nothing() {
+    scenario!(|s| {
+        let (p, slot0, session) = ready();
+        let key = session.generate_key(&Mechanism::AesKeyGen, &aes_template(vec![])).unwrap();
+        drop(session);
+        p.finalize().unwrap();
+        // A record cut short, as a full disk or a crash mid-write leaves it.
+        let log = audit_path(&s.keystore());
+        let before = std::fs::read(&log).unwrap();
+        let mut torn = before.clone();
+        torn.extend_from_slice(br#"{"eventVersion":"1.08","eventTime":"2026-"#);
+        std::fs::write(&log, &torn).unwrap();
+        let p = initialized();
+        let session = user_session(&p, slot0);
+        aes_round_trip(&session, key);
+        // The torn bytes went aside; the trail is whole and goes on.
+        let aside = std::fs::read_to_string(log.with_extension("torn")).unwrap();
+        assert!(aside.contains(r#""eventTime":"2026-"#), "{aside}");
+        let now = std::fs::read(&log).unwrap();
+        assert!(now.starts_with(&before) && now.len() > before.len());
+        let verify = Cli::new(&s.config_path(), USER_PIN).ok(&["audit", "verify"]);
+        assert_eq!(verify["Intact"], true, "{verify}");
+    });
+}
