@@ -116,6 +116,16 @@ fn the_find_operation_has_states() {
         r.find_init(h, &[Attribute::Label(b"d1".to_vec())]).unwrap();
         assert_eq!(r.find(h, 10).unwrap().len(), 1);
         r.find_final(h).unwrap();
+
+        // ulMaxObjectCount = ULONG_MAX after a first call: what remains, nothing more
+        // (the position plus the count once overflowed).
+        r.find_init(h, &[Attribute::Class(ObjectClass::DATA)]).unwrap();
+        assert_eq!(r.find(h, 1).unwrap().len(), 1);
+        let (mut out, mut n) = ([0; 8], 0);
+        // SAFETY: room for every handle the search still holds (two).
+        let rv = unsafe { r.lib().C_FindObjects(h, out.as_mut_ptr(), cryptoki_sys::CK_ULONG::MAX, &mut n) };
+        assert_eq!((rv, n), (cryptoki_sys::CKR_OK, 2));
+        r.find_final(h).unwrap();
     });
 }
 

@@ -391,3 +391,31 @@ fn unique_ids_are_present_and_distinct() {
         );
     });
 }
+
+#[test]
+fn a_template_too_large_for_memory_is_host_memory() {
+    scenario!(|_| {
+        let (_p, _s, session) = ready();
+        // Eight values of 512 MiB each, as the caller claims them: refused before anything
+        // is read or copied, and the host lives on.
+        let small = [0u8; 16];
+        let class = cryptoki_sys::CKO_DATA;
+        let mut t: Vec<cryptoki_sys::CK_ATTRIBUTE> = (0..8)
+            .map(|i| cryptoki_sys::CK_ATTRIBUTE {
+                type_: if i == 0 { cryptoki_sys::CKA_VALUE } else { cryptoki_sys::CKA_VENDOR_DEFINED + i },
+                pValue: small.as_ptr() as *mut _,
+                ulValueLen: 512 << 20,
+            })
+            .collect();
+        t.push(cryptoki_sys::CK_ATTRIBUTE {
+            type_: cryptoki_sys::CKA_CLASS,
+            pValue: &class as *const _ as *mut _,
+            ulValueLen: std::mem::size_of::<cryptoki_sys::CK_OBJECT_CLASS>() as _,
+        });
+        let mut obj = 0;
+        // SAFETY: the lengths lie on purpose; the module must refuse before reading them.
+        let rv = unsafe { raw().lib().C_CreateObject(sh(&session), t.as_mut_ptr(), t.len() as _, &mut obj) };
+        assert_eq!(rv, cryptoki_sys::CKR_HOST_MEMORY);
+        create(&session, &data_template("after", b"still here"));
+    });
+}
