@@ -60,7 +60,7 @@ pub enum Origin {
 /// Whether a search may compare attribute `ty` of objects of `class`: never a secret
 /// value, which a search would otherwise probe.
 pub fn searchable(class: CK_OBJECT_CLASS, ty: CK_ATTRIBUTE_TYPE) -> bool {
-    !rule(class, ty).is_some_and(|r| r.flags & (SENSITIVE | NEVER_READ) != 0)
+    rule(class, ty).is_none_or(|r| r.flags & (SENSITIVE | NEVER_READ) == 0)
 }
 
 /// Whether keys of `key_type` come in pairs (public and private).
