@@ -1,4 +1,8 @@
-//! Errors of the core, typed; mapped to CK_RV in exactly one place (`Error::rv`).
+//! Errors of the core, typed once: `Error`, in the terms of the PKCS#11 specification and
+//! mapped to CK_RV in exactly one place (`Error::rv`); a refusal of the KMS rules carries
+//! its AWS error (`AwsError`, the exception names of the AWS KMS service model) and
+//! message inside it (`Error::Kms`), so that each face renders the one error it got: the
+//! C interface its CK_RV, the command line and the endpoint the AWS error.
 
 use cryptoki_sys::*;
 use std::fmt;
@@ -78,6 +82,159 @@ pub enum Error {
     Storage(String),
     /// Anything else that must not happen; the text says what.
     General(String),
+    /// A refusal of the KMS rules: the AWS error and its message, and the CK_RV the C
+    /// interface answers for it.
+    Kms(Box<KmsError>, CK_RV),
+}
+
+/// The errors of the AWS KMS service model that the token answers, by their names there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AwsError {
+    AccessDenied,
+    AlreadyExists,
+    Disabled,
+    ExpiredImportToken,
+    IncorrectKey,
+    IncorrectKeyMaterial,
+    InvalidAliasName,
+    InvalidCiphertext,
+    InvalidImportToken,
+    InvalidKeyUsage,
+    KmsInternal,
+    KmsInvalidMac,
+    KmsInvalidSignature,
+    KmsInvalidState,
+    LimitExceeded,
+    MalformedPolicyDocument,
+    NotFound,
+    Tag,
+    UnsupportedOperation,
+    Validation,
+    /// The IAM errors of the named-user commands.
+    EntityAlreadyExists,
+    NoSuchEntity,
+}
+
+impl std::fmt::Display for AwsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl AwsError {
+    pub const ALL: [AwsError; 22] = [
+        AwsError::AccessDenied,
+        AwsError::AlreadyExists,
+        AwsError::Disabled,
+        AwsError::ExpiredImportToken,
+        AwsError::IncorrectKey,
+        AwsError::IncorrectKeyMaterial,
+        AwsError::InvalidAliasName,
+        AwsError::InvalidCiphertext,
+        AwsError::InvalidImportToken,
+        AwsError::InvalidKeyUsage,
+        AwsError::KmsInternal,
+        AwsError::KmsInvalidMac,
+        AwsError::KmsInvalidSignature,
+        AwsError::KmsInvalidState,
+        AwsError::LimitExceeded,
+        AwsError::MalformedPolicyDocument,
+        AwsError::NotFound,
+        AwsError::Tag,
+        AwsError::UnsupportedOperation,
+        AwsError::Validation,
+        AwsError::EntityAlreadyExists,
+        AwsError::NoSuchEntity,
+    ];
+
+    /// The exception's name, as the service model and the aws CLI print it.
+    pub fn name(self) -> &'static str {
+        use AwsError::*;
+        match self {
+            AccessDenied => "AccessDeniedException",
+            AlreadyExists => "AlreadyExistsException",
+            Disabled => "DisabledException",
+            ExpiredImportToken => "ExpiredImportTokenException",
+            IncorrectKey => "IncorrectKeyException",
+            IncorrectKeyMaterial => "IncorrectKeyMaterialException",
+            InvalidAliasName => "InvalidAliasNameException",
+            InvalidCiphertext => "InvalidCiphertextException",
+            InvalidImportToken => "InvalidImportTokenException",
+            InvalidKeyUsage => "InvalidKeyUsageException",
+            KmsInternal => "KMSInternalException",
+            KmsInvalidMac => "KMSInvalidMacException",
+            KmsInvalidSignature => "KMSInvalidSignatureException",
+            KmsInvalidState => "KMSInvalidStateException",
+            LimitExceeded => "LimitExceededException",
+            MalformedPolicyDocument => "MalformedPolicyDocumentException",
+            NotFound => "NotFoundException",
+            Tag => "TagException",
+            UnsupportedOperation => "UnsupportedOperationException",
+            Validation => "ValidationException",
+            EntityAlreadyExists => "EntityAlreadyExistsException",
+            NoSuchEntity => "NoSuchEntityException",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<AwsError> {
+        AwsError::ALL.into_iter().find(|e| e.name() == name)
+    }
+
+    /// The CK_RV of this refusal where nothing more precise is known.
+    fn rv(self) -> CK_RV {
+        use AwsError::*;
+        match self {
+            NotFound | NoSuchEntity => CKR_OBJECT_HANDLE_INVALID,
+            KmsInternal => CKR_GENERAL_ERROR,
+            Validation
+            | LimitExceeded
+            | Tag
+            | InvalidAliasName
+            | MalformedPolicyDocument
+            | AlreadyExists
+            | EntityAlreadyExists => CKR_ARGUMENTS_BAD,
+            InvalidCiphertext | IncorrectKey => CKR_ENCRYPTED_DATA_INVALID,
+            KmsInvalidSignature | KmsInvalidMac => CKR_SIGNATURE_INVALID,
+            _ => CKR_KEY_FUNCTION_NOT_PERMITTED,
+        }
+    }
+}
+
+/// A refusal in AWS terms: the exception and its message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KmsError {
+    pub code: AwsError,
+    pub message: String,
+}
+
+impl KmsError {
+    pub fn new(code: AwsError, message: impl Into<String>) -> KmsError {
+        KmsError { code, message: message.into() }
+    }
+
+    /// This refusal as a core error (its CK_RV by the kind of refusal).
+    pub fn to_error(&self) -> Error {
+        Error::from(self.clone())
+    }
+}
+
+impl From<KmsError> for Error {
+    fn from(e: KmsError) -> Error {
+        let rv = e.code.rv();
+        Error::Kms(Box::new(e), rv)
+    }
+}
+
+impl From<Error> for KmsError {
+    fn from(e: Error) -> KmsError {
+        match e {
+            Error::Kms(k, _) => *k,
+            Error::ObjectHandleInvalid | Error::KeyHandleInvalid => KmsError::new(AwsError::NotFound, "Key not found"),
+            Error::UserNotLoggedIn => KmsError::new(AwsError::AccessDenied, "log in first"),
+            Error::Storage(m) | Error::General(m) => KmsError::new(AwsError::KmsInternal, m),
+            other => KmsError::new(AwsError::KmsInternal, other.to_string()),
+        }
+    }
 }
 
 impl Error {
@@ -150,7 +307,13 @@ impl Error {
             DeviceMemory => CKR_DEVICE_MEMORY,
             Storage(_) => CKR_DEVICE_ERROR,
             General(_) => CKR_GENERAL_ERROR,
+            Kms(_, rv) => *rv,
         }
+    }
+
+    /// A refusal of the KMS rules, answered to the C interface with `rv`.
+    pub fn kms(e: KmsError, rv: CK_RV) -> Self {
+        Error::Kms(Box::new(e), rv)
     }
 
     pub fn storage(what: impl fmt::Display) -> Self {
@@ -168,6 +331,7 @@ impl fmt::Display for Error {
             Error::Storage(s) => write!(f, "keystore: {s}"),
             Error::General(s) => write!(f, "internal: {s}"),
             Error::BufferTooSmall(n) => write!(f, "buffer too small, {n} bytes needed"),
+            Error::Kms(e, _) => write!(f, "{}: {}", e.code.name(), e.message),
             other => write!(f, "{other:?}"),
         }
     }

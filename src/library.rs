@@ -3,7 +3,8 @@
 
 use crate::config::{Config, RsaKeyKind};
 use crate::error::{Error, Result};
-use crate::kms::{self, Face, KeyUse};
+use crate::kms::gate::{self, Action};
+use crate::kms::{self, Face, KeyUse, KmsError};
 use crate::mech::{Key, Mechanism, Registry, Unit};
 use crate::message::{GcmMessageParams, MessageCipher};
 use crate::object::{ck_ulong, Object, Origin};
@@ -418,7 +419,7 @@ impl Library {
             &kms::audit::Event {
                 name: "Login",
                 principal: &who,
-                error: r.as_ref().err().map(|e| ("AccessDeniedException", format!("{e:?}"))),
+                error: r.as_ref().err().map(|e| (crate::error::AwsError::AccessDenied, format!("{e:?}"))),
                 details: Some(serde_json::json!({ "contextSpecific": true })),
                 ..Default::default()
             },
@@ -455,7 +456,7 @@ impl Library {
 
     /// Audits a login attempt; after a user's login, runs what fell due meanwhile.
     fn logged_in(token: &Token, role: Role, who: &str, r: Result<()>) -> Result<()> {
-        let failure = r.as_ref().err().map(|e| ("AccessDeniedException", format!("{e:?}")));
+        let failure = r.as_ref().err().map(|e| (crate::error::AwsError::AccessDenied, format!("{e:?}")));
         token.audit.append(
             &token.serial,
             &kms::audit::Event { name: "Login", principal: who, error: failure, ..Default::default() },
@@ -465,7 +466,7 @@ impl Library {
             // Deletions and rotations that fell due while nobody could act on them; the
             // login stands if they cannot run now (they run at a later login).
             if let Err(e) = kms::lifecycle::purge_due(token) {
-                log::error!("token {}: purge of due keys failed: {}: {}", token.serial, e.code, e.message);
+                log::error!("token {}: purge of due keys failed: {}: {}", token.serial, e.code.name(), e.message);
             }
             if let Err(e) = kms::lifecycle::rotate_all_due(token) {
                 log::error!("token {}: due rotations failed: {e}", token.serial);
@@ -539,7 +540,11 @@ impl Library {
 
     fn audit_user_change(token: &Token, event: &str, name: &str, done: bool) -> Result<()> {
         let error = (!done).then(|| {
-            let code = if event == "CreateUser" { "EntityAlreadyExistsException" } else { "NoSuchEntityException" };
+            let code = if event == "CreateUser" {
+                crate::error::AwsError::EntityAlreadyExists
+            } else {
+                crate::error::AwsError::NoSuchEntity
+            };
             (code, format!("user/{name}"))
         });
         token.audit.append(
@@ -619,7 +624,9 @@ impl Library {
         if kms_key {
             kms::lifecycle::on_create(token, &mut obj, template, external)?;
         }
-        let handle = token.add_object(obj, h)?;
+        // Key administrators (the SO) create KMS keys on the `kms` face, as in AWS; on the
+        // PKCS#11 face private objects are the user's, as the specification has it.
+        let handle = token.add_object_as(obj, h, self.face(h) == Face::Kms)?;
         if kms_key {
             let obj = token.object_any(handle)?;
             kms::lifecycle::audit(token, "CreateKey", Some(&obj), None, None).map_err(|e| e.to_error())?;
@@ -676,7 +683,7 @@ impl Library {
         }
         // A copy of a KMS key is a new key with the same material and the default policy:
         // as AWS's ReplicateKey, it needs kms:ReplicateKey on the source.
-        Self::permit(&token, &src, "ReplicateKey")?;
+        Self::touch(&token, self.face(h), &src, Action::ReplicateKey)?;
         let mut obj = (*src).clone();
         obj.attrs.remove(&CKA_UNIQUE_ID);
         obj.apply_changes(template, true, token.logged_in() == Some(Role::So))?;
@@ -704,34 +711,47 @@ impl Library {
             token.remove_object(handle)?;
             return kms::lifecycle::audit(&token, "DestroyObject", Some(&obj), None, None).map_err(|e| e.to_error());
         }
-        Self::permit(&token, &obj, "ScheduleKeyDeletion")?;
+        Self::touch(&token, self.face(h), &obj, Action::ScheduleKeyDeletion)?;
         let days = token.kms.deletion_window_days;
         kms::lifecycle::schedule_deletion(&token, handle, days).map(|_| ()).map_err(|e| e.to_error())
     }
 
-    /// An object to read (C_GetAttributeValue): for a private KMS key, kms:DescribeKey.
-    pub fn object(&self, h: CK_SESSION_HANDLE, handle: u64) -> Result<Arc<Object>> {
+    /// An object to read (C_GetAttributeValue of `types`): for a private KMS key,
+    /// kms:DescribeKey; a secret value read out of a KMS key (an extractable key's
+    /// CKA_VALUE) is the key leaving the token, which only an Enabled key may
+    /// (kms:ReplicateKey, as C_WrapKey and C_CopyObject).
+    pub fn object(&self, h: CK_SESSION_HANDLE, handle: u64, types: &[CK_ATTRIBUTE_TYPE]) -> Result<Arc<Object>> {
         let (token, _) = self.token_of(h)?;
         let obj = kms::import::expire_if_due(&token, handle, token.object(handle)?)?;
-        Self::permit_read(&token, &obj)?;
+        let face = self.face(h);
+        self.permit_read(&token, face, &obj)?;
+        if kms::is_kms_key(&obj) && types.iter().any(|ty| obj.is_secret_value(*ty)) {
+            Self::touch(&token, face, &obj, Action::ReplicateKey)?;
+        }
         Ok(obj)
     }
 
     pub fn object_size(&self, h: CK_SESSION_HANDLE, handle: u64) -> Result<usize> {
         let (token, _) = self.token_of(h)?;
         let obj = token.object(handle)?;
-        Self::permit_read(&token, &obj)?;
+        self.permit_read(&token, self.face(h), &obj)?;
         Ok(token.object_size(&obj))
     }
 
     /// Reading a public object (CKA_PRIVATE false: a public key, a certificate) needs no
     /// policy, as PKCS#11 lets anyone read it, logged in or not (libp11 and pkcs11-tool find
     /// public keys before they log in); a private object's attributes are kms:DescribeKey.
-    fn permit_read(token: &Token, obj: &Object) -> Result<()> {
+    fn permit_read(&self, token: &Token, face: Face, obj: &Object) -> Result<()> {
         if obj.bool(CKA_PRIVATE) {
-            Self::permit(token, obj, "DescribeKey")?;
+            Self::touch(token, face, obj, Action::DescribeKey)?;
         }
         Ok(())
+    }
+
+    /// The face of session `h` (the PKCS#11 one when the session is gone: the call that
+    /// asks fails on its own).
+    fn face(&self, h: CK_SESSION_HANDLE) -> Face {
+        self.session(h).map(|s| s.lock().face).unwrap_or(Face::Pkcs11)
     }
 
     pub fn set_attributes(&self, h: CK_SESSION_HANDLE, handle: u64, template: &[Attribute]) -> Result<()> {
@@ -744,11 +764,19 @@ impl Library {
             return Err(Error::ActionProhibited);
         }
         // Changing a KMS key's attributes (its label, ...) is the nearest thing to
-        // UpdateKeyDescription.
-        Self::permit(&token, &obj, "UpdateKeyDescription")?;
+        // UpdateKeyDescription; the gate audits it.
+        Self::touch(&token, self.face(h), &obj, Action::UpdateKeyDescription)?;
         let mut changed = (*obj).clone();
         changed.apply_changes(template, false, token.logged_in() == Some(Role::So))?;
-        token.replace_object(handle, changed)
+        let types: Vec<String> = template.iter().map(|(t, _)| format!("{t:#x}")).collect();
+        let r = token.replace_object(handle, changed);
+        if kms::is_kms_key(&obj) {
+            let error = r.as_ref().err().map(|e| KmsError::from(e.clone()));
+            let details = Some(serde_json::json!({ "attributes": types }));
+            kms::lifecycle::audit(&token, "UpdateKeyDescription", Some(&obj), error.as_ref(), details)
+                .map_err(Error::from)?;
+        }
+        r
     }
 
     /// Ends the operation of kind `op` in progress on session `h`, if any: the end of
@@ -791,22 +819,32 @@ impl Library {
 
     /// Resolves a key for a mechanism and passes the KMS gate; the common start of every
     /// *Init function. `ctx`: the encryption context of a KMS mechanism, for the key
-    /// policy; `operation`: the KMS operation a use is done for (see `kms::authorize`).
+    /// policy; `operation`: the KMS action a use is done for when it is not the use's own
+    /// (AWS asks kms:GenerateDataKey, not kms:Encrypt, of generate-data-key).
     fn key_for(
         session: &Session,
         key: u64,
         what: KeyUse,
         unit: &dyn Unit,
         ctx: &kms::blob::Context,
-        operation: Option<&str>,
+        operation: Option<Action>,
     ) -> Result<Arc<Object>> {
-        let obj = session.token.object(key).map_err(|e| match e {
+        // The kms face resolved the key by its id, for any principal: the key policy says
+        // who may use it (an SO learns AccessDenied, not that the handle is invalid).
+        let found = match session.face {
+            Face::Kms => session.token.object_any(key),
+            _ => session.token.object(key),
+        };
+        let obj = found.map_err(|e| match e {
             Error::ObjectHandleInvalid => Error::KeyHandleInvalid,
             e => e,
         })?;
         let obj = kms::lifecycle::rotate_if_due(&session.token, key, obj)?;
         let obj = kms::import::expire_if_due(&session.token, key, obj)?;
-        kms::authorize(&session.token, &obj, what, unit, session.face, ctx, operation)?;
+        let action = operation.unwrap_or(Action::of_use(what, obj.key_type().unwrap_or(CKK_GENERIC_SECRET)));
+        let request =
+            gate::Request { key: &obj, action, face: session.face, mechanism: Some((what, unit)), context: ctx };
+        gate::check(&session.token, &request)?;
         Ok(obj)
     }
 
@@ -820,10 +858,10 @@ impl Library {
         }
     }
 
-    /// The key policy check of a call that touches a KMS key without using it; a refusal
-    /// (audited by the KMS layer) is CKR_ACTION_PROHIBITED.
-    fn permit(token: &Token, obj: &Object, action: &str) -> Result<()> {
-        kms::permit(token, obj, action, &kms::blob::Context::new()).map_err(|_| Error::ActionProhibited)
+    /// The gate for a call that touches a key without a mechanism (reading, changing,
+    /// copying, destroying): the policy, the state table and the audit of `action`.
+    fn touch(token: &Token, face: Face, obj: &Object, action: Action) -> Result<()> {
+        gate::check(token, &gate::Request::touch(obj, action, face, &kms::blob::Context::new()))
     }
 
     /// The earlier versions of a rotated KMS key, newest first, for a mechanism that can
@@ -1037,7 +1075,7 @@ impl Library {
         // A digest of a KMS key's material is asked of its policy too (kms:DigestKey, which
         // only `kms:*` grants in the default policy), so a named user cannot hash a key it
         // may only use.
-        Self::permit(&s.token, &obj, "DigestKey")?;
+        Self::touch(&s.token, s.face, &obj, Action::DigestKey)?;
         let value = s.token.usable_value(&obj)?.to_vec();
         update_step(&mut s.digest, |op| {
             op.update(&value);
@@ -1149,7 +1187,9 @@ impl Library {
         }
         // A pair on the token is one transaction: a failure leaves neither half behind.
         let (ph, kh) = if public.is_token() && private.is_token() {
-            if (public.is_private() || private.is_private()) && token.logged_in() != Some(Role::User) {
+            let holder = token.logged_in() == Some(Role::User)
+                || (token.logged_in() == Some(Role::So) && self.face(h) == Face::Kms);
+            if (public.is_private() || private.is_private()) && !holder {
                 return Err(Error::UserNotLoggedIn);
             }
             match token.apply(vec![public, private], Vec::new(), Vec::new())?[..] {
@@ -1245,7 +1285,7 @@ impl Library {
         }
         // Wrapping a KMS key takes its material out of the key's policy: as AWS's
         // ReplicateKey (a copy of the material elsewhere), it needs kms:ReplicateKey.
-        Self::permit(&s.token, &target, "ReplicateKey")?;
+        Self::touch(&s.token, s.face, &target, Action::ReplicateKey)?;
         if !target.bool(CKA_EXTRACTABLE) {
             return Err(Error::KeyUnextractable);
         }
@@ -1350,16 +1390,16 @@ impl Library {
         crate::crypto::exact_len_or_random(&value, expected)
     }
 
-    /// KMS Encrypt: the blob of `plaintext` under token key `key`.
-    /// KMS Encrypt on behalf of `operation` (Encrypt, GenerateDataKey, ReEncryptTo...):
-    /// the action the key policy is asked and the audit record names.
+    /// KMS Encrypt: the blob of `plaintext` under token key `key`, on behalf of
+    /// `operation` (Encrypt, GenerateDataKey, ReEncryptTo...): the action the key policy
+    /// is asked and the audit record names.
     pub fn kms_encrypt(
         &self,
         h: CK_SESSION_HANDLE,
         key: u64,
         ctx: &kms::blob::Context,
         plaintext: &[u8],
-        operation: &str,
+        operation: Action,
     ) -> Result<Vec<u8>> {
         let s = self.session(h)?;
         let s = s.lock();
@@ -1378,7 +1418,7 @@ impl Library {
         expected: Option<&str>,
         ctx: &kms::blob::Context,
         blob: &[u8],
-        operation: &str,
+        operation: Action,
     ) -> Result<(zeroize::Zeroizing<Vec<u8>>, Arc<Object>)> {
         let token = self.token_of(h)?.0;
         let unit = self.registry.lookup(crate::vendor::CKM_KMSTOKEN_DECRYPT)?;

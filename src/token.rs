@@ -433,7 +433,7 @@ impl Token {
             &crate::kms::audit::Event {
                 name: "IntegrityCheck",
                 service: true,
-                error: error.map(|m| ("KMSInvalidStateException", m)),
+                error: error.map(|m| (crate::error::AwsError::KmsInvalidState, m)),
                 details,
                 ..Default::default()
             },
@@ -859,8 +859,15 @@ impl Token {
 
     /// Stores a new object; returns its handle. Token objects are durable on return, and
     /// need a login: their write renews the token's authenticated state.
-    pub fn add_object(&self, mut obj: Object, owner: CK_SESSION_HANDLE) -> Result<u64> {
-        if obj.is_private() && !self.user_logged_in() {
+    pub fn add_object(&self, obj: Object, owner: CK_SESSION_HANDLE) -> Result<u64> {
+        self.add_object_as(obj, owner, false)
+    }
+
+    /// `add_object`; with `so_may`, the SO may add a private object too (a KMS key made by
+    /// a key administrator on the `kms` face).
+    pub fn add_object_as(&self, mut obj: Object, owner: CK_SESSION_HANDLE, so_may: bool) -> Result<u64> {
+        let holder = self.user_logged_in() || (so_may && self.logged_in() == Some(Role::So));
+        if obj.is_private() && !holder {
             return Err(Error::UserNotLoggedIn);
         }
         obj.set(CKA_UNIQUE_ID, uuid::Uuid::new_v4().to_string().into_bytes());

@@ -175,8 +175,9 @@ fn pin_flags(failed: u32, max: u32, low: CK_FLAGS, last: CK_FLAGS, locked: CK_FL
 
 fn get_attributes(h: CK_SESSION_HANDLE, obj: CK_OBJECT_HANDLE, p: *mut CK_ATTRIBUTE, n: CK_ULONG) -> Result<()> {
     let lib = lib()?;
-    let object = lib.object(h, obj)?;
     let template = template_out(p, n)?;
+    let types: Vec<CK_ATTRIBUTE_TYPE> = template.iter().map(|a| a.type_).collect();
+    let object = lib.object(h, obj, &types)?;
     // Every attribute is processed; the call reports one of the failures.
     let mut rv = Ok(());
     for a in template.iter_mut() {

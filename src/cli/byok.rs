@@ -6,7 +6,7 @@ use super::kms::{b64, blob_arg, Acting};
 use clap::Args;
 use kmstoken::kms::import;
 use kmstoken::kms::lifecycle::{self as lc, KmsResult};
-use kmstoken::kms::{self, clock, KmsError};
+use kmstoken::kms::{self, clock, AwsError, KmsError};
 use kmstoken::vendor::CKA_KMSTOKEN_KEY_VERSION;
 use serde_json::{json, Value};
 
@@ -59,7 +59,7 @@ fn timestamp(text: &str) -> KmsResult<i64> {
         .ok()
         .and_then(|s| s.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs() as i64)
-        .ok_or_else(|| KmsError::new("ValidationException", format!("ValidTo {text:?} is not a timestamp")))
+        .ok_or_else(|| KmsError::new(AwsError::Validation, format!("ValidTo {text:?} is not a timestamp")))
 }
 
 pub(super) fn get_parameters(a: &Acting, args: ParametersArgs) -> KmsResult<Value> {

@@ -6,8 +6,9 @@ use super::kms::{b64, encrypt, parse_context, Acting};
 use clap::Args;
 use cryptoki_sys::CKO_SECRET_KEY;
 use kmstoken::crypto::{self, PairSpec};
+use kmstoken::kms::gate::Action;
 use kmstoken::kms::lifecycle::{self as lc, KmsResult};
-use kmstoken::kms::{self, KmsError};
+use kmstoken::kms::{self, AwsError, KmsError};
 use serde_json::{json, Value};
 
 /// The flags of generate-data-key-pair(-without-plaintext).
@@ -36,12 +37,12 @@ fn pair_spec(name: &str) -> KmsResult<PairSpec> {
         "ECC_SECG_P256K1" => PairSpec::Secp256k1,
         "SM2" => {
             return Err(KmsError::new(
-                "UnsupportedOperationException",
+                AwsError::UnsupportedOperation,
                 "KeyPairSpec SM2 is offered only in China Regions",
             ))
         }
         other => {
-            return Err(KmsError::new("ValidationException", format!("KeyPairSpec {other} is not a key pair spec")))
+            return Err(KmsError::new(AwsError::Validation, format!("KeyPairSpec {other} is not a key pair spec")))
         }
     })
 }
@@ -53,13 +54,14 @@ pub(super) fn run(a: &Acting, args: DataKeyPairArgs, with_plaintext: bool) -> Km
     let obj = a.token.object_any(h)?;
     if obj.class() != CKO_SECRET_KEY {
         return Err(KmsError::new(
-            "UnsupportedOperationException",
+            AwsError::UnsupportedOperation,
             format!("{} is asymmetric; data key pairs are sealed under symmetric encryption keys", kms::arn(&obj)),
         ));
     }
     let ctx = parse_context(args.encryption_context.as_deref())?;
     let (private, public) = crypto::generate_exportable_pair(spec)?;
-    let operation = if with_plaintext { "GenerateDataKeyPair" } else { "GenerateDataKeyPairWithoutPlaintext" };
+    let operation =
+        if with_plaintext { Action::GenerateDataKeyPair } else { Action::GenerateDataKeyPairWithoutPlaintext };
     let blob = encrypt(a, h, &ctx, &private, operation)?;
     let mut out = json!({
         "PrivateKeyCiphertextBlob": b64(&blob),

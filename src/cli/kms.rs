@@ -4,8 +4,9 @@
 use super::{open, pick, secret, sign, Failure};
 use clap::{Args, Subcommand};
 use cryptoki_sys::*;
+use kmstoken::kms::gate::Action;
 use kmstoken::kms::lifecycle::{self as lc, KmsResult};
-use kmstoken::kms::{self, clock, KmsError};
+use kmstoken::kms::{self, clock, AwsError, KmsError};
 use kmstoken::library::Library;
 use kmstoken::mech::{Mechanism, Param};
 use kmstoken::object::{ck_bool, ck_ulong};
@@ -388,59 +389,6 @@ impl KmsCommand {
             ListKeyPolicies { .. } => "ListKeyPolicies",
         }
     }
-
-    /// The encryption context argument of a command that has one (for the key policy's
-    /// conditions).
-    fn encryption_context(&self) -> Option<&str> {
-        use KmsCommand::*;
-        match self {
-            Encrypt { encryption_context, .. } | Decrypt { encryption_context, .. } => encryption_context.as_deref(),
-            GenerateDataKey(args) | GenerateDataKeyWithoutPlaintext(args) => args.encryption_context.as_deref(),
-            GenerateDataKeyPair(args) | GenerateDataKeyPairWithoutPlaintext(args) => args.encryption_context.as_deref(),
-            _ => None,
-        }
-    }
-
-    /// The key a command acts on, whose key policy is checked with the command's action
-    /// before it runs (see `policy::gate`); None for commands without a key, and where the
-    /// library alone checks (decrypt without --key-id, re-encrypt).
-    fn gated_key(&self) -> Option<&str> {
-        use KmsCommand::*;
-        match self {
-            DescribeKey { key_id }
-            | EnableKey { key_id }
-            | DisableKey { key_id }
-            | ScheduleKeyDeletion { key_id, .. }
-            | CancelKeyDeletion { key_id }
-            | EnableKeyRotation { key_id, .. }
-            | DisableKeyRotation { key_id }
-            | GetKeyRotationStatus { key_id }
-            | RotateKeyOnDemand { key_id }
-            | ListKeyRotations { key_id }
-            | TagResource { key_id, .. }
-            | UntagResource { key_id, .. }
-            | ListResourceTags { key_id }
-            | UpdateKeyDescription { key_id, .. }
-            | GetPublicKey { key_id }
-            | GetKeyPolicy { key_id, .. }
-            | PutKeyPolicy { key_id, .. }
-            | ListKeyPolicies { key_id } => Some(key_id),
-            CreateAlias { target_key_id, .. } | UpdateAlias { target_key_id, .. } => Some(target_key_id),
-            DeleteAlias { alias_name } => Some(alias_name),
-            Encrypt { key_id, .. }
-            | Sign { key_id, .. }
-            | Verify { key_id, .. }
-            | GenerateMac { key_id, .. }
-            | VerifyMac { key_id, .. } => Some(key_id),
-            GenerateDataKey(args) | GenerateDataKeyWithoutPlaintext(args) => Some(&args.key_id),
-            GenerateDataKeyPair(args) | GenerateDataKeyPairWithoutPlaintext(args) => Some(&args.key_id),
-            GetParametersForImport(args) => Some(&args.key_id),
-            ImportKeyMaterial(args) => Some(&args.key_id),
-            DeleteImportedKeyMaterial(args) => Some(&args.key_id),
-            Decrypt { key_id, .. } => key_id.as_deref(),
-            CreateKey { .. } | ListKeys | ListAliases { .. } | GenerateRandom { .. } | ReEncrypt { .. } => None,
-        }
-    }
 }
 
 /// A logged-in session on the chosen token, closed (and logged out) on drop.
@@ -473,10 +421,11 @@ pub fn run(args: KmsArgs) -> Result<Value, Failure> {
     let op = args.command.operation();
     let lib = open()?;
     let a = act(&lib, &args.login, op)?;
-    parse_context(args.command.encryption_context())
-        .and_then(|ctx| super::policy::gate(&a.token, args.command.gated_key(), op, &ctx))
-        .and_then(|()| execute(&a, args.command))
-        .map_err(|e| Failure(format!("An error occurred ({}) when calling the {op} operation: {}", e.code, e.message)))
+    // Every command that touches a key passes the core's gate itself (lifecycle
+    // operations, reads, cryptographic uses): the command line decides no permission.
+    execute(&a, args.command).map_err(|e| {
+        Failure(format!("An error occurred ({}) when calling the {op} operation: {}", e.code.name(), e.message))
+    })
 }
 
 fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
@@ -492,7 +441,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
                 "EXTERNAL" => true,
                 other => {
                     return Err(KmsError::new(
-                        "UnsupportedOperationException",
+                        AwsError::UnsupportedOperation,
                         format!("Origin {other} is not supported; use AWS_KMS or EXTERNAL"),
                     ))
                 }
@@ -523,7 +472,11 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
             }
             json!({ "KeyMetadata": meta(h)? })
         }
-        DescribeKey { key_id } => json!({ "KeyMetadata": meta(resolve(&key_id)?)? }),
+        DescribeKey { key_id } => {
+            let h = resolve(&key_id)?;
+            lc::read(t, h, Action::DescribeKey)?;
+            json!({ "KeyMetadata": meta(h)? })
+        }
         ListKeys => {
             let keys: Vec<Value> =
                 lc::keys(t)?.iter().map(|(_, o)| json!({ "KeyId": kms::key_id(o), "KeyArn": kms::arn(o) })).collect();
@@ -566,14 +519,16 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
             lc::disable_rotation(t, resolve(&key_id)?)?;
             Value::Null
         }
-        GetKeyRotationStatus { key_id } => lc::rotation_status(&*t.object_any(resolve(&key_id)?)?),
+        GetKeyRotationStatus { key_id } => {
+            lc::rotation_status(&*lc::read(t, resolve(&key_id)?, Action::GetKeyRotationStatus)?)
+        }
         RotateKeyOnDemand { key_id } => {
             let h = resolve(&key_id)?;
             lc::rotate_on_demand(t, h)?;
             json!({ "KeyId": kms::arn(&*t.object_any(h)?) })
         }
         ListKeyRotations { key_id } => {
-            let obj = t.object_any(resolve(&key_id)?)?;
+            let obj = lc::read(t, resolve(&key_id)?, Action::ListKeyRotations)?;
             let mut rotations = Vec::new();
             let current = obj.ulong(CKA_KMSTOKEN_KEY_VERSION).unwrap_or(1);
             for (version, h) in lc::versions(t, &obj)?.into_iter().rev() {
@@ -629,7 +584,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
             Value::Null
         }
         ListResourceTags { key_id } => {
-            let obj = t.object_any(resolve(&key_id)?)?;
+            let obj = lc::read(t, resolve(&key_id)?, Action::ListResourceTags)?;
             let tags: Vec<Value> =
                 t.tags(&kms::key_id(&obj))?.into_iter().map(|(k, v)| json!({ "TagKey": k, "TagValue": v })).collect();
             json!({ "Tags": tags, "Truncated": false })
@@ -641,7 +596,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
         Encrypt { key_id, plaintext, encryption_context } => {
             let h = usable(&key_id)?;
             let ctx = parse_context(encryption_context.as_deref())?;
-            let blob = encrypt(a, h, &ctx, &blob_arg(&plaintext)?, "Encrypt")?;
+            let blob = encrypt(a, h, &ctx, &blob_arg(&plaintext)?, Action::Encrypt)?;
             json!({
                 "CiphertextBlob": b64(&blob),
                 "KeyId": kms::arn(&*t.object_any(h)?),
@@ -651,7 +606,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
         Decrypt { ciphertext_blob, key_id, encryption_context } => {
             let ctx = parse_context(encryption_context.as_deref())?;
             let expected = key_id.map(|k| resolve(&k).and_then(|h| Ok(kms::key_id(&*t.object_any(h)?)))).transpose()?;
-            let (plain, obj) = decrypt(a, expected.as_deref(), &ctx, &blob_arg(&ciphertext_blob)?, "Decrypt")?;
+            let (plain, obj) = decrypt(a, expected.as_deref(), &ctx, &blob_arg(&ciphertext_blob)?, Action::Decrypt)?;
             json!({
                 "KeyId": kms::arn(&obj),
                 "Plaintext": b64(&plain),
@@ -671,9 +626,9 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
                 source_key_id.map(|k| resolve(&k).and_then(|h| Ok(kms::key_id(&*t.object_any(h)?)))).transpose()?;
             // As AWS: kms:ReEncryptFrom on the source key, kms:ReEncryptTo on the destination.
             let blob_in = blob_arg(&ciphertext_blob)?;
-            let (plain, src) = decrypt(a, expected.as_deref(), &src_ctx, &blob_in, "ReEncryptFrom")?;
+            let (plain, src) = decrypt(a, expected.as_deref(), &src_ctx, &blob_in, Action::ReEncryptFrom)?;
             let h = usable(&destination_key_id)?;
-            let blob = encrypt(a, h, &dst_ctx, &plain, "ReEncryptTo")?;
+            let blob = encrypt(a, h, &dst_ctx, &plain, Action::ReEncryptTo)?;
             json!({
                 "CiphertextBlob": b64(&blob),
                 "SourceKeyId": kms::arn(&src),
@@ -691,7 +646,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
         DeleteImportedKeyMaterial(args) => super::byok::delete_material(a, args)?,
         GenerateRandom { number_of_bytes } => {
             if !(1..=1024).contains(&number_of_bytes) {
-                return Err(KmsError::new("ValidationException", "NumberOfBytes must be between 1 and 1024"));
+                return Err(KmsError::new(AwsError::Validation, "NumberOfBytes must be between 1 and 1024"));
             }
             let mut out = vec![0u8; number_of_bytes];
             a.lib.generate_random(a.session, &mut out)?;
@@ -727,7 +682,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
             }
         }
         GetPublicKey { key_id } => {
-            let private = t.object_any(usable(&key_id)?)?;
+            let private = lc::read(t, resolve(&key_id)?, Action::GetPublicKey)?;
             let public = t.object_any(public_half(t, &private)?)?;
             let text = |ty| String::from_utf8_lossy(private.get_raw(ty).unwrap_or_default()).into_owned();
             let (spec, usage) = (text(CKA_KMSTOKEN_KEY_SPEC), text(CKA_KMSTOKEN_KEY_USAGE));
@@ -760,7 +715,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
                     json!({ "KeyId": kms::arn(&*t.object_any(h)?), "MacValid": true, "MacAlgorithm": mac_algorithm })
                 }
                 Err(kmstoken::error::Error::SignatureInvalid | kmstoken::error::Error::SignatureLenRange) => {
-                    return Err(KmsError::new("KMSInvalidMacException", "The MAC does not match the message"))
+                    return Err(KmsError::new(AwsError::KmsInvalidMac, "The MAC does not match the message"))
                 }
                 Err(e) => return Err(explain(a, e)),
             }
@@ -774,7 +729,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
 }
 
 fn invalid_signature() -> KmsError {
-    KmsError::new("KMSInvalidSignatureException", "The signature does not match the message")
+    KmsError::new(AwsError::KmsInvalidSignature, "The signature does not match the message")
 }
 
 /// The public key object of a key pair.
@@ -784,7 +739,7 @@ fn public_half(t: &Token, private: &kmstoken::object::Object) -> KmsResult<u64> 
             return Ok(h);
         }
     }
-    Err(KmsError::new("UnsupportedOperationException", format!("{} is not an asymmetric key", kms::arn(private))))
+    Err(KmsError::new(AwsError::UnsupportedOperation, format!("{} is not an asymmetric key", kms::arn(private))))
 }
 
 fn sign_with(a: &Acting, mech: &Mechanism, key: u64, data: &[u8]) -> KmsResult<Vec<u8>> {
@@ -795,25 +750,13 @@ fn sign_with(a: &Acting, mech: &Mechanism, key: u64, data: &[u8]) -> KmsResult<V
     Ok(out)
 }
 
-/// A refused key use in AWS terms: the KMS gate wrote why into the audit trail, and the
-/// last record this process wrote says it.
-fn explain(a: &Acting, e: kmstoken::error::Error) -> KmsError {
-    if e == kmstoken::error::Error::KeyFunctionNotPermitted {
-        if let Ok(records) = kms::audit::tail(a.token.audit.path(), 1, None) {
-            if let Some(r) = records.last() {
-                if let (Some(code), Some(msg)) = (r["errorCode"].as_str(), r["errorMessage"].as_str()) {
-                    let code: &'static str = match code {
-                        "DisabledException" => "DisabledException",
-                        "KMSInvalidStateException" => "KMSInvalidStateException",
-                        "AccessDeniedException" => "AccessDeniedException",
-                        _ => "InvalidKeyUsageException",
-                    };
-                    return KmsError::new(code, msg);
-                }
-            }
-        }
+/// A failed key use in AWS terms: a refusal of the gate carries its AWS error; the
+/// mechanism's own failures are named by `crypto_error`.
+fn explain(_: &Acting, e: kmstoken::error::Error) -> KmsError {
+    match e {
+        kmstoken::error::Error::Kms(..) => KmsError::from(e),
+        e => crypto_error(e),
     }
-    crypto_error(e)
 }
 
 pub(super) fn b64(data: &[u8]) -> String {
@@ -825,7 +768,7 @@ pub(super) fn b64(data: &[u8]) -> String {
 /// base64 text, else the base64 text itself.
 pub(super) fn blob_arg(arg: &str) -> KmsResult<Vec<u8>> {
     use base64::Engine;
-    let unreadable = |what: &str, e: std::io::Error| KmsError::new("ValidationException", format!("{what}: {e}"));
+    let unreadable = |what: &str, e: std::io::Error| KmsError::new(AwsError::Validation, format!("{what}: {e}"));
     if let Some(path) = arg.strip_prefix("fileb://") {
         return std::fs::read(path).map_err(|e| unreadable(path, e));
     }
@@ -835,13 +778,13 @@ pub(super) fn blob_arg(arg: &str) -> KmsResult<Vec<u8>> {
     };
     base64::engine::general_purpose::STANDARD
         .decode(text.trim())
-        .map_err(|_| KmsError::new("ValidationException", "Invalid base64: use fileb:// for raw bytes"))
+        .map_err(|_| KmsError::new(AwsError::Validation, "Invalid base64: use fileb:// for raw bytes"))
 }
 
 /// `k=v,k2=v2` (the aws CLI's shorthand) or a JSON object.
 pub(super) fn parse_context(arg: Option<&str>) -> KmsResult<kms::blob::Context> {
     let Some(arg) = arg else { return Ok(Default::default()) };
-    let bad = || KmsError::new("ValidationException", format!("cannot read encryption context {arg:?}"));
+    let bad = || KmsError::new(AwsError::Validation, format!("cannot read encryption context {arg:?}"));
     if arg.trim_start().starts_with('{') {
         return kms::blob::parse_context(arg.as_bytes()).map_err(|_| bad());
     }
@@ -852,19 +795,18 @@ pub(super) fn parse_context(arg: Option<&str>) -> KmsResult<kms::blob::Context> 
 fn crypto_error(e: kmstoken::error::Error) -> KmsError {
     use kmstoken::error::Error as E;
     match e {
-        E::DataLenRange => KmsError::new("ValidationException", "Plaintext must be 1 to 4096 bytes"),
+        E::DataLenRange => KmsError::new(AwsError::Validation, "Plaintext must be 1 to 4096 bytes"),
         E::EncryptedDataInvalid | E::EncryptedDataLenRange => KmsError::new(
-            "InvalidCiphertextException",
+            AwsError::InvalidCiphertext,
             "The ciphertext is invalid, was made by a key this token does not have, or its encryption context does not match",
         ),
-        E::KeyHandleInvalid => KmsError::new("IncorrectKeyException", "The key id does not match the key that encrypted the ciphertext"),
+        E::KeyHandleInvalid => KmsError::new(AwsError::IncorrectKey, "The key id does not match the key that encrypted the ciphertext"),
         E::KeyTypeInconsistent | E::MechanismInvalid => {
-            KmsError::new("InvalidKeyUsageException", "The key's type or usage does not allow this algorithm")
+            KmsError::new(AwsError::InvalidKeyUsage, "The key's type or usage does not allow this algorithm")
         }
-        E::KeyFunctionNotPermitted => KmsError::new(
-            "KMSInvalidStateException",
-            "The key cannot be used for this operation: see kmstoken audit tail for the reason",
-        ),
+        E::KeyFunctionNotPermitted => {
+            KmsError::new(AwsError::InvalidKeyUsage, "The key's attributes do not allow this operation")
+        }
         other => KmsError::from(other),
     }
 }
@@ -875,7 +817,7 @@ pub(super) fn encrypt(
     h: u64,
     ctx: &kms::blob::Context,
     plaintext: &[u8],
-    operation: &str,
+    operation: Action,
 ) -> KmsResult<Vec<u8>> {
     a.lib.kms_encrypt(a.session, h, ctx, plaintext, operation).map_err(|e| explain(a, e))
 }
@@ -885,7 +827,7 @@ fn decrypt(
     expected: Option<&str>,
     ctx: &kms::blob::Context,
     blob: &[u8],
-    operation: &str,
+    operation: Action,
 ) -> KmsResult<(zeroize::Zeroizing<Vec<u8>>, Arc<kmstoken::object::Object>)> {
     a.lib.kms_decrypt(a.session, expected, ctx, blob, operation).map_err(|e| explain(a, e))
 }
@@ -897,19 +839,17 @@ fn data_key(a: &Acting, args: DataKeyArgs, with_plaintext: bool) -> KmsResult<Va
         (Some("AES_256"), None) => 32,
         (Some("AES_128"), None) => 16,
         (None, Some(n)) if (1..=1024).contains(&n) => n,
-        (None, Some(_)) => {
-            return Err(KmsError::new("ValidationException", "NumberOfBytes must be between 1 and 1024"))
-        }
+        (None, Some(_)) => return Err(KmsError::new(AwsError::Validation, "NumberOfBytes must be between 1 and 1024")),
         (Some(s), None) => {
-            return Err(KmsError::new("ValidationException", format!("KeySpec {s} is not AES_256 or AES_128")))
+            return Err(KmsError::new(AwsError::Validation, format!("KeySpec {s} is not AES_256 or AES_128")))
         }
-        _ => return Err(KmsError::new("ValidationException", "Give exactly one of KeySpec and NumberOfBytes")),
+        _ => return Err(KmsError::new(AwsError::Validation, "Give exactly one of KeySpec and NumberOfBytes")),
     };
     let h = lc::resolve_for_use(&a.token, &key_id)?;
     let ctx = parse_context(context.as_deref())?;
     let mut key = zeroize::Zeroizing::new(vec![0u8; len]);
     a.lib.generate_random(a.session, &mut key)?;
-    let operation = if with_plaintext { "GenerateDataKey" } else { "GenerateDataKeyWithoutPlaintext" };
+    let operation = if with_plaintext { Action::GenerateDataKey } else { Action::GenerateDataKeyWithoutPlaintext };
     let blob = encrypt(a, h, &ctx, &key, operation)?;
     let mut out = json!({ "CiphertextBlob": b64(&blob), "KeyId": kms::arn(&*a.token.object_any(h)?) });
     if with_plaintext {
@@ -920,7 +860,7 @@ fn data_key(a: &Acting, args: DataKeyArgs, with_plaintext: bool) -> KmsResult<Va
 
 /// `TagKey=k,TagValue=v` (the aws CLI's shorthand) or a JSON list of tag objects.
 fn parse_tags(args: &[String]) -> KmsResult<Vec<(String, String)>> {
-    let bad = |a: &str| KmsError::new("ValidationException", format!("cannot read tag {a:?}: use TagKey=k,TagValue=v"));
+    let bad = |a: &str| KmsError::new(AwsError::Validation, format!("cannot read tag {a:?}: use TagKey=k,TagValue=v"));
     let mut out = Vec::new();
     for a in args {
         if a.trim_start().starts_with('[') {
@@ -948,7 +888,7 @@ fn parse_tags(args: &[String]) -> KmsResult<Vec<(String, String)>> {
 /// CreateKey of an asymmetric spec: a token key pair with one usage, through the same
 /// path as C_GenerateKeyPair; returns the private key's handle.
 fn create_key_pair(a: &Acting, spec: &str, usage: Option<&str>, external: bool) -> KmsResult<u64> {
-    let invalid = |m: String| KmsError::new("ValidationException", m);
+    let invalid = |m: String| KmsError::new(AwsError::Validation, m);
     let (mech, param_attr, usage) = match spec {
         "RSA_2048" | "RSA_3072" | "RSA_4096" => {
             let bits: u64 = spec[4..].parse().map_err(|_| invalid(format!("KeySpec {spec}")))?;
@@ -982,7 +922,7 @@ fn create_key_pair(a: &Acting, spec: &str, usage: Option<&str>, external: bool) 
     private.extend(private_caps.iter().map(|ty| (*ty, ck_bool(true))));
     if external {
         return Err(KmsError::new(
-            "UnsupportedOperationException",
+            AwsError::UnsupportedOperation,
             "Importing asymmetric key material is not served yet",
         ));
     }
@@ -996,7 +936,7 @@ fn create_key(a: &Acting, spec: &str, usage: Option<&str>, external: bool) -> Km
     if spec.starts_with("RSA_") || spec.starts_with("ECC_") {
         return create_key_pair(a, spec, usage, external);
     }
-    let unsupported = || KmsError::new("ValidationException", format!("KeySpec {spec} is not supported here"));
+    let unsupported = || KmsError::new(AwsError::Validation, format!("KeySpec {spec} is not supported here"));
     let (mech, len, want_usage) = match spec {
         "SYMMETRIC_DEFAULT" => (CKM_AES_KEY_GEN, 32u64, "ENCRYPT_DECRYPT"),
         "HMAC_224" => (CKM_GENERIC_SECRET_KEY_GEN, 28, "GENERATE_VERIFY_MAC"),
@@ -1007,7 +947,7 @@ fn create_key(a: &Acting, spec: &str, usage: Option<&str>, external: bool) -> Km
     };
     if usage.is_some_and(|u| u != want_usage) {
         return Err(KmsError::new(
-            "ValidationException",
+            AwsError::Validation,
             format!("KeyUsage {} is not valid for KeySpec {spec}", usage.unwrap_or_default()),
         ));
     }

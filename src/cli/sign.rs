@@ -6,7 +6,7 @@ use cryptoki_sys::*;
 use der::asn1::{BitStringRef, OctetStringRef, UintRef};
 use der::{Decode, Encode, Sequence};
 use kmstoken::crypto::{digest_info, Hash};
-use kmstoken::kms::{lifecycle::KmsResult, KmsError};
+use kmstoken::kms::{lifecycle::KmsResult, AwsError, KmsError};
 use kmstoken::mech::{Mechanism, Param};
 use kmstoken::object::Object;
 
@@ -22,9 +22,7 @@ pub fn signing_mechanism(alg: &str, digest: bool) -> KmsResult<(Mechanism, Optio
         "RSASSA_PSS_SHA_256" => (Hash::Sha256, "pss"),
         "RSASSA_PSS_SHA_384" => (Hash::Sha384, "pss"),
         "RSASSA_PSS_SHA_512" => (Hash::Sha512, "pss"),
-        other => {
-            return Err(KmsError::new("ValidationException", format!("SigningAlgorithm {other} is not supported")))
-        }
+        other => return Err(KmsError::new(AwsError::Validation, format!("SigningAlgorithm {other} is not supported"))),
     };
     let (hash_mech, mgf) = match hash {
         Hash::Sha256 => (CKM_SHA256, CKG_MGF1_SHA256),
@@ -59,12 +57,12 @@ fn idx(h: Hash) -> usize {
 /// (checked for length), wrapped in a DigestInfo for PKCS#1 v1.5.
 pub fn signing_input(mech: &Mechanism, digest_of: Option<Hash>, message: &[u8]) -> KmsResult<Vec<u8>> {
     if message.is_empty() || message.len() > 4096 {
-        return Err(KmsError::new("ValidationException", "Message must be 1 to 4096 bytes"));
+        return Err(KmsError::new(AwsError::Validation, "Message must be 1 to 4096 bytes"));
     }
     let Some(hash) = digest_of else { return Ok(message.to_vec()) };
     if message.len() != hash.output_len() {
         return Err(KmsError::new(
-            "ValidationException",
+            AwsError::Validation,
             format!("A DIGEST message must be {} bytes for this algorithm", hash.output_len()),
         ));
     }
@@ -80,7 +78,7 @@ struct EcdsaSig<'a> {
 /// PKCS#11's r||s as the DER SEQUENCE that AWS returns.
 pub fn ecdsa_to_der(rs: &[u8]) -> KmsResult<Vec<u8>> {
     let (r, s) = rs.split_at(rs.len() / 2);
-    let bad = |_| KmsError::new("KMSInternalException", "signature encoding");
+    let bad = |_| KmsError::new(AwsError::KmsInternal, "signature encoding");
     EcdsaSig { r: UintRef::new(r).map_err(bad)?, s: UintRef::new(s).map_err(bad)? }.to_der().map_err(bad)
 }
 
@@ -107,8 +105,8 @@ pub fn ec_width(obj: &Object) -> usize {
 
 /// The SubjectPublicKeyInfo DER of a public key object.
 pub fn spki(obj: &Object) -> KmsResult<Vec<u8>> {
-    let bad = |_| KmsError::new("KMSInternalException", "public key encoding");
-    let missing = || KmsError::new("UnsupportedOperationException", "This key has no public key");
+    let bad = |_| KmsError::new(AwsError::KmsInternal, "public key encoding");
+    let missing = || KmsError::new(AwsError::UnsupportedOperation, "This key has no public key");
     match obj.key_type() {
         Some(CKK_RSA) => {
             let n = obj.get_raw(CKA_MODULUS).ok_or_else(missing)?;
@@ -153,7 +151,7 @@ pub fn mac_mechanism(alg: &str) -> KmsResult<Mechanism> {
         "HMAC_SHA_256" => CKM_SHA256_HMAC,
         "HMAC_SHA_384" => CKM_SHA384_HMAC,
         "HMAC_SHA_512" => CKM_SHA512_HMAC,
-        other => return Err(KmsError::new("ValidationException", format!("MacAlgorithm {other} is not supported"))),
+        other => return Err(KmsError::new(AwsError::Validation, format!("MacAlgorithm {other} is not supported"))),
     };
     Ok(Mechanism { ty, param: Param::None })
 }

@@ -35,7 +35,7 @@ pub struct Event<'a> {
     pub mechanism: Option<u64>,
     pub encryption_context_keys: Vec<String>,
     /// The AWS exception name of a failure, and its message.
-    pub error: Option<(&'a str, String)>,
+    pub error: Option<(crate::error::AwsError, String)>,
     pub read_only: bool,
     /// A service event (purge, rotation) rather than a caller's request.
     pub service: bool,
@@ -301,7 +301,7 @@ impl AuditLog {
         }
         r.close();
         if let Some((code, msg)) = &e.error {
-            r.str("errorCode", code);
+            r.str("errorCode", code.name());
             r.str("errorMessage", msg);
         }
         if let Some(arn) = &e.key_arn {
@@ -554,7 +554,7 @@ mod tests {
             key_version: Some(3),
             mechanism: Some(0x1087),
             encryption_context_keys: vec!["a\nb".into()],
-            error: Some(("DisabledException", "line\n\"quoted\"\u{1}".into())),
+            error: Some((crate::error::AwsError::Disabled, "line\n\"quoted\"\u{1}".into())),
             details: Some(serde_json::json!({"window": 7})),
             ..Default::default()
         };

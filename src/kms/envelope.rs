@@ -3,7 +3,8 @@
 //! command line's decrypt and re-encrypt.
 
 use super::blob::{self, Context};
-use super::{authorize, key_id, Face, KeyUse};
+use super::gate::{self, Action};
+use super::{key_id, Face, KeyUse};
 use crate::error::{Error, Result};
 use crate::mech::{CipherOp, Unit};
 use crate::object::Object;
@@ -24,7 +25,7 @@ pub fn open(
     expected: Option<&str>,
     ctx: &Context,
     data: &[u8],
-    operation: Option<&str>,
+    operation: Option<Action>,
 ) -> Result<(Zeroizing<Vec<u8>>, Arc<Object>)> {
     let header = blob::header(data)?;
     let id = header.key_id.to_string();
@@ -41,7 +42,11 @@ pub fn open(
     }
     let (h, obj) = found.ok_or(Error::EncryptedDataInvalid)?;
     let obj = super::import::expire_if_due(token, h, obj)?;
-    authorize(token, &obj, KeyUse::Decrypt, unit, Face::Kms, ctx, operation)?;
+    let action = operation.unwrap_or(Action::Decrypt);
+    gate::check(
+        token,
+        &gate::Request { key: &obj, action, face: Face::Kms, mechanism: Some((KeyUse::Decrypt, unit)), context: ctx },
+    )?;
     let key = obj.get_raw(CKA_VALUE).ok_or(Error::UserNotLoggedIn)?;
     let plain = blob::open(key, ctx, data)?;
     Ok((plain, obj))

@@ -15,9 +15,10 @@
 //! (1) | token id (16) | valid-to (8, big-endian seconds) | RSAPrivateKey DER.
 
 use super::audit::Event;
+use super::gate::Action;
 use super::lifecycle::{self as lc, KmsResult};
 use super::meta::KeyState;
-use super::{arn, clock, is_kms_key, key_id, state, KmsError};
+use super::{arn, clock, is_kms_key, key_id, state, AwsError, KmsError};
 use crate::crypto::{self, Hash, RsaPrivateKey, RsaPublicKey};
 use crate::error::Result;
 use crate::object::{ck_ulong, Object};
@@ -70,7 +71,7 @@ impl WrappingAlgorithm {
     pub fn parse(name: &str) -> KmsResult<WrappingAlgorithm> {
         Self::ALL.into_iter().find(|a| a.name() == name).ok_or_else(|| {
             KmsError::new(
-                "ValidationException",
+                AwsError::Validation,
                 format!(
                     "WrappingAlgorithm {name} is not supported; use RSAES_OAEP_SHA_256, RSAES_OAEP_SHA_1, \
                      RSA_AES_KEY_WRAP_SHA_256 or RSA_AES_KEY_WRAP_SHA_1"
@@ -107,7 +108,7 @@ pub fn wrapping_key_bits(spec: &str) -> KmsResult<usize> {
         "RSA_3072" => Ok(3072),
         "RSA_4096" => Ok(4096),
         other => Err(KmsError::new(
-            "ValidationException",
+            AwsError::Validation,
             format!("WrappingKeySpec {other} is not supported; use RSA_2048, RSA_3072 or RSA_4096"),
         )),
     }
@@ -128,7 +129,7 @@ pub type ValidTo = Option<i64>;
 /// needs a ValidTo in the future, at most 365 days ahead; KEY_MATERIAL_DOES_NOT_EXPIRE
 /// takes none.
 pub fn expiration(model: Option<&str>, valid_to: Option<i64>) -> KmsResult<ValidTo> {
-    let invalid = |m: String| KmsError::new("ValidationException", m);
+    let invalid = |m: String| KmsError::new(AwsError::Validation, m);
     match (model.unwrap_or("KEY_MATERIAL_EXPIRES"), valid_to) {
         ("KEY_MATERIAL_DOES_NOT_EXPIRE", None) => Ok(None),
         ("KEY_MATERIAL_DOES_NOT_EXPIRE", Some(_)) => {
@@ -153,37 +154,33 @@ pub fn expiration(model: Option<&str>, valid_to: Option<i64>) -> KmsResult<Valid
     }
 }
 
-/// Runs an import operation and records it, success or failure, with `details`.
+/// Runs an import operation through the gate and records it with `details`.
 fn audited<T>(
     token: &Token,
-    name: &str,
+    action: Action,
     handle: u64,
     details: Value,
     op: impl FnOnce(&Object) -> KmsResult<T>,
 ) -> KmsResult<T> {
-    let obj = token.object_any(handle)?;
-    let r = op(&obj);
-    let after = token.object_any(handle).unwrap_or(obj);
-    lc::audit(token, name, Some(&after), r.as_ref().err(), Some(details))?;
-    r
+    lc::audited_with(token, action, handle, Some(details), op)
 }
 
 /// Import serves keys made for it, and not while their deletion is pending.
 fn importable(obj: &Object) -> KmsResult<()> {
     if obj.get_raw(CKA_KMSTOKEN_ORIGIN) != Some(b"EXTERNAL") {
         return Err(KmsError::new(
-            "UnsupportedOperationException",
+            AwsError::UnsupportedOperation,
             format!("{} origin is not EXTERNAL; only keys created for imported key material take it.", arn(obj)),
         ));
     }
     if obj.class() != CKO_SECRET_KEY {
         return Err(KmsError::new(
-            "UnsupportedOperationException",
+            AwsError::UnsupportedOperation,
             format!("{} is asymmetric; importing asymmetric key material is not served yet.", arn(obj)),
         ));
     }
     if state(obj)? == KeyState::PendingDeletion {
-        return Err(KmsError::new("KMSInvalidStateException", format!("{} is pending deletion.", arn(obj))));
+        return Err(KmsError::new(AwsError::KmsInvalidState, format!("{} is pending deletion.", arn(obj))));
     }
     Ok(())
 }
@@ -204,7 +201,7 @@ fn rewrite(token: &Token, obj: &Object, change: impl Fn(&mut Object) -> Result<(
 /// replacing any earlier ones.
 pub fn get_parameters(token: &Token, handle: u64, algorithm: &str, key_spec: &str) -> KmsResult<ImportParameters> {
     let details = json!({ "wrappingAlgorithm": algorithm, "wrappingKeySpec": key_spec });
-    audited(token, "GetParametersForImport", handle, details, |obj| {
+    audited(token, Action::GetParametersForImport, handle, details, |obj| {
         let alg = WrappingAlgorithm::parse(algorithm)?;
         let bits = wrapping_key_bits(key_spec)?;
         importable(obj)?;
@@ -234,13 +231,13 @@ pub fn get_parameters(token: &Token, handle: u64, algorithm: &str, key_spec: &st
 fn uuid_bytes(obj: &Object) -> KmsResult<[u8; 16]> {
     uuid::Uuid::parse_str(&key_id(obj))
         .map(|u| *u.as_bytes())
-        .map_err(|_| KmsError::new("KMSInternalException", "key id is not a UUID"))
+        .map_err(|_| KmsError::new(AwsError::KmsInternal, "key id is not a UUID"))
 }
 
 /// The wrapping key and algorithm of the parameters `import_token` names, once the token
 /// is known to be this key's current one and still valid.
 fn redeem(obj: &Object, import_token: &[u8]) -> KmsResult<(WrappingAlgorithm, RsaPrivateKey)> {
-    let invalid = |m: &str| KmsError::new("InvalidImportTokenException", m);
+    let invalid = |m: &str| KmsError::new(AwsError::InvalidImportToken, m);
     if import_token.len() != TOKEN_LEN || &import_token[..4] != TOKEN_MAGIC {
         return Err(invalid("The import token is not valid."));
     }
@@ -257,7 +254,7 @@ fn redeem(obj: &Object, import_token: &[u8]) -> KmsResult<(WrappingAlgorithm, Rs
     let valid_to = i64::from_be_bytes(stored[18..26].try_into().map_err(|_| invalid("corrupt parameters"))?);
     if clock::now() >= valid_to {
         return Err(KmsError::new(
-            "ExpiredImportTokenException",
+            AwsError::ExpiredImportToken,
             format!("The import token expired at {}: call GetParametersForImport again.", clock::iso8601(valid_to)),
         ));
     }
@@ -270,7 +267,7 @@ fn redeem(obj: &Object, import_token: &[u8]) -> KmsResult<(WrappingAlgorithm, Rs
 fn unwrap(alg: WrappingAlgorithm, key: &RsaPrivateKey, encrypted: &[u8]) -> KmsResult<Zeroizing<Vec<u8>>> {
     let bad = || {
         KmsError::new(
-            "InvalidCiphertextException",
+            AwsError::InvalidCiphertext,
             "The encrypted key material does not unwrap with the wrapping key and algorithm of this import token.",
         )
     };
@@ -330,17 +327,17 @@ pub fn import_material(
         "expirationModel": if valid_to.is_some() { "KEY_MATERIAL_EXPIRES" } else { "KEY_MATERIAL_DOES_NOT_EXPIRE" },
         "validTo": valid_to.map(clock::iso8601),
     });
-    audited(token, "ImportKeyMaterial", handle, details, |obj| {
+    audited(token, Action::ImportKeyMaterial, handle, details, |obj| {
         importable(obj)?;
         let (alg, wrapping) = redeem(obj, import_token)?;
         let material = unwrap(alg, &wrapping, encrypted)?;
         let spec = obj.get_raw(CKA_KMSTOKEN_KEY_SPEC).unwrap_or_default();
         let lengths = material_lengths(spec).ok_or_else(|| {
-            KmsError::new("UnsupportedOperationException", format!("{} takes no imported key material.", arn(obj)))
+            KmsError::new(AwsError::UnsupportedOperation, format!("{} takes no imported key material.", arn(obj)))
         })?;
         if !lengths.contains(&material.len()) {
             return Err(KmsError::new(
-                "InvalidCiphertextException",
+                AwsError::InvalidCiphertext,
                 format!(
                     "The key material is {} bytes; a {} key takes {} to {} bytes.",
                     material.len(),
@@ -354,7 +351,7 @@ pub fn import_material(
         if let Some(first) = obj.get_raw(CKA_KMSTOKEN_MATERIAL_FINGERPRINT) {
             if !bool::from(first.ct_eq(&print)) {
                 return Err(KmsError::new(
-                    "IncorrectKeyMaterialException",
+                    AwsError::IncorrectKeyMaterial,
                     format!("The key material is not the material first imported into {}.", arn(obj)),
                 ));
             }
@@ -401,6 +398,11 @@ fn has_material(obj: &Object) -> bool {
 
 /// An EXTERNAL key without its material: whatever happens to it, it can only wait for
 /// an import (a cancelled deletion brings it back to PendingImport, not Disabled).
+/// Whether the key's material comes from outside (Origin EXTERNAL).
+pub fn is_external(obj: &Object) -> bool {
+    obj.get_raw(CKA_KMSTOKEN_ORIGIN) == Some(b"EXTERNAL")
+}
+
 pub fn awaits_material(obj: &Object) -> bool {
     obj.get_raw(CKA_KMSTOKEN_ORIGIN) == Some(b"EXTERNAL") && !has_material(obj)
 }
@@ -408,10 +410,10 @@ pub fn awaits_material(obj: &Object) -> bool {
 /// DeleteImportedKeyMaterial: the key returns to PendingImport (a key pending deletion
 /// stays so); on a key without material it changes nothing.
 pub fn delete_material(token: &Token, handle: u64) -> KmsResult<()> {
-    audited(token, "DeleteImportedKeyMaterial", handle, json!({}), |obj| {
+    audited(token, Action::DeleteImportedKeyMaterial, handle, json!({}), |obj| {
         if obj.get_raw(CKA_KMSTOKEN_ORIGIN) != Some(b"EXTERNAL") {
             return Err(KmsError::new(
-                "UnsupportedOperationException",
+                AwsError::UnsupportedOperation,
                 format!("{} origin is not EXTERNAL; it has no imported key material to delete.", arn(obj)),
             ));
         }
@@ -478,9 +480,9 @@ mod tests {
             assert_eq!(WrappingAlgorithm::parse(a.name()).unwrap(), a);
             assert_eq!(WrappingAlgorithm::from_code(a.code()), Some(a));
         }
-        assert_eq!(WrappingAlgorithm::parse("RSAES_PKCS1_V1_5").unwrap_err().code, "ValidationException");
+        assert_eq!(WrappingAlgorithm::parse("RSAES_PKCS1_V1_5").unwrap_err().code, AwsError::Validation);
         assert_eq!(WrappingAlgorithm::from_code(0), None);
-        assert_eq!(wrapping_key_bits("RSA_1024").unwrap_err().code, "ValidationException");
+        assert_eq!(wrapping_key_bits("RSA_1024").unwrap_err().code, AwsError::Validation);
     }
 
     #[test]
@@ -495,7 +497,7 @@ mod tests {
             (Some("KEY_MATERIAL_EXPIRES"), Some(now + 366 * clock::DAY)),
             (Some("SOMETIMES"), None),
         ] {
-            assert_eq!(expiration(model, t).unwrap_err().code, "ValidationException", "{model:?} {t:?}");
+            assert_eq!(expiration(model, t).unwrap_err().code, AwsError::Validation, "{model:?} {t:?}");
         }
     }
 
@@ -513,7 +515,7 @@ mod tests {
         assert_eq!(got.as_slice(), &material);
         // The SHA-1 variant, or a plain OAEP reading, of the same bytes fails.
         for alg in [WrappingAlgorithm::RsaAesKeyWrapSha1, WrappingAlgorithm::OaepSha256] {
-            assert_eq!(unwrap(alg, &private, &blob).unwrap_err().code, "InvalidCiphertextException");
+            assert_eq!(unwrap(alg, &private, &blob).unwrap_err().code, AwsError::InvalidCiphertext);
         }
         let direct = public.encrypt_oaep(Hash::Sha1, Hash::Sha1, b"", &material).unwrap();
         assert_eq!(unwrap(WrappingAlgorithm::OaepSha1, &private, &direct).unwrap().as_slice(), &material);

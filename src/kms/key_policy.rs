@@ -2,9 +2,10 @@
 //! default one), AWS's lockout safety check, and the audit record of every change.
 
 use super::blob::Context;
+use super::gate::Action;
 use super::lifecycle::{audited, set_on_all, KmsResult};
 use super::policy::{self, Decision, Request, POLICY_NAME};
-use super::{arn, principal, KmsError};
+use super::{arn, principal, AwsError, KmsError};
 use crate::object::Object;
 use crate::token::Token;
 use crate::vendor::*;
@@ -13,7 +14,7 @@ fn check_name(name: &str) -> KmsResult<()> {
     if name == POLICY_NAME {
         return Ok(());
     }
-    Err(KmsError::new("NotFoundException", format!("Policy {name} does not exist: the only policy name is default")))
+    Err(KmsError::new(AwsError::NotFound, format!("Policy {name} does not exist: the only policy name is default")))
 }
 
 fn text(obj: &Object, ty: u64) -> &str {
@@ -39,9 +40,9 @@ pub fn get(token: &Token, handle: u64, name: &str) -> KmsResult<String> {
 /// administrators). Any refusal changes nothing. The change reaches every object of the
 /// key (versions, public half) so that each use finds the same policy.
 pub fn put(token: &Token, handle: u64, name: &str, document: &str, bypass_lockout_check: bool) -> KmsResult<()> {
-    audited(token, "PutKeyPolicy", handle, |obj| {
+    audited(token, Action::PutKeyPolicy, handle, |obj| {
         if name != POLICY_NAME {
-            return Err(KmsError::new("ValidationException", "PolicyName must be default"));
+            return Err(KmsError::new(AwsError::Validation, "PolicyName must be default"));
         }
         let parsed = policy::parse(document, &token.serial)?;
         if !bypass_lockout_check {

@@ -3,8 +3,10 @@
 //! functions (C_DestroyObject schedules deletion) and by the command line.
 
 use super::audit::Event;
+use super::blob::Context;
+use super::gate::{self, Action};
 use super::meta::{self, KeyState};
-use super::{arn, clock, is_kms_key, key_id, principal, state, KmsError};
+use super::{arn, clock, is_kms_key, key_id, principal, state, AwsError, Face, KmsError};
 use crate::error::Error;
 use crate::object::{ck_bool, ck_ulong, Object, Template};
 use crate::token::Token;
@@ -118,18 +120,39 @@ pub fn audit(
     Ok(())
 }
 
-/// Runs a management operation and records it, success or failure.
+/// Runs a management operation: the gate first (a refusal is audited there and ends it),
+/// then the operation, recorded with its outcome.
 pub(crate) fn audited<T>(
     token: &Token,
-    name: &str,
+    action: Action,
     handle: u64,
     op: impl FnOnce(&Object) -> KmsResult<T>,
 ) -> KmsResult<T> {
+    audited_with(token, action, handle, None, op)
+}
+
+/// `audited`, with details for the record.
+pub(crate) fn audited_with<T>(
+    token: &Token,
+    action: Action,
+    handle: u64,
+    details: Option<Value>,
+    op: impl FnOnce(&Object) -> KmsResult<T>,
+) -> KmsResult<T> {
     let obj = token.object_any(handle)?;
+    gate::check(token, &gate::Request::touch(&obj, action, Face::Kms, &Context::new()))?;
     let r = op(&obj);
     let after = token.object_any(handle).unwrap_or(obj);
-    audit(token, name, Some(&after), r.as_ref().err(), None)?;
+    audit(token, action.name(), Some(&after), r.as_ref().err(), details)?;
     r
+}
+
+/// A key the `kms` face reads (describe-key, get-key-policy, list-resource-tags, ...):
+/// its object once the gate let `action` through (and audited it).
+pub fn read(token: &Token, handle: u64, action: Action) -> KmsResult<Arc<Object>> {
+    let obj = token.object_any(handle)?;
+    gate::check(token, &gate::Request::touch(&obj, action, Face::Kms, &Context::new()))?;
+    Ok(obj)
 }
 
 /// The current object (the one that holds the newest material) of every key id.
@@ -139,7 +162,7 @@ fn is_current(obj: &Object) -> bool {
 
 /// Finds a key by key id, key ARN, alias name or alias ARN; returns its current handle.
 pub fn resolve(token: &Token, reference: &str) -> KmsResult<u64> {
-    let not_found = || KmsError::new("NotFoundException", format!("Key '{reference}' does not exist"));
+    let not_found = || KmsError::new(AwsError::NotFound, format!("Key '{reference}' does not exist"));
     let alias_prefix = format!("arn:kmstoken:kms:local:{}:", token.serial);
     let reference = reference.strip_prefix(&alias_prefix).unwrap_or(reference);
     let key_id = if reference.starts_with("alias/") {
@@ -160,7 +183,7 @@ pub fn resolve_for_use(token: &Token, reference: &str) -> KmsResult<u64> {
     let h = resolve(token, reference)?;
     let obj = token.object_any(h)?;
     if matches!(super::state(&obj), Ok(KeyState::PendingDeletion)) {
-        return Err(KmsError::new("KMSInvalidStateException", format!("{} is pending deletion.", super::arn(&obj))));
+        return Err(KmsError::new(AwsError::KmsInvalidState, format!("{} is pending deletion.", super::arn(&obj))));
     }
     Ok(h)
 }
@@ -204,11 +227,11 @@ pub(crate) fn set_on_all(token: &Token, obj: &Object, changes: &[(CK_ATTRIBUTE_T
 }
 
 fn invalid_state(obj: &Object, what: &str) -> KmsError {
-    KmsError::new("KMSInvalidStateException", format!("{} is {what}.", arn(obj)))
+    KmsError::new(AwsError::KmsInvalidState, format!("{} is {what}.", arn(obj)))
 }
 
 pub fn enable(token: &Token, handle: u64, enabled: bool) -> KmsResult<()> {
-    audited(token, if enabled { "EnableKey" } else { "DisableKey" }, handle, |obj| {
+    audited(token, if enabled { Action::EnableKey } else { Action::DisableKey }, handle, |obj| {
         match state(obj)? {
             KeyState::PendingDeletion => return Err(invalid_state(obj, "pending deletion")),
             KeyState::PendingImport => return Err(invalid_state(obj, "pending import")),
@@ -221,10 +244,10 @@ pub fn enable(token: &Token, handle: u64, enabled: bool) -> KmsResult<()> {
 
 /// Schedules deletion after `days` (7..=30); returns the deletion date.
 pub fn schedule_deletion(token: &Token, handle: u64, days: u32) -> KmsResult<i64> {
-    audited(token, "ScheduleKeyDeletion", handle, |obj| {
+    audited(token, Action::ScheduleKeyDeletion, handle, |obj| {
         if !(MIN_WINDOW_DAYS..=MAX_WINDOW_DAYS).contains(&days) {
             return Err(KmsError::new(
-                "ValidationException",
+                AwsError::Validation,
                 format!("PendingWindowInDays must be between {MIN_WINDOW_DAYS} and {MAX_WINDOW_DAYS}; got {days}"),
             ));
         }
@@ -248,7 +271,7 @@ pub fn schedule_deletion(token: &Token, handle: u64, days: u32) -> KmsResult<i64
 /// Cancels a scheduled deletion; the key comes back Disabled, as in AWS (or
 /// PendingImport when it has no material).
 pub fn cancel_deletion(token: &Token, handle: u64) -> KmsResult<()> {
-    audited(token, "CancelKeyDeletion", handle, |obj| {
+    audited(token, Action::CancelKeyDeletion, handle, |obj| {
         if state(obj)? != KeyState::PendingDeletion {
             return Err(invalid_state(obj, "not pending deletion"));
         }
@@ -299,13 +322,13 @@ pub fn delete_now(token: &Token, handle: u64) -> KmsResult<()> {
 fn rotatable(obj: &Object) -> KmsResult<()> {
     if obj.class() != CKO_SECRET_KEY {
         return Err(KmsError::new(
-            "UnsupportedOperationException",
+            AwsError::UnsupportedOperation,
             format!("{} is not a symmetric or HMAC key; asymmetric keys do not rotate.", arn(obj)),
         ));
     }
     if obj.get_raw(CKA_KMSTOKEN_ORIGIN) == Some(b"EXTERNAL") {
         return Err(KmsError::new(
-            "UnsupportedOperationException",
+            AwsError::UnsupportedOperation,
             format!("{} origin is EXTERNAL which is not valid for this operation.", arn(obj)),
         ));
     }
@@ -314,7 +337,7 @@ fn rotatable(obj: &Object) -> KmsResult<()> {
 
 fn usable_for_management(obj: &Object) -> KmsResult<()> {
     match state(obj)? {
-        KeyState::Disabled => Err(KmsError::new("DisabledException", format!("{} is disabled.", arn(obj)))),
+        KeyState::Disabled => Err(KmsError::new(AwsError::Disabled, format!("{} is disabled.", arn(obj)))),
         KeyState::PendingDeletion => Err(invalid_state(obj, "pending deletion")),
         KeyState::PendingImport => Err(invalid_state(obj, "pending import")),
         KeyState::Enabled => Ok(()),
@@ -322,13 +345,13 @@ fn usable_for_management(obj: &Object) -> KmsResult<()> {
 }
 
 pub fn enable_rotation(token: &Token, handle: u64, period: Option<u32>) -> KmsResult<()> {
-    audited(token, "EnableKeyRotation", handle, |obj| {
+    audited(token, Action::EnableKeyRotation, handle, |obj| {
         rotatable(obj)?;
         usable_for_management(obj)?;
         let days = period.unwrap_or(DEFAULT_ROTATION_DAYS);
         if !(MIN_ROTATION_DAYS..=MAX_ROTATION_DAYS).contains(&days) {
             return Err(KmsError::new(
-                "ValidationException",
+                AwsError::Validation,
                 format!("RotationPeriodInDays must be between {MIN_ROTATION_DAYS} and {MAX_ROTATION_DAYS}; got {days}"),
             ));
         }
@@ -346,7 +369,7 @@ pub fn enable_rotation(token: &Token, handle: u64, period: Option<u32>) -> KmsRe
 }
 
 pub fn disable_rotation(token: &Token, handle: u64) -> KmsResult<()> {
-    audited(token, "DisableKeyRotation", handle, |obj| {
+    audited(token, Action::DisableKeyRotation, handle, |obj| {
         rotatable(obj)?;
         usable_for_management(obj)?;
         set_on_all(
@@ -360,13 +383,13 @@ pub fn disable_rotation(token: &Token, handle: u64) -> KmsResult<()> {
 /// Rotates now: the current material becomes a read-only version object and the key gets
 /// new material under the same key id and handle, in one transaction.
 pub fn rotate_on_demand(token: &Token, handle: u64) -> KmsResult<u64> {
-    audited(token, "RotateKeyOnDemand", handle, |obj| {
+    audited(token, Action::RotateKeyOnDemand, handle, |obj| {
         rotatable(obj)?;
         usable_for_management(obj)?;
         let done = obj.ulong(CKA_KMSTOKEN_ON_DEMAND_ROTATIONS).unwrap_or(0);
         if done >= MAX_ON_DEMAND_ROTATIONS {
             return Err(KmsError::new(
-                "LimitExceededException",
+                AwsError::LimitExceeded,
                 format!("{} has reached the limit of {MAX_ON_DEMAND_ROTATIONS} on-demand rotations.", arn(obj)),
             ));
         }
@@ -463,10 +486,10 @@ pub fn versions(token: &Token, obj: &Object) -> crate::error::Result<Vec<(u64, u
 }
 
 pub fn update_description(token: &Token, handle: u64, description: &str) -> KmsResult<()> {
-    audited(token, "UpdateKeyDescription", handle, |obj| {
+    audited(token, Action::UpdateKeyDescription, handle, |obj| {
         if description.chars().count() > MAX_DESCRIPTION {
             return Err(KmsError::new(
-                "ValidationException",
+                AwsError::Validation,
                 format!("Description is longer than {MAX_DESCRIPTION} characters"),
             ));
         }
@@ -480,7 +503,7 @@ pub fn update_description(token: &Token, handle: u64, description: &str) -> KmsR
 /// The alias rules: `alias/` + [a-zA-Z0-9:/_-], at most 256 characters, `alias/aws/`
 /// reserved.
 pub fn check_alias_name(name: &str) -> KmsResult<()> {
-    let bad = |why: &str| Err(KmsError::new("InvalidAliasNameException", format!("Alias {name} {why}")));
+    let bad = |why: &str| Err(KmsError::new(AwsError::InvalidAliasName, format!("Alias {name} {why}")));
     let Some(rest) = name.strip_prefix("alias/") else {
         return bad("must begin with alias/");
     };
@@ -497,14 +520,14 @@ pub fn check_alias_name(name: &str) -> KmsResult<()> {
 }
 
 pub fn create_alias(token: &Token, name: &str, handle: u64) -> KmsResult<()> {
-    audited(token, "CreateAlias", handle, |obj| {
+    audited(token, Action::CreateAlias, handle, |obj| {
         check_alias_name(name)?;
         if state(obj)? == KeyState::PendingDeletion {
             return Err(invalid_state(obj, "pending deletion"));
         }
         if !token.put_alias(name, &key_id(obj), false, clock::now())? {
             return Err(KmsError::new(
-                "AlreadyExistsException",
+                AwsError::AlreadyExists,
                 format!("An alias with the name {name} already exists"),
             ));
         }
@@ -513,20 +536,20 @@ pub fn create_alias(token: &Token, name: &str, handle: u64) -> KmsResult<()> {
 }
 
 pub fn update_alias(token: &Token, name: &str, handle: u64) -> KmsResult<()> {
-    audited(token, "UpdateAlias", handle, |obj| {
+    audited(token, Action::UpdateAlias, handle, |obj| {
         check_alias_name(name)?;
         if state(obj)? == KeyState::PendingDeletion {
             return Err(invalid_state(obj, "pending deletion"));
         }
         let old = token.aliases()?.into_iter().find(|a| a.name == name);
         let Some(old) = old else {
-            return Err(KmsError::new("NotFoundException", format!("Alias {name} does not exist")));
+            return Err(KmsError::new(AwsError::NotFound, format!("Alias {name} does not exist")));
         };
         let prev = current_handle(token, &old.key_id)?.map(|h| token.object_any(h)).transpose()?;
         if let Some(prev) = &prev {
             if prev.class() != obj.class() || usage_name(prev) != usage_name(obj) {
                 return Err(KmsError::new(
-                    "ValidationException",
+                    AwsError::Validation,
                     "An alias can point only to a key of the same type and key usage",
                 ));
             }
@@ -543,12 +566,15 @@ fn usage_name(obj: &Object) -> Vec<u8> {
 pub fn delete_alias(token: &Token, name: &str) -> KmsResult<()> {
     let alias = token.aliases()?.into_iter().find(|a| a.name == name);
     let Some(alias) = alias else {
-        let e = KmsError::new("NotFoundException", format!("Alias {name} does not exist"));
+        let e = KmsError::new(AwsError::NotFound, format!("Alias {name} does not exist"));
         audit(token, "DeleteAlias", None, Some(&e), Some(json!({ "aliasName": name })))?;
         return Err(e);
     };
-    token.delete_alias(name)?;
     let obj = current_handle(token, &alias.key_id)?.map(|h| token.object_any(h)).transpose()?;
+    if let Some(o) = &obj {
+        gate::check(token, &gate::Request::touch(o, Action::DeleteAlias, Face::Kms, &Context::new()))?;
+    }
+    token.delete_alias(name)?;
     audit(token, "DeleteAlias", obj.as_deref(), None, Some(json!({ "aliasName": name })))
 }
 
@@ -556,13 +582,13 @@ pub fn delete_alias(token: &Token, name: &str) -> KmsResult<()> {
 pub fn check_tag(k: &str, v: &str) -> KmsResult<()> {
     let n = k.chars().count();
     if n == 0 || n > 128 || v.chars().count() > 256 || k.starts_with("aws:") || v.starts_with("aws:") {
-        return Err(KmsError::new("TagException", format!("Tag {k:?} is invalid: keys have 1 to 128 characters, values up to 256, and neither may begin with aws:")));
+        return Err(KmsError::new(AwsError::Tag, format!("Tag {k:?} is invalid: keys have 1 to 128 characters, values up to 256, and neither may begin with aws:")));
     }
     Ok(())
 }
 
 pub fn tag(token: &Token, handle: u64, tags: &[(String, String)]) -> KmsResult<()> {
-    audited(token, "TagResource", handle, |obj| {
+    audited(token, Action::TagResource, handle, |obj| {
         for (k, v) in tags {
             check_tag(k, v)?;
         }
@@ -570,14 +596,14 @@ pub fn tag(token: &Token, handle: u64, tags: &[(String, String)]) -> KmsResult<(
             return Err(invalid_state(obj, "pending deletion"));
         }
         if !token.change_tags(&key_id(obj), tags, &[], MAX_TAGS)? {
-            return Err(KmsError::new("LimitExceededException", format!("A key can have at most {MAX_TAGS} tags")));
+            return Err(KmsError::new(AwsError::LimitExceeded, format!("A key can have at most {MAX_TAGS} tags")));
         }
         Ok(())
     })
 }
 
 pub fn untag(token: &Token, handle: u64, keys: &[String]) -> KmsResult<()> {
-    audited(token, "UntagResource", handle, |obj| {
+    audited(token, Action::UntagResource, handle, |obj| {
         if state(obj)? == KeyState::PendingDeletion {
             return Err(invalid_state(obj, "pending deletion"));
         }
@@ -680,7 +706,7 @@ mod tests {
     fn alias_rules() {
         assert!(check_alias_name("alias/demo-lab_cmk/1").is_ok());
         for bad in ["demo", "alias/", "alias/aws/x", "alias/has space", &format!("alias/{}", "a".repeat(251))] {
-            assert_eq!(check_alias_name(bad).unwrap_err().code, "InvalidAliasNameException", "{bad}");
+            assert_eq!(check_alias_name(bad).unwrap_err().code, AwsError::InvalidAliasName, "{bad}");
         }
         assert!(check_alias_name(&format!("alias/{}", "a".repeat(250))).is_ok());
     }
@@ -690,7 +716,7 @@ mod tests {
         assert!(check_tag("team", "").is_ok());
         assert!(check_tag(&"k".repeat(128), &"v".repeat(256)).is_ok());
         for (k, v) in [("", "v"), ("aws:x", "v"), ("k", "aws:x")] {
-            assert_eq!(check_tag(k, v).unwrap_err().code, "TagException");
+            assert_eq!(check_tag(k, v).unwrap_err().code, AwsError::Tag);
         }
         assert!(check_tag(&"k".repeat(129), "v").is_err());
         assert!(check_tag("k", &"v".repeat(257)).is_err());

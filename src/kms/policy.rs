@@ -25,7 +25,7 @@
 //! characters is best matched with `*`).
 
 use super::blob::Context;
-use super::KmsError;
+use super::{AwsError, KmsError};
 use serde_json::{json, Value};
 use std::sync::{Arc, OnceLock};
 
@@ -34,7 +34,7 @@ pub const POLICY_NAME: &str = "default";
 /// The largest key policy, in bytes (the AWS quota).
 pub const MAX_POLICY_BYTES: usize = 32 * 1024;
 
-pub const MALFORMED: &str = "MalformedPolicyDocumentException";
+pub const MALFORMED: AwsError = AwsError::MalformedPolicyDocument;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Effect {
@@ -337,7 +337,7 @@ fn parse_statement(v: &Value, serial: &str) -> Result<Statement, KmsError> {
 pub fn parse(text: &str, serial: &str) -> Result<Policy, KmsError> {
     if text.len() > MAX_POLICY_BYTES {
         return Err(KmsError::new(
-            "LimitExceededException",
+            AwsError::LimitExceeded,
             format!("The key policy is {} bytes; the limit is {MAX_POLICY_BYTES}", text.len()),
         ));
     }
@@ -701,7 +701,7 @@ mod tests {
         // Accepted: another token's principal (matching no one here), bare names, patterns.
         parsed(st(json!({ "Principal": { "AWS": ["arn:kmstoken:iam::ffff:user", "so", "user/*"] } })));
         let big = format!("{{\"Statement\":[],\"Id\":\"{}\"}}", "x".repeat(MAX_POLICY_BYTES));
-        assert!(matches!(parse(&big, SERIAL), Err(e) if e.code == "LimitExceededException"));
+        assert!(matches!(parse(&big, SERIAL), Err(e) if e.code == AwsError::LimitExceeded));
     }
 
     #[test]

@@ -163,6 +163,12 @@ impl Object {
         self.bool(CKA_SENSITIVE) || !self.bool(CKA_EXTRACTABLE)
     }
 
+    /// Whether `ty` is one of the object's secret values (CKA_VALUE of a secret key, the
+    /// private parts of a private key): what leaves the token when it is read.
+    pub fn is_secret_value(&self, ty: CK_ATTRIBUTE_TYPE) -> bool {
+        rule(self.class(), ty).is_some_and(|r| r.flags & SENSITIVE != 0)
+    }
+
     /// C_GetAttributeValue for one attribute: the value, or why it cannot be read.
     pub fn read(&self, ty: CK_ATTRIBUTE_TYPE) -> Result<&[u8]> {
         let r = rule(self.class(), ty).ok_or(Error::AttributeTypeInvalid)?;
