@@ -561,12 +561,23 @@ impl Library {
 
     // ---- objects ----
 
+    /// Whether session `h` may hold private objects: the user's login; on the `kms` face
+    /// the SO's too (key administrators create KMS keys, as in AWS). On the PKCS#11 face
+    /// private objects are the user's, as the specification has it.
+    fn holds_private(&self, token: &Token, h: CK_SESSION_HANDLE) -> bool {
+        match token.logged_in() {
+            Some(Role::User) => true,
+            Some(Role::So) => self.face(h) == Face::Kms,
+            _ => false,
+        }
+    }
+
     /// Checks that a session may create or change `obj`.
-    fn check_writable(token: &Token, rw: bool, obj: &Object) -> Result<()> {
+    fn check_writable(&self, token: &Token, h: CK_SESSION_HANDLE, rw: bool, obj: &Object) -> Result<()> {
         if obj.is_token() && !rw {
             return Err(Error::SessionReadOnly);
         }
-        if obj.is_private() && token.logged_in() != Some(Role::User) {
+        if obj.is_private() && !self.holds_private(token, h) {
             return Err(Error::UserNotLoggedIn);
         }
         Ok(())
@@ -577,7 +588,9 @@ impl Library {
     /// before any template error (the order `check_writable` keeps). `class`: the class the
     /// call makes, when the template need not say it.
     fn check_template_writable(
+        &self,
         token: &Token,
+        h: CK_SESSION_HANDLE,
         rw: bool,
         template: &[Attribute],
         class: Option<CK_OBJECT_CLASS>,
@@ -589,7 +602,7 @@ impl Library {
         if flag(CKA_TOKEN) == Some(true) && !rw {
             return Err(Error::SessionReadOnly);
         }
-        if private && token.logged_in() != Some(Role::User) {
+        if private && !self.holds_private(token, h) {
             return Err(Error::UserNotLoggedIn);
         }
         Ok(())
@@ -619,14 +632,12 @@ impl Library {
         template: &[Attribute],
         external: bool,
     ) -> Result<u64> {
-        Self::check_writable(token, rw, &obj)?;
+        self.check_writable(token, h, rw, &obj)?;
         let kms_key = obj.is_token() && matches!(obj.class(), CKO_SECRET_KEY | CKO_PRIVATE_KEY);
         if kms_key {
             kms::lifecycle::on_create(token, &mut obj, template, external)?;
         }
-        // Key administrators (the SO) create KMS keys on the `kms` face, as in AWS; on the
-        // PKCS#11 face private objects are the user's, as the specification has it.
-        let handle = token.add_object_as(obj, h, self.face(h) == Face::Kms)?;
+        let handle = token.add_object_as(obj, h, self.holds_private(token, h))?;
         if kms_key {
             let obj = token.object_any(handle)?;
             kms::lifecycle::audit(token, "CreateKey", Some(&obj), None, None).map_err(|e| e.to_error())?;
@@ -636,7 +647,7 @@ impl Library {
 
     pub fn create_object(&self, h: CK_SESSION_HANDLE, template: &[Attribute]) -> Result<u64> {
         let (token, rw) = self.token_of(h)?;
-        Self::check_template_writable(&token, rw, template, None)?;
+        self.check_template_writable(&token, h, rw, template, None)?;
         // Under the AWS rules no key material leaves the token, imported or not.
         let mut extra = Vec::new();
         if self.config.profile.one_usage() && template_ulong(template, CKA_CLASS) == Ok(Some(CKO_SECRET_KEY)) {
@@ -1097,7 +1108,7 @@ impl Library {
         external: bool,
     ) -> Result<u64> {
         let (token, rw) = self.token_of(h)?;
-        Self::check_template_writable(&token, rw, template, Some(CKO_SECRET_KEY))?;
+        self.check_template_writable(&token, h, rw, template, Some(CKO_SECRET_KEY))?;
         let unit = self.registry.lookup(mech.ty)?;
         if mech.param != crate::mech::Param::None {
             return Err(Error::MechanismParamInvalid);
@@ -1123,8 +1134,8 @@ impl Library {
         private_template: &[Attribute],
     ) -> Result<(u64, u64)> {
         let (token, rw) = self.token_of(h)?;
-        Self::check_template_writable(&token, rw, public_template, Some(CKO_PUBLIC_KEY))?;
-        Self::check_template_writable(&token, rw, private_template, Some(CKO_PRIVATE_KEY))?;
+        self.check_template_writable(&token, h, rw, public_template, Some(CKO_PUBLIC_KEY))?;
+        self.check_template_writable(&token, h, rw, private_template, Some(CKO_PRIVATE_KEY))?;
         let unit = self.registry.lookup(mech.ty)?;
         if mech.param != crate::mech::Param::None {
             return Err(Error::MechanismParamInvalid);
@@ -1171,8 +1182,8 @@ impl Library {
             (None, Some(id)) => public.set(CKA_ID, id),
             _ => {}
         }
-        Self::check_writable(token, rw, &public)?;
-        Self::check_writable(token, rw, &private)?;
+        self.check_writable(token, h, rw, &public)?;
+        self.check_writable(token, h, rw, &private)?;
         let kms_key = private.is_token();
         if kms_key {
             let asked = if token.kms.profile.one_usage() {
@@ -1187,9 +1198,7 @@ impl Library {
         }
         // A pair on the token is one transaction: a failure leaves neither half behind.
         let (ph, kh) = if public.is_token() && private.is_token() {
-            let holder = token.logged_in() == Some(Role::User)
-                || (token.logged_in() == Some(Role::So) && self.face(h) == Face::Kms);
-            if (public.is_private() || private.is_private()) && !holder {
+            if (public.is_private() || private.is_private()) && !self.holds_private(token, h) {
                 return Err(Error::UserNotLoggedIn);
             }
             match token.apply(vec![public, private], Vec::new(), Vec::new())?[..] {
@@ -1214,7 +1223,7 @@ impl Library {
     /// unextractable one: a template asking otherwise is CKR_TEMPLATE_INCONSISTENT.
     pub fn derive_key(&self, h: CK_SESSION_HANDLE, mech: &Mechanism, base: u64, template: &[Attribute]) -> Result<u64> {
         let (token, rw) = self.token_of(h)?;
-        Self::check_template_writable(&token, rw, template, Some(CKO_SECRET_KEY))?;
+        self.check_template_writable(&token, h, rw, template, Some(CKO_SECRET_KEY))?;
         let unit = self.registry.lookup(mech.ty)?;
         let len = template_ulong(template, CKA_VALUE_LEN)?
             .map(|l| usize::try_from(l).map_err(|_| Error::AttributeValueInvalid))
@@ -1319,7 +1328,7 @@ impl Library {
         template: &[Attribute],
     ) -> Result<u64> {
         let (token, rw) = self.token_of(h)?;
-        Self::check_template_writable(&token, rw, template, None)?;
+        self.check_template_writable(&token, h, rw, template, None)?;
         let unit = self.registry.lookup(mech.ty)?;
         let (value, unwrap_template) =
             {

@@ -860,13 +860,12 @@ impl Token {
     /// Stores a new object; returns its handle. Token objects are durable on return, and
     /// need a login: their write renews the token's authenticated state.
     pub fn add_object(&self, obj: Object, owner: CK_SESSION_HANDLE) -> Result<u64> {
-        self.add_object_as(obj, owner, false)
+        self.add_object_as(obj, owner, self.user_logged_in())
     }
 
-    /// `add_object`; with `so_may`, the SO may add a private object too (a KMS key made by
-    /// a key administrator on the `kms` face).
-    pub fn add_object_as(&self, mut obj: Object, owner: CK_SESSION_HANDLE, so_may: bool) -> Result<u64> {
-        let holder = self.user_logged_in() || (so_may && self.logged_in() == Some(Role::So));
+    /// `add_object`, for a caller that decided whether the session may hold private
+    /// objects (`holder`: the SO may, for a KMS key made on the `kms` face).
+    pub fn add_object_as(&self, mut obj: Object, owner: CK_SESSION_HANDLE, holder: bool) -> Result<u64> {
         if obj.is_private() && !holder {
             return Err(Error::UserNotLoggedIn);
         }

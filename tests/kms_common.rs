@@ -361,7 +361,7 @@ impl Cli {
             .args(args)
             .env("KMSTOKEN_CONF", &self.conf)
             .env("KMSTOKEN_PIN", &self.pin)
-            .env("KMSTOKEN_CLOCK_OFFSET", self.offset.to_string())
+            .env("KMSTOKEN_CLOCK_OFFSET", clock_offset(self.offset))
             .env_remove("KMSTOKEN_TOKEN")
             .env_remove("KMSTOKEN_LOG");
         c
@@ -453,4 +453,15 @@ pub fn service_event(keystore: &Path, event: &str, key_id: &str) -> Value {
     assert_eq!(found.len(), 1, "one {event} record of {key_id}: {found:#?}");
     assert_eq!(found[0]["eventType"], "AwsServiceEvent", "{:#}", found[0]);
     found[0].clone()
+}
+
+/// KMSTOKEN_CLOCK_OFFSET for a clock moved by `secs`. The module reads it only when built
+/// with the `test-clock` feature (the README's test command turns it on): a test that moves
+/// the clock fails here without it, rather than run on an unmoved clock.
+pub fn clock_offset(secs: i64) -> String {
+    assert!(
+        secs == 0 || cfg!(feature = "test-clock"),
+        "this test moves the KMS clock: run `cargo test --release --features test-clock`"
+    );
+    secs.to_string()
 }

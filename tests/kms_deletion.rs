@@ -128,7 +128,7 @@ fn a_process_opening_the_token_after_the_window_purges_the_key() {
             }
             role => {
                 // This process has not loaded the module yet: its clock starts moved.
-                std::env::set_var("KMSTOKEN_CLOCK_OFFSET", s.get("offset"));
+                std::env::set_var("KMSTOKEN_CLOCK_OFFSET", kms::clock_offset(s.get("offset").parse().unwrap()));
                 let id = s.get("id");
                 let (_p, _slot, session) = open_token();
                 let purged = records_of(&s.keystore(), "DeleteKey", &id);

@@ -245,7 +245,7 @@ fn automatic_rotation_happens_once_the_period_has_passed() {
             role => {
                 let days: i64 = s.get("days").parse().unwrap();
                 // This process has not loaded the module yet: its clock starts moved.
-                std::env::set_var("KMSTOKEN_CLOCK_OFFSET", (days * DAY).to_string());
+                std::env::set_var("KMSTOKEN_CLOCK_OFFSET", kms::clock_offset(days * DAY));
                 let p = initialized();
                 let slot = p.get_slots_with_initialized_token().unwrap()[0];
                 let session = user_session(&p, slot);

@@ -136,7 +136,7 @@ fn an_archived_token_comes_back_until_its_window_ends() {
                 .args(args)
                 .args(["--output", "json"])
                 .env("KMSTOKEN_CONF", s.config_path())
-                .env("KMSTOKEN_CLOCK_OFFSET", (offset_days * 86_400).to_string())
+                .env("KMSTOKEN_CLOCK_OFFSET", common::clock_offset(offset_days * 86_400))
                 .output()
                 .expect("kmstoken runs")
         };

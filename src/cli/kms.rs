@@ -431,7 +431,6 @@ pub fn run(args: KmsArgs) -> Result<Value, Failure> {
 fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
     let t = &*a.token;
     let resolve = |r: &str| lc::resolve(t, r);
-    let usable = |r: &str| lc::resolve_for_use(t, r);
     let meta = |h: u64| -> KmsResult<Value> { Ok(lc::describe(&*t.object_any(h)?)) };
     use KmsCommand::*;
     Ok(match cmd {
@@ -594,7 +593,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
             Value::Null
         }
         Encrypt { key_id, plaintext, encryption_context } => {
-            let h = usable(&key_id)?;
+            let h = resolve(&key_id)?;
             let ctx = parse_context(encryption_context.as_deref())?;
             let blob = encrypt(a, h, &ctx, &blob_arg(&plaintext)?, Action::Encrypt)?;
             json!({
@@ -627,7 +626,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
             // As AWS: kms:ReEncryptFrom on the source key, kms:ReEncryptTo on the destination.
             let blob_in = blob_arg(&ciphertext_blob)?;
             let (plain, src) = decrypt(a, expected.as_deref(), &src_ctx, &blob_in, Action::ReEncryptFrom)?;
-            let h = usable(&destination_key_id)?;
+            let h = resolve(&destination_key_id)?;
             let blob = encrypt(a, h, &dst_ctx, &plain, Action::ReEncryptTo)?;
             json!({
                 "CiphertextBlob": b64(&blob),
@@ -653,7 +652,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
             json!({ "Plaintext": b64(&out) })
         }
         Sign { key_id, message, message_type, signing_algorithm } => {
-            let h = usable(&key_id)?;
+            let h = resolve(&key_id)?;
             let obj = t.object_any(h)?;
             let (mech, digest) = sign::signing_mechanism(&signing_algorithm, message_type == "DIGEST")?;
             let input = sign::signing_input(&mech, digest, &blob_arg(&message)?)?;
@@ -662,7 +661,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
             json!({ "KeyId": kms::arn(&obj), "Signature": b64(&sig), "SigningAlgorithm": signing_algorithm })
         }
         Verify { key_id, message, message_type, signature, signing_algorithm } => {
-            let private = t.object_any(usable(&key_id)?)?;
+            let private = t.object_any(resolve(&key_id)?)?;
             let h = public_half(t, &private)?;
             let (mech, digest) = sign::signing_mechanism(&signing_algorithm, message_type == "DIGEST")?;
             let input = sign::signing_input(&mech, digest, &blob_arg(&message)?)?;
@@ -699,14 +698,14 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
             out
         }
         GenerateMac { key_id, message, mac_algorithm } => {
-            let h = usable(&key_id)?;
+            let h = resolve(&key_id)?;
             let mech = sign::mac_mechanism(&mac_algorithm)?;
             let data = sign::signing_input(&mech, None, &blob_arg(&message)?)?;
             let mac = sign_with(a, &mech, h, &data)?;
             json!({ "Mac": b64(&mac), "MacAlgorithm": mac_algorithm, "KeyId": kms::arn(&*t.object_any(h)?) })
         }
         VerifyMac { key_id, message, mac, mac_algorithm } => {
-            let h = usable(&key_id)?;
+            let h = resolve(&key_id)?;
             let mech = sign::mac_mechanism(&mac_algorithm)?;
             let data = sign::signing_input(&mech, None, &blob_arg(&message)?)?;
             a.lib.verify_init(a.session, &mech, h).map_err(|e| explain(a, e))?;
@@ -845,7 +844,7 @@ fn data_key(a: &Acting, args: DataKeyArgs, with_plaintext: bool) -> KmsResult<Va
         }
         _ => return Err(KmsError::new(AwsError::Validation, "Give exactly one of KeySpec and NumberOfBytes")),
     };
-    let h = lc::resolve_for_use(&a.token, &key_id)?;
+    let h = lc::resolve(&a.token, &key_id)?;
     let ctx = parse_context(context.as_deref())?;
     let mut key = zeroize::Zeroizing::new(vec![0u8; len]);
     a.lib.generate_random(a.session, &mut key)?;

@@ -1,6 +1,6 @@
-//! The KMS layer's clock: wall time, which tests move with `KMSTOKEN_CLOCK_OFFSET`
-//! (seconds, may be negative) so that deletion windows and rotation periods can be
-//! crossed without waiting.
+//! The KMS layer's clock: wall time. A build with the `test-clock` feature (the test
+//! suite's) moves it by `KMSTOKEN_CLOCK_OFFSET` seconds, so that deletion windows and
+//! rotation periods can be crossed without waiting; no other build reads that variable.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -9,8 +9,17 @@ pub const DAY: i64 = 86_400;
 /// Seconds since the epoch, as the KMS layer sees them.
 pub fn now() -> i64 {
     let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    let offset = std::env::var("KMSTOKEN_CLOCK_OFFSET").ok().and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(0);
-    wall.saturating_add(offset)
+    wall.saturating_add(offset())
+}
+
+#[cfg(feature = "test-clock")]
+fn offset() -> i64 {
+    std::env::var("KMSTOKEN_CLOCK_OFFSET").ok().and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(0)
+}
+
+#[cfg(not(feature = "test-clock"))]
+fn offset() -> i64 {
+    0
 }
 
 /// ISO-8601 UTC (`2026-11-24T00:00:00Z`), as CloudTrail and the aws CLI print times.

@@ -177,17 +177,6 @@ pub fn resolve(token: &Token, reference: &str) -> KmsResult<u64> {
     Ok(h)
 }
 
-/// `resolve` for a cryptographic use. A key pending deletion has no usable handle (a
-/// PKCS#11 caller gets CKR_KEY_HANDLE_INVALID); AWS calls that KMSInvalidStateException.
-pub fn resolve_for_use(token: &Token, reference: &str) -> KmsResult<u64> {
-    let h = resolve(token, reference)?;
-    let obj = token.object_any(h)?;
-    if matches!(super::state(&obj), Ok(KeyState::PendingDeletion)) {
-        return Err(KmsError::new(AwsError::KmsInvalidState, format!("{} is pending deletion.", super::arn(&obj))));
-    }
-    Ok(h)
-}
-
 fn current_handle(token: &Token, key_id: &str) -> KmsResult<Option<u64>> {
     for h in token.objects_of_key(key_id)? {
         if let Ok(o) = token.object_any(h) {

@@ -392,3 +392,14 @@ pub fn split<'a>(data: &'a [u8], sizes: &[usize]) -> Vec<&'a [u8]> {
     }
     parts
 }
+
+/// KMSTOKEN_CLOCK_OFFSET for a clock moved by `secs`. The module reads it only when built
+/// with the `test-clock` feature (the README's test command turns it on): a test that moves
+/// the clock fails here without it, rather than run on an unmoved clock.
+pub fn clock_offset(secs: i64) -> String {
+    assert!(
+        secs == 0 || cfg!(feature = "test-clock"),
+        "this test moves the KMS clock: run `cargo test --release --features test-clock`"
+    );
+    secs.to_string()
+}

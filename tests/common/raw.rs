@@ -61,7 +61,7 @@ impl Mech {
     }
 
     /// Calls `f` with the CK_MECHANISM (and its parameter structure) on the stack.
-    fn with<R>(&self, f: impl FnOnce(*mut CK_MECHANISM) -> R) -> R {
+    pub fn with<R>(&self, f: impl FnOnce(*mut CK_MECHANISM) -> R) -> R {
         fn run<T, R>(ty: CK_MECHANISM_TYPE, p: Option<&T>, len: usize, f: impl FnOnce(*mut CK_MECHANISM) -> R) -> R {
             let mut m = CK_MECHANISM {
                 mechanism: ty,
@@ -154,7 +154,7 @@ pub struct AttrResult {
     pub value: Vec<u8>,
 }
 
-fn c_template(template: &[Attribute]) -> Vec<CK_ATTRIBUTE> {
+pub fn c_template(template: &[Attribute]) -> Vec<CK_ATTRIBUTE> {
     template.iter().map(CK_ATTRIBUTE::from).collect()
 }
 
