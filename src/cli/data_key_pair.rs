@@ -8,6 +8,7 @@ use cryptoki_sys::CKO_SECRET_KEY;
 use kmstoken::crypto::{self, PairSpec};
 use kmstoken::kms::gate::Action;
 use kmstoken::kms::lifecycle::{self as lc, KmsResult};
+use kmstoken::kms::spec::{self, KeySpec, Material};
 use kmstoken::kms::{self, AwsError, KmsError};
 use serde_json::{json, Value};
 
@@ -27,23 +28,19 @@ pub struct DataKeyPairArgs {
 }
 
 fn pair_spec(name: &str) -> KmsResult<PairSpec> {
-    Ok(match name {
-        "RSA_2048" => PairSpec::Rsa(2048),
-        "RSA_3072" => PairSpec::Rsa(3072),
-        "RSA_4096" => PairSpec::Rsa(4096),
-        "ECC_NIST_P256" => PairSpec::P256,
-        "ECC_NIST_P384" => PairSpec::P384,
-        "ECC_NIST_P521" => PairSpec::P521,
-        "ECC_SECG_P256K1" => PairSpec::Secp256k1,
-        "SM2" => {
-            return Err(KmsError::new(
-                AwsError::UnsupportedOperation,
-                "KeyPairSpec SM2 is offered only in China Regions",
-            ))
-        }
-        other => {
-            return Err(KmsError::new(AwsError::Validation, format!("KeyPairSpec {other} is not a key pair spec")))
-        }
+    if name == spec::SM2 {
+        return Err(KmsError::new(
+            AwsError::UnsupportedOperation,
+            format!("KeyPairSpec {name} is offered only in China Regions"),
+        ));
+    }
+    Ok(match KeySpec::parse(name).map(|s| s.row().material) {
+        Some(Material::Rsa(bits)) => PairSpec::Rsa(bits),
+        Some(Material::Ec(spec::P256)) => PairSpec::P256,
+        Some(Material::Ec(spec::P384)) => PairSpec::P384,
+        Some(Material::Ec(spec::P521)) => PairSpec::P521,
+        Some(Material::Ec(spec::SECP256K1)) => PairSpec::Secp256k1,
+        _ => return Err(KmsError::new(AwsError::Validation, format!("KeyPairSpec {name} is not a key pair spec"))),
     })
 }
 

@@ -18,6 +18,7 @@ use cryptoki_sys::*;
 use der::asn1::{ObjectIdentifier, OctetStringRef};
 use der::{Decode, Encode};
 use kmstoken::crypto::{Digest, Hash};
+use kmstoken::kms::meta::KeyUsage;
 use kmstoken::library::{Attribute, Library};
 use kmstoken::object::{ck_bool, ck_ulong};
 use kmstoken::vendor::CKA_KMSTOKEN_KEY_ID;
@@ -41,10 +42,10 @@ pub struct ImportArgs {
     /// The user PIN (else KMSTOKEN_PIN, else a prompt).
     #[arg(long)]
     pin: Option<String>,
-    /// The one KMS usage of an imported key: SIGN_VERIFY, ENCRYPT_DECRYPT (RSA) or
-    /// KEY_AGREEMENT (EC).
-    #[arg(long, default_value = "SIGN_VERIFY")]
-    key_usage: String,
+    /// The one KMS usage of an imported key: SIGN_VERIFY (the default), ENCRYPT_DECRYPT
+    /// (RSA) or KEY_AGREEMENT (EC).
+    #[arg(long)]
+    key_usage: Option<String>,
 }
 
 type Secret = Zeroizing<Vec<u8>>;
@@ -243,14 +244,15 @@ fn key_identifier(der: &[u8]) -> Vec<u8> {
 }
 
 /// The template attributes that give a pair its one usage.
-fn usage_attributes(usage: &str, ec: bool) -> Result<(Vec<Attribute>, Vec<Attribute>), Failure> {
-    let (sign, crypt, derive) = match usage {
-        "SIGN_VERIFY" => (true, false, false),
-        "ENCRYPT_DECRYPT" if !ec => (false, true, false),
-        "KEY_AGREEMENT" if ec => (false, false, true),
-        other => {
+fn usage_attributes(usage: Option<&str>, ec: bool) -> Result<(Vec<Attribute>, Vec<Attribute>), Failure> {
+    let asked = usage.map(|u| (u, KeyUsage::parse(u)));
+    let (sign, crypt, derive) = match asked.map(|(_, u)| u) {
+        None | Some(Some(KeyUsage::SignVerify)) => (true, false, false),
+        Some(Some(KeyUsage::EncryptDecrypt)) if !ec => (false, true, false),
+        Some(Some(KeyUsage::KeyAgreement)) if ec => (false, false, true),
+        _ => {
             let kind = if ec { "an EC" } else { "an RSA" };
-            return Err(bad(format!("--key-usage {other} is not a usage of {kind} key")));
+            return Err(bad(format!("--key-usage {} is not a usage of {kind} key", usage.unwrap_or_default())));
         }
     };
     let public = vec![
@@ -283,7 +285,7 @@ fn key_templates(
     item: &Item,
     id: &[u8],
     label: &str,
-    usage: &str,
+    usage: Option<&str>,
 ) -> Result<(Vec<Attribute>, Option<Vec<Attribute>>), Failure> {
     let ec = matches!(item, Item::EcPrivate { .. } | Item::EcPublic { .. });
     let (pub_usage, priv_usage) = usage_attributes(usage, ec)?;
@@ -404,7 +406,7 @@ pub fn run(args: ImportArgs) -> Result<Value, Failure> {
     }
     let key = keys.first().copied();
     // Everything is decoded and its templates made before the token is touched.
-    let templates = key.map(|k| key_templates(k, &id, &args.label, &args.key_usage)).transpose()?;
+    let templates = key.map(|k| key_templates(k, &id, &args.label, args.key_usage.as_deref())).transpose()?;
     let key_identity = key.and_then(public_identity);
     let primary = key_identity
         .as_ref()

@@ -6,6 +6,8 @@ use clap::{Args, Subcommand};
 use cryptoki_sys::*;
 use kmstoken::kms::gate::Action;
 use kmstoken::kms::lifecycle::{self as lc, KmsResult};
+use kmstoken::kms::meta::KeyUsage;
+use kmstoken::kms::spec::{self, Algorithm, KeySpec, Material, Origin};
 use kmstoken::kms::{self, clock, AwsError, KmsError};
 use kmstoken::library::Library;
 use kmstoken::mech::{Mechanism, Param};
@@ -89,11 +91,12 @@ pub enum KmsCommand {
         description: String,
         #[arg(long)]
         key_usage: Option<String>,
-        #[arg(long, default_value = "SYMMETRIC_DEFAULT")]
-        key_spec: String,
+        /// SYMMETRIC_DEFAULT when not given.
+        #[arg(long)]
+        key_spec: Option<String>,
         /// AWS_KMS (default) or EXTERNAL: the key waits in PendingImport for its material.
-        #[arg(long, default_value = "AWS_KMS")]
-        origin: String,
+        #[arg(long)]
+        origin: Option<String>,
         /// The key policy (JSON or file://PATH); else the default policy.
         #[arg(long)]
         policy: Option<String>,
@@ -275,8 +278,8 @@ pub enum KmsCommand {
         #[arg(long)]
         message: String,
         /// RAW (default) or DIGEST.
-        #[arg(long, default_value = "RAW")]
-        message_type: String,
+        #[arg(long)]
+        message_type: Option<String>,
         #[arg(long)]
         signing_algorithm: String,
     },
@@ -286,8 +289,8 @@ pub enum KmsCommand {
         key_id: String,
         #[arg(long)]
         message: String,
-        #[arg(long, default_value = "RAW")]
-        message_type: String,
+        #[arg(long)]
+        message_type: Option<String>,
         #[arg(long)]
         signature: String,
         #[arg(long)]
@@ -435,16 +438,22 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
     use KmsCommand::*;
     Ok(match cmd {
         CreateKey { description, key_usage, key_spec, origin, policy, bypass_policy_lockout_safety_check, tags } => {
-            let external = match origin.as_str() {
-                "AWS_KMS" => false,
-                "EXTERNAL" => true,
-                other => {
+            let external = match origin.as_deref().map(Origin::parse) {
+                None | Some(Some(Origin::AwsKms)) => false,
+                Some(Some(Origin::External)) => true,
+                Some(None) => {
                     return Err(KmsError::new(
                         AwsError::UnsupportedOperation,
-                        format!("Origin {other} is not supported; use AWS_KMS or EXTERNAL"),
+                        format!(
+                            "Origin {} is not supported; use {} or {}",
+                            origin.unwrap_or_default(),
+                            Origin::AwsKms.name(),
+                            Origin::External.name()
+                        ),
                     ))
                 }
             };
+            let key_spec = key_spec.unwrap_or_else(|| KeySpec::SymmetricDefault.name().to_string());
             // What can be refused is read before the key exists: a bad request creates nothing.
             let tags = if tags.is_empty() { Vec::new() } else { parse_tags(&tags)? };
             let policy = policy.map(|p| super::policy::document(&p)).transpose()?;
@@ -538,7 +547,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
                 rotations.push(json!({
                     "KeyId": kms::arn(&obj),
                     "KeyMaterialId": lc::material_id(&kms::key_id(&obj), made),
-                    "KeyMaterialState": if made == current { "CURRENT" } else { "NON_CURRENT" },
+                    "KeyMaterialState": spec::material_state(made == current),
                     "RotationDate": clock::iso8601(when),
                 }));
             }
@@ -599,7 +608,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
             json!({
                 "CiphertextBlob": b64(&blob),
                 "KeyId": kms::arn(&*t.object_any(h)?),
-                "EncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+                "EncryptionAlgorithm": Algorithm::SymmetricDefault.name(),
             })
         }
         Decrypt { ciphertext_blob, key_id, encryption_context } => {
@@ -609,7 +618,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
             json!({
                 "KeyId": kms::arn(&obj),
                 "Plaintext": b64(&plain),
-                "EncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+                "EncryptionAlgorithm": Algorithm::SymmetricDefault.name(),
             })
         }
         ReEncrypt {
@@ -632,8 +641,8 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
                 "CiphertextBlob": b64(&blob),
                 "SourceKeyId": kms::arn(&src),
                 "KeyId": kms::arn(&*t.object_any(h)?),
-                "SourceEncryptionAlgorithm": "SYMMETRIC_DEFAULT",
-                "DestinationEncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+                "SourceEncryptionAlgorithm": Algorithm::SymmetricDefault.name(),
+                "DestinationEncryptionAlgorithm": Algorithm::SymmetricDefault.name(),
             })
         }
         GenerateDataKey(args) => data_key(a, args, true)?,
@@ -654,7 +663,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
         Sign { key_id, message, message_type, signing_algorithm } => {
             let h = resolve(&key_id)?;
             let obj = t.object_any(h)?;
-            let (mech, digest) = sign::signing_mechanism(&signing_algorithm, message_type == "DIGEST")?;
+            let (mech, digest) = sign::signing_mechanism(&signing_algorithm, digest_type(message_type.as_deref())?)?;
             let input = sign::signing_input(&mech, digest, &blob_arg(&message)?)?;
             let raw = sign_with(a, &mech, h, &input)?;
             let sig = if obj.key_type() == Some(CKK_EC) { sign::ecdsa_to_der(&raw)? } else { raw };
@@ -663,7 +672,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
         Verify { key_id, message, message_type, signature, signing_algorithm } => {
             let private = t.object_any(resolve(&key_id)?)?;
             let h = public_half(t, &private)?;
-            let (mech, digest) = sign::signing_mechanism(&signing_algorithm, message_type == "DIGEST")?;
+            let (mech, digest) = sign::signing_mechanism(&signing_algorithm, digest_type(message_type.as_deref())?)?;
             let input = sign::signing_input(&mech, digest, &blob_arg(&message)?)?;
             let mut sig = blob_arg(&signature)?;
             if private.key_type() == Some(CKK_EC) {
@@ -692,7 +701,7 @@ fn execute(a: &Acting, cmd: KmsCommand) -> KmsResult<Value> {
                 "CustomerMasterKeySpec": spec,
                 "KeyUsage": usage,
             });
-            if let Some((member, names)) = lc::algorithms(&spec, &usage) {
+            if let Some((member, names)) = lc::algorithms(&private) {
                 out[member] = json!(names);
             }
             out
@@ -747,6 +756,14 @@ fn sign_with(a: &Acting, mech: &Mechanism, key: u64, data: &[u8]) -> KmsResult<V
     let n = a.lib.sign(a.session, Some(data), Some(&mut out)).map_err(|e| explain(a, e))?;
     out.truncate(n);
     Ok(out)
+}
+
+/// Whether MessageType says the message is a digest.
+fn digest_type(name: Option<&str>) -> KmsResult<bool> {
+    let t = spec::MessageType::parse(name).ok_or_else(|| {
+        KmsError::new(AwsError::Validation, format!("MessageType {} is not RAW or DIGEST", name.unwrap_or_default()))
+    })?;
+    Ok(t == spec::MessageType::Digest)
 }
 
 /// A failed key use in AWS terms: a refusal of the gate carries its AWS error; the
@@ -835,13 +852,10 @@ fn decrypt(
 fn data_key(a: &Acting, args: DataKeyArgs, with_plaintext: bool) -> KmsResult<Value> {
     let DataKeyArgs { key_id, key_spec: spec, number_of_bytes: bytes, encryption_context: context } = args;
     let len = match (spec.as_deref(), bytes) {
-        (Some("AES_256"), None) => 32,
-        (Some("AES_128"), None) => 16,
+        (Some(s), None) => spec::data_key_len(s)
+            .ok_or_else(|| KmsError::new(AwsError::Validation, format!("KeySpec {s} is not a data key spec")))?,
         (None, Some(n)) if (1..=1024).contains(&n) => n,
         (None, Some(_)) => return Err(KmsError::new(AwsError::Validation, "NumberOfBytes must be between 1 and 1024")),
-        (Some(s), None) => {
-            return Err(KmsError::new(AwsError::Validation, format!("KeySpec {s} is not AES_256 or AES_128")))
-        }
         _ => return Err(KmsError::new(AwsError::Validation, "Give exactly one of KeySpec and NumberOfBytes")),
     };
     let h = lc::resolve(&a.token, &key_id)?;
@@ -884,89 +898,68 @@ fn parse_tags(args: &[String]) -> KmsResult<Vec<(String, String)>> {
     Ok(out)
 }
 
-/// CreateKey of an asymmetric spec: a token key pair with one usage, through the same
-/// path as C_GenerateKeyPair; returns the private key's handle.
-fn create_key_pair(a: &Acting, spec: &str, usage: Option<&str>, external: bool) -> KmsResult<u64> {
+/// CreateKey through the same paths as C_GenerateKey and C_GenerateKeyPair: a token key
+/// (or pair) of the spec's row, with one usage and its KMS life; returns the handle of the
+/// secret or private key.
+fn create_key(a: &Acting, spec_name: &str, usage: Option<&str>, external: bool) -> KmsResult<u64> {
     let invalid = |m: String| KmsError::new(AwsError::Validation, m);
-    let (mech, param_attr, usage) = match spec {
-        "RSA_2048" | "RSA_3072" | "RSA_4096" => {
-            let bits: u64 = spec[4..].parse().map_err(|_| invalid(format!("KeySpec {spec}")))?;
-            (CKM_RSA_PKCS_KEY_PAIR_GEN, (CKA_MODULUS_BITS, ck_ulong(bits)), usage.unwrap_or("ENCRYPT_DECRYPT"))
-        }
-        "ECC_NIST_P256" => {
-            let oid = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-            (CKM_EC_KEY_PAIR_GEN, (CKA_EC_PARAMS, oid), usage.unwrap_or("SIGN_VERIFY"))
-        }
-        "ECC_NIST_P384" => {
-            let oid = vec![0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
-            (CKM_EC_KEY_PAIR_GEN, (CKA_EC_PARAMS, oid), usage.unwrap_or("SIGN_VERIFY"))
-        }
-        _ => return Err(invalid(format!("KeySpec {spec} is not supported here"))),
+    let row = KeySpec::parse(spec_name)
+        .map(KeySpec::row)
+        .filter(|r| r.creatable)
+        .ok_or_else(|| invalid(format!("KeySpec {spec_name} is not supported here")))?;
+    let usage = match usage {
+        None => row.usages[0],
+        Some(u) => KeyUsage::parse(u)
+            .filter(|u| row.usages.contains(u))
+            .ok_or_else(|| invalid(format!("KeyUsage {u} is not valid for KeySpec {spec_name}")))?,
     };
-    let rsa = mech == CKM_RSA_PKCS_KEY_PAIR_GEN;
-    let (public_caps, private_caps): (&[CK_ATTRIBUTE_TYPE], &[CK_ATTRIBUTE_TYPE]) = match usage {
-        "SIGN_VERIFY" => (&[CKA_VERIFY], &[CKA_SIGN]),
-        "ENCRYPT_DECRYPT" if rsa => (&[CKA_ENCRYPT, CKA_WRAP], &[CKA_DECRYPT, CKA_UNWRAP]),
-        "KEY_AGREEMENT" if !rsa => (&[CKA_DERIVE], &[CKA_DERIVE]),
-        other => return Err(invalid(format!("KeyUsage {other} is not valid for KeySpec {spec}"))),
-    };
-    let mut public = vec![(CKA_TOKEN, ck_bool(true)), param_attr];
-    public.extend(public_caps.iter().map(|ty| (*ty, ck_bool(true))));
-    let mut private = vec![
+    let secret = [
         (CKA_TOKEN, ck_bool(true)),
         (CKA_PRIVATE, ck_bool(true)),
         (CKA_SENSITIVE, ck_bool(true)),
         (CKA_EXTRACTABLE, ck_bool(false)),
     ];
-    private.extend(private_caps.iter().map(|ty| (*ty, ck_bool(true))));
+    let caps = |on: &[CK_ATTRIBUTE_TYPE]| -> Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)> {
+        on.iter().map(|ty| (*ty, ck_bool(true))).collect()
+    };
+    let (mech, pair_param) = match row.material {
+        Material::Aes(len) | Material::Hmac(len) => {
+            let mac = usage == KeyUsage::GenerateVerifyMac;
+            let mut template = secret.to_vec();
+            template.push((CKA_VALUE_LEN, ck_ulong(len as u64)));
+            for ty in [CKA_SIGN, CKA_VERIFY] {
+                template.push((ty, ck_bool(mac)));
+            }
+            for ty in [CKA_ENCRYPT, CKA_DECRYPT, CKA_WRAP, CKA_UNWRAP] {
+                template.push((ty, ck_bool(!mac)));
+            }
+            let mech = if mac {
+                template.push((CKA_KEY_TYPE, ck_ulong(CKK_GENERIC_SECRET)));
+                CKM_GENERIC_SECRET_KEY_GEN
+            } else {
+                CKM_AES_KEY_GEN
+            };
+            let m = Mechanism { ty: mech, param: Param::None };
+            return Ok(a.lib.generate_kms_key(a.session, &m, &template, external)?);
+        }
+        Material::Rsa(bits) => (CKM_RSA_PKCS_KEY_PAIR_GEN, (CKA_MODULUS_BITS, ck_ulong(bits as u64))),
+        Material::Ec(params) => (CKM_EC_KEY_PAIR_GEN, (CKA_EC_PARAMS, params.to_vec())),
+        Material::Ed25519 => return Err(invalid(format!("KeySpec {spec_name} is not supported here"))),
+    };
     if external {
         return Err(KmsError::new(
             AwsError::UnsupportedOperation,
             "Importing asymmetric key material is not served yet",
         ));
     }
+    let (public_caps, private_caps) = match usage {
+        KeyUsage::SignVerify => (caps(&[CKA_VERIFY]), caps(&[CKA_SIGN])),
+        KeyUsage::EncryptDecrypt => (caps(&[CKA_ENCRYPT, CKA_WRAP]), caps(&[CKA_DECRYPT, CKA_UNWRAP])),
+        _ => (caps(&[CKA_DERIVE]), caps(&[CKA_DERIVE])),
+    };
+    let public = [vec![(CKA_TOKEN, ck_bool(true)), pair_param], public_caps].concat();
+    let private = [secret.to_vec(), private_caps].concat();
     let m = Mechanism { ty: mech, param: Param::None };
     let (_, private_handle) = a.lib.generate_key_pair(a.session, &m, &public, &private)?;
     Ok(private_handle)
-}
-
-/// CreateKey through the same path as C_GenerateKey: a token key with its KMS life.
-fn create_key(a: &Acting, spec: &str, usage: Option<&str>, external: bool) -> KmsResult<u64> {
-    if spec.starts_with("RSA_") || spec.starts_with("ECC_") {
-        return create_key_pair(a, spec, usage, external);
-    }
-    let unsupported = || KmsError::new(AwsError::Validation, format!("KeySpec {spec} is not supported here"));
-    let (mech, len, want_usage) = match spec {
-        "SYMMETRIC_DEFAULT" => (CKM_AES_KEY_GEN, 32u64, "ENCRYPT_DECRYPT"),
-        "HMAC_224" => (CKM_GENERIC_SECRET_KEY_GEN, 28, "GENERATE_VERIFY_MAC"),
-        "HMAC_256" => (CKM_GENERIC_SECRET_KEY_GEN, 32, "GENERATE_VERIFY_MAC"),
-        "HMAC_384" => (CKM_GENERIC_SECRET_KEY_GEN, 48, "GENERATE_VERIFY_MAC"),
-        "HMAC_512" => (CKM_GENERIC_SECRET_KEY_GEN, 64, "GENERATE_VERIFY_MAC"),
-        _ => return Err(unsupported()),
-    };
-    if usage.is_some_and(|u| u != want_usage) {
-        return Err(KmsError::new(
-            AwsError::Validation,
-            format!("KeyUsage {} is not valid for KeySpec {spec}", usage.unwrap_or_default()),
-        ));
-    }
-    let mac = want_usage == "GENERATE_VERIFY_MAC";
-    let mut template = vec![
-        (CKA_TOKEN, ck_bool(true)),
-        (CKA_PRIVATE, ck_bool(true)),
-        (CKA_SENSITIVE, ck_bool(true)),
-        (CKA_EXTRACTABLE, ck_bool(false)),
-        (CKA_VALUE_LEN, ck_ulong(len)),
-        (CKA_SIGN, ck_bool(mac)),
-        (CKA_VERIFY, ck_bool(mac)),
-        (CKA_ENCRYPT, ck_bool(!mac)),
-        (CKA_DECRYPT, ck_bool(!mac)),
-        (CKA_WRAP, ck_bool(!mac)),
-        (CKA_UNWRAP, ck_bool(!mac)),
-    ];
-    if mac {
-        template.push((CKA_KEY_TYPE, ck_ulong(CKK_GENERIC_SECRET)));
-    }
-    let m = Mechanism { ty: mech, param: Param::None };
-    Ok(a.lib.generate_kms_key(a.session, &m, &template, external)?)
 }

@@ -6,23 +6,19 @@ use cryptoki_sys::*;
 use der::asn1::{BitStringRef, OctetStringRef, UintRef};
 use der::{Decode, Encode, Sequence};
 use kmstoken::crypto::{digest_info, Hash};
+use kmstoken::kms::spec::{Algorithm, Scheme};
 use kmstoken::kms::{lifecycle::KmsResult, AwsError, KmsError};
 use kmstoken::mech::{Mechanism, Param};
 use kmstoken::object::Object;
 
 /// What an AWS signing algorithm means in PKCS#11 terms, for a RAW message or a DIGEST.
 pub fn signing_mechanism(alg: &str, digest: bool) -> KmsResult<(Mechanism, Option<Hash>)> {
-    let (hash, kind) = match alg {
-        "ECDSA_SHA_256" => (Hash::Sha256, "ecdsa"),
-        "ECDSA_SHA_384" => (Hash::Sha384, "ecdsa"),
-        "ECDSA_SHA_512" => (Hash::Sha512, "ecdsa"),
-        "RSASSA_PKCS1_V1_5_SHA_256" => (Hash::Sha256, "pkcs1"),
-        "RSASSA_PKCS1_V1_5_SHA_384" => (Hash::Sha384, "pkcs1"),
-        "RSASSA_PKCS1_V1_5_SHA_512" => (Hash::Sha512, "pkcs1"),
-        "RSASSA_PSS_SHA_256" => (Hash::Sha256, "pss"),
-        "RSASSA_PSS_SHA_384" => (Hash::Sha384, "pss"),
-        "RSASSA_PSS_SHA_512" => (Hash::Sha512, "pss"),
-        other => return Err(KmsError::new(AwsError::Validation, format!("SigningAlgorithm {other} is not supported"))),
+    let unsupported = || KmsError::new(AwsError::Validation, format!("SigningAlgorithm {alg} is not supported"));
+    let (scheme, bits) = Algorithm::parse(alg).and_then(Algorithm::signing).ok_or_else(unsupported)?;
+    let hash = match bits {
+        256 => Hash::Sha256,
+        384 => Hash::Sha384,
+        _ => Hash::Sha512,
     };
     let (hash_mech, mgf) = match hash {
         Hash::Sha256 => (CKM_SHA256, CKG_MGF1_SHA256),
@@ -31,17 +27,21 @@ pub fn signing_mechanism(alg: &str, digest: bool) -> KmsResult<(Mechanism, Optio
     };
     let pss = Param::Pss { hash: hash_mech, mgf, salt_len: hash.output_len() as u64 };
     let m = |ty, param| Mechanism { ty, param };
-    Ok(match (kind, digest) {
-        ("ecdsa", false) => (m([CKM_ECDSA_SHA256, CKM_ECDSA_SHA384, CKM_ECDSA_SHA512][idx(hash)], Param::None), None),
-        ("ecdsa", true) => (m(CKM_ECDSA, Param::None), Some(hash)),
-        ("pkcs1", false) => {
+    Ok(match (scheme, digest) {
+        (Scheme::Ecdsa, false) => {
+            (m([CKM_ECDSA_SHA256, CKM_ECDSA_SHA384, CKM_ECDSA_SHA512][idx(hash)], Param::None), None)
+        }
+        (Scheme::Ecdsa, true) => (m(CKM_ECDSA, Param::None), Some(hash)),
+        (Scheme::Pkcs1, false) => {
             (m([CKM_SHA256_RSA_PKCS, CKM_SHA384_RSA_PKCS, CKM_SHA512_RSA_PKCS][idx(hash)], Param::None), None)
         }
-        ("pkcs1", true) => (m(CKM_RSA_PKCS, Param::None), Some(hash)),
-        ("pss", false) => {
+        (Scheme::Pkcs1, true) => (m(CKM_RSA_PKCS, Param::None), Some(hash)),
+        (Scheme::Pss, false) => {
             (m([CKM_SHA256_RSA_PKCS_PSS, CKM_SHA384_RSA_PKCS_PSS, CKM_SHA512_RSA_PKCS_PSS][idx(hash)], pss), None)
         }
-        _ => (m(CKM_RSA_PKCS_PSS, pss), Some(hash)),
+        (Scheme::Pss, true) => (m(CKM_RSA_PKCS_PSS, pss), Some(hash)),
+        // Ed25519 keys are not made on the kms face yet.
+        (Scheme::Ed25519 | Scheme::Ed25519Ph, _) => return Err(unsupported()),
     })
 }
 
@@ -146,13 +146,9 @@ pub fn spki(obj: &Object) -> KmsResult<Vec<u8>> {
 
 /// The AWS MAC algorithm's mechanism.
 pub fn mac_mechanism(alg: &str) -> KmsResult<Mechanism> {
-    let ty = match alg {
-        "HMAC_SHA_224" => CKM_SHA224_HMAC,
-        "HMAC_SHA_256" => CKM_SHA256_HMAC,
-        "HMAC_SHA_384" => CKM_SHA384_HMAC,
-        "HMAC_SHA_512" => CKM_SHA512_HMAC,
-        other => return Err(KmsError::new(AwsError::Validation, format!("MacAlgorithm {other} is not supported"))),
-    };
+    let ty = Algorithm::parse(alg)
+        .and_then(Algorithm::mac_mechanism)
+        .ok_or_else(|| KmsError::new(AwsError::Validation, format!("MacAlgorithm {alg} is not supported")))?;
     Ok(Mechanism { ty, param: Param::None })
 }
 

@@ -407,6 +407,7 @@ pub fn check(token: &Token, r: &Request) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kms::spec::Origin;
     use crate::object::ck_ulong;
     use crate::vendor::*;
 
@@ -416,7 +417,8 @@ mod tests {
         o.set(CKA_KEY_TYPE, ck_ulong(CKK_AES));
         o.set(CKA_KMSTOKEN_KEY_STATE, ck_ulong(st.code()));
         o.set(CKA_KMSTOKEN_ARN, b"arn:k".to_vec());
-        o.set(CKA_KMSTOKEN_ORIGIN, if external { b"EXTERNAL".to_vec() } else { b"AWS_KMS".to_vec() });
+        let origin = if external { Origin::External } else { Origin::AwsKms };
+        o.set(CKA_KMSTOKEN_ORIGIN, origin.name().as_bytes().to_vec());
         o
     }
 

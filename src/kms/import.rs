@@ -18,6 +18,7 @@ use super::audit::Event;
 use super::gate::Action;
 use super::lifecycle::{self as lc, KmsResult};
 use super::meta::KeyState;
+use super::spec::{ExpirationModel, KeySpec, Material, Origin, WrappingAlgorithm, TABLE};
 use super::{arn, clock, is_kms_key, key_id, state, AwsError, KmsError};
 use crate::crypto::{self, Hash, RsaPrivateKey, RsaPublicKey};
 use crate::error::Result;
@@ -41,45 +42,7 @@ const PARAMETERS_VERSION: u8 = 1;
 const PARAMETERS_HEADER: usize = 1 + 1 + 16 + 8;
 const FINGERPRINT_PURPOSE: &str = "imported key material fingerprint";
 
-/// The wrapping algorithms of GetParametersForImport.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WrappingAlgorithm {
-    OaepSha1,
-    OaepSha256,
-    RsaAesKeyWrapSha1,
-    RsaAesKeyWrapSha256,
-}
-
 impl WrappingAlgorithm {
-    const ALL: [WrappingAlgorithm; 4] = [
-        WrappingAlgorithm::OaepSha1,
-        WrappingAlgorithm::OaepSha256,
-        WrappingAlgorithm::RsaAesKeyWrapSha1,
-        WrappingAlgorithm::RsaAesKeyWrapSha256,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            WrappingAlgorithm::OaepSha1 => "RSAES_OAEP_SHA_1",
-            WrappingAlgorithm::OaepSha256 => "RSAES_OAEP_SHA_256",
-            WrappingAlgorithm::RsaAesKeyWrapSha1 => "RSA_AES_KEY_WRAP_SHA_1",
-            WrappingAlgorithm::RsaAesKeyWrapSha256 => "RSA_AES_KEY_WRAP_SHA_256",
-        }
-    }
-
-    /// AWS's name; RSAES_PKCS1_V1_5 (withdrawn by AWS in 2023) and anything else is refused.
-    pub fn parse(name: &str) -> KmsResult<WrappingAlgorithm> {
-        Self::ALL.into_iter().find(|a| a.name() == name).ok_or_else(|| {
-            KmsError::new(
-                AwsError::Validation,
-                format!(
-                    "WrappingAlgorithm {name} is not supported; use RSAES_OAEP_SHA_256, RSAES_OAEP_SHA_1, \
-                     RSA_AES_KEY_WRAP_SHA_256 or RSA_AES_KEY_WRAP_SHA_1"
-                ),
-            )
-        })
-    }
-
     fn code(self) -> u8 {
         Self::ALL.iter().position(|a| *a == self).unwrap_or(0) as u8 + 1
     }
@@ -103,14 +66,16 @@ impl WrappingAlgorithm {
 
 /// The modulus length of a WrappingKeySpec.
 pub fn wrapping_key_bits(spec: &str) -> KmsResult<usize> {
-    match spec {
-        "RSA_2048" => Ok(2048),
-        "RSA_3072" => Ok(3072),
-        "RSA_4096" => Ok(4096),
-        other => Err(KmsError::new(
-            AwsError::Validation,
-            format!("WrappingKeySpec {other} is not supported; use RSA_2048, RSA_3072 or RSA_4096"),
-        )),
+    match KeySpec::parse(spec).map(|s| s.row().material) {
+        Some(Material::Rsa(bits)) => Ok(bits),
+        _ => {
+            let rsa: Vec<&str> =
+                TABLE.iter().filter(|r| matches!(r.material, Material::Rsa(_))).map(|r| r.name).collect();
+            Err(KmsError::new(
+                AwsError::Validation,
+                format!("WrappingKeySpec {spec} is not supported; use {}", rsa.join(", ")),
+            ))
+        }
     }
 }
 
@@ -129,16 +94,21 @@ pub type ValidTo = Option<i64>;
 /// needs a ValidTo in the future, at most 365 days ahead; KEY_MATERIAL_DOES_NOT_EXPIRE
 /// takes none.
 pub fn expiration(model: Option<&str>, valid_to: Option<i64>) -> KmsResult<ValidTo> {
+    use ExpirationModel::*;
     let invalid = |m: String| KmsError::new(AwsError::Validation, m);
-    match (model.unwrap_or("KEY_MATERIAL_EXPIRES"), valid_to) {
-        ("KEY_MATERIAL_DOES_NOT_EXPIRE", None) => Ok(None),
-        ("KEY_MATERIAL_DOES_NOT_EXPIRE", Some(_)) => {
-            Err(invalid("ValidTo must be omitted when ExpirationModel is KEY_MATERIAL_DOES_NOT_EXPIRE".into()))
+    let (expires, never) = (KeyMaterialExpires.name(), KeyMaterialDoesNotExpire.name());
+    let model = match model {
+        None => KeyMaterialExpires,
+        Some(name) => ExpirationModel::parse(name)
+            .ok_or_else(|| invalid(format!("ExpirationModel {name} is not {expires} or {never}")))?,
+    };
+    match (model, valid_to) {
+        (KeyMaterialDoesNotExpire, None) => Ok(None),
+        (KeyMaterialDoesNotExpire, Some(_)) => {
+            Err(invalid(format!("ValidTo must be omitted when ExpirationModel is {never}")))
         }
-        ("KEY_MATERIAL_EXPIRES", None) => {
-            Err(invalid("ValidTo is required when ExpirationModel is KEY_MATERIAL_EXPIRES".into()))
-        }
-        ("KEY_MATERIAL_EXPIRES", Some(t)) => {
+        (KeyMaterialExpires, None) => Err(invalid(format!("ValidTo is required when ExpirationModel is {expires}"))),
+        (KeyMaterialExpires, Some(t)) => {
             let now = clock::now();
             if t <= now || t > now + MAX_VALID_TO_DAYS * clock::DAY {
                 return Err(invalid(format!(
@@ -147,9 +117,6 @@ pub fn expiration(model: Option<&str>, valid_to: Option<i64>) -> KmsResult<Valid
                 )));
             }
             Ok(Some(t))
-        }
-        (other, _) => {
-            Err(invalid(format!("ExpirationModel {other} is not KEY_MATERIAL_EXPIRES or KEY_MATERIAL_DOES_NOT_EXPIRE")))
         }
     }
 }
@@ -167,10 +134,14 @@ fn audited<T>(
 
 /// Import serves keys made for it, and not while their deletion is pending.
 fn importable(obj: &Object) -> KmsResult<()> {
-    if obj.get_raw(CKA_KMSTOKEN_ORIGIN) != Some(b"EXTERNAL") {
+    if !is_external(obj) {
         return Err(KmsError::new(
             AwsError::UnsupportedOperation,
-            format!("{} origin is not EXTERNAL; only keys created for imported key material take it.", arn(obj)),
+            format!(
+                "{} origin is not {}; only keys created for imported key material take it.",
+                arn(obj),
+                Origin::External.name()
+            ),
         ));
     }
     if obj.class() != CKO_SECRET_KEY {
@@ -287,16 +258,10 @@ fn unwrap(alg: WrappingAlgorithm, key: &RsaPrivateKey, encrypted: &[u8]) -> KmsR
     crypto::kwp_unwrap(&aes, wrapped_material).map_err(|_| bad())
 }
 
-/// The lengths of material each key spec takes, as in AWS.
+/// The lengths of material a key spec takes, as in AWS.
 fn material_lengths(spec: &[u8]) -> Option<std::ops::RangeInclusive<usize>> {
-    Some(match spec {
-        b"SYMMETRIC_DEFAULT" => 32..=32,
-        b"HMAC_224" => 28..=64,
-        b"HMAC_256" => 32..=64,
-        b"HMAC_384" => 48..=128,
-        b"HMAC_512" => 64..=128,
-        _ => return None,
-    })
+    let (min, max) = KeySpec::parse(std::str::from_utf8(spec).ok()?)?.row().import?;
+    Some(min..=max)
 }
 
 fn fingerprint(token: &Token, obj: &Object, material: &[u8]) -> KmsResult<Vec<u8>> {
@@ -324,7 +289,7 @@ pub fn import_material(
     valid_to: ValidTo,
 ) -> KmsResult<()> {
     let details = json!({
-        "expirationModel": if valid_to.is_some() { "KEY_MATERIAL_EXPIRES" } else { "KEY_MATERIAL_DOES_NOT_EXPIRE" },
+        "expirationModel": ExpirationModel::of(valid_to).name(),
         "validTo": valid_to.map(clock::iso8601),
     });
     audited(token, Action::ImportKeyMaterial, handle, details, |obj| {
@@ -396,25 +361,29 @@ fn has_material(obj: &Object) -> bool {
     obj.get_raw(CKA_KMSTOKEN_VALID_TO).is_some()
 }
 
-/// An EXTERNAL key without its material: whatever happens to it, it can only wait for
-/// an import (a cancelled deletion brings it back to PendingImport, not Disabled).
 /// Whether the key's material comes from outside (Origin EXTERNAL).
 pub fn is_external(obj: &Object) -> bool {
-    obj.get_raw(CKA_KMSTOKEN_ORIGIN) == Some(b"EXTERNAL")
+    Origin::of(obj) == Origin::External
 }
 
+/// An EXTERNAL key without its material: whatever happens to it, it can only wait for
+/// an import (a cancelled deletion brings it back to PendingImport, not Disabled).
 pub fn awaits_material(obj: &Object) -> bool {
-    obj.get_raw(CKA_KMSTOKEN_ORIGIN) == Some(b"EXTERNAL") && !has_material(obj)
+    is_external(obj) && !has_material(obj)
 }
 
 /// DeleteImportedKeyMaterial: the key returns to PendingImport (a key pending deletion
 /// stays so); on a key without material it changes nothing.
 pub fn delete_material(token: &Token, handle: u64) -> KmsResult<()> {
     audited(token, Action::DeleteImportedKeyMaterial, handle, json!({}), |obj| {
-        if obj.get_raw(CKA_KMSTOKEN_ORIGIN) != Some(b"EXTERNAL") {
+        if !is_external(obj) {
             return Err(KmsError::new(
                 AwsError::UnsupportedOperation,
-                format!("{} origin is not EXTERNAL; it has no imported key material to delete.", arn(obj)),
+                format!(
+                    "{} origin is not {}; it has no imported key material to delete.",
+                    arn(obj),
+                    Origin::External.name()
+                ),
             ));
         }
         if !has_material(obj) {
@@ -457,13 +426,13 @@ pub fn expire_if_due(token: &Token, handle: u64, obj: Arc<Object>) -> Result<Arc
 /// The members describe-key adds for imported material: ExpirationModel, and ValidTo
 /// when the material expires.
 pub fn describe(obj: &Object, metadata: &mut Value) {
-    if obj.get_raw(CKA_KMSTOKEN_ORIGIN) != Some(b"EXTERNAL") {
+    if !is_external(obj) {
         return;
     }
     match obj.ulong(CKA_KMSTOKEN_VALID_TO) {
-        Some(0) => metadata["ExpirationModel"] = json!("KEY_MATERIAL_DOES_NOT_EXPIRE"),
+        Some(0) => metadata["ExpirationModel"] = json!(ExpirationModel::KeyMaterialDoesNotExpire.name()),
         Some(t) => {
-            metadata["ExpirationModel"] = json!("KEY_MATERIAL_EXPIRES");
+            metadata["ExpirationModel"] = json!(ExpirationModel::KeyMaterialExpires.name());
             metadata["ValidTo"] = json!(clock::iso8601(t as i64));
         }
         None => {}

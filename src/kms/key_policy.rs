@@ -6,7 +6,6 @@ use super::gate::Action;
 use super::lifecycle::{audited, set_on_all, KmsResult};
 use super::policy::{self, Decision, Request, POLICY_NAME};
 use super::{arn, principal, AwsError, KmsError};
-use crate::object::Object;
 use crate::token::Token;
 use crate::vendor::*;
 
@@ -17,21 +16,12 @@ fn check_name(name: &str) -> KmsResult<()> {
     Err(KmsError::new(AwsError::NotFound, format!("Policy {name} does not exist: the only policy name is default")))
 }
 
-fn text(obj: &Object, ty: u64) -> &str {
-    std::str::from_utf8(obj.get_raw(ty).unwrap_or_default()).unwrap_or_default()
-}
-
 /// The key policy document of the key behind `handle`, as put (or the default one).
 pub fn get(token: &Token, handle: u64, name: &str) -> KmsResult<String> {
     check_name(name)?;
     let obj = token.object_any(handle)?;
     let stored = obj.get_raw(CKA_KMSTOKEN_KEY_POLICY).map(|v| String::from_utf8_lossy(v).into_owned());
-    Ok(policy::document_text(
-        stored.as_deref(),
-        &token.serial,
-        text(&obj, CKA_KMSTOKEN_KEY_USAGE),
-        text(&obj, CKA_KMSTOKEN_KEY_SPEC),
-    ))
+    Ok(policy::document_text(stored.as_deref(), &token.serial, policy::KeyKind::of(&obj)))
 }
 
 /// Replaces the key policy. The document must read as a key policy of this token, and,

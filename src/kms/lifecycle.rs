@@ -6,7 +6,8 @@ use super::audit::Event;
 use super::blob::Context;
 use super::gate::{self, Action};
 use super::meta::{self, KeyState};
-use super::{arn, clock, is_kms_key, key_id, principal, state, AwsError, Face, KmsError};
+use super::spec::{self, Origin};
+use super::{arn, clock, is_kms_key, key_id, principal, state, usage, AwsError, Face, KmsError};
 use crate::error::Error;
 use crate::object::{ck_bool, ck_ulong, Object, Template};
 use crate::token::Token;
@@ -43,9 +44,10 @@ pub fn on_create(token: &Token, obj: &mut Object, template: &Template, external:
     let st = if external { KeyState::PendingImport } else { KeyState::Enabled };
     obj.set(CKA_KMSTOKEN_KEY_ID, key_id.clone().into_bytes());
     obj.set(CKA_KMSTOKEN_ARN, format!("arn:kmstoken:kms:local:{}:key/{key_id}", token.serial).into_bytes());
-    obj.set(CKA_KMSTOKEN_KEY_SPEC, meta::key_spec(obj).into_bytes());
+    obj.set(CKA_KMSTOKEN_KEY_SPEC, spec::spec_name(obj).into_bytes());
     obj.set(CKA_KMSTOKEN_KEY_USAGE, usage.name().as_bytes().to_vec());
-    obj.set(CKA_KMSTOKEN_ORIGIN, if external { b"EXTERNAL".to_vec() } else { b"AWS_KMS".to_vec() });
+    let origin = if external { Origin::External } else { Origin::AwsKms };
+    obj.set(CKA_KMSTOKEN_ORIGIN, origin.name().as_bytes().to_vec());
     obj.set(CKA_KMSTOKEN_CREATION_DATE, ck_ulong(now as u64));
     obj.set(CKA_KMSTOKEN_KEY_STATE, ck_ulong(st.code()));
     obj.set(CKA_KMSTOKEN_KEY_VERSION, ck_ulong(1));
@@ -315,10 +317,10 @@ fn rotatable(obj: &Object) -> KmsResult<()> {
             format!("{} is not a symmetric or HMAC key; asymmetric keys do not rotate.", arn(obj)),
         ));
     }
-    if obj.get_raw(CKA_KMSTOKEN_ORIGIN) == Some(b"EXTERNAL") {
+    if Origin::of(obj) == Origin::External {
         return Err(KmsError::new(
             AwsError::UnsupportedOperation,
-            format!("{} origin is EXTERNAL which is not valid for this operation.", arn(obj)),
+            format!("{} origin is {} which is not valid for this operation.", arn(obj), Origin::External.name()),
         ));
     }
     Ok(())
@@ -631,45 +633,19 @@ pub fn describe(obj: &Object) -> Value {
         m["DeletionDate"] = date_or_null(obj, CKA_KMSTOKEN_DELETION_DATE);
         m["PendingDeletionWindowInDays"] = json!(obj.ulong(CKA_KMSTOKEN_PENDING_WINDOW_DAYS).unwrap_or(0));
     }
-    if let Some((member, names)) = algorithms(&text(CKA_KMSTOKEN_KEY_SPEC), &text(CKA_KMSTOKEN_KEY_USAGE)) {
+    if let Some((member, names)) = algorithms(obj) {
         m[member] = json!(names);
     }
     super::import::describe(obj, &mut m);
     m
 }
 
-/// The algorithms a key of this spec and usage serves, and the KeyMetadata member (also a
-/// GetPublicKey member) that lists them, as AWS names them.
-pub fn algorithms(spec: &str, usage: &str) -> Option<(&'static str, Vec<&'static str>)> {
-    const RSA_SIGN: [&str; 6] = [
-        "RSASSA_PSS_SHA_256",
-        "RSASSA_PSS_SHA_384",
-        "RSASSA_PSS_SHA_512",
-        "RSASSA_PKCS1_V1_5_SHA_256",
-        "RSASSA_PKCS1_V1_5_SHA_384",
-        "RSASSA_PKCS1_V1_5_SHA_512",
-    ];
-    Some(match (usage, spec) {
-        ("ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT") => ("EncryptionAlgorithms", vec!["SYMMETRIC_DEFAULT"]),
-        ("ENCRYPT_DECRYPT", _) => ("EncryptionAlgorithms", vec!["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"]),
-        ("SIGN_VERIFY", "ECC_NIST_P256") => ("SigningAlgorithms", vec!["ECDSA_SHA_256"]),
-        ("SIGN_VERIFY", "ECC_NIST_P384") => ("SigningAlgorithms", vec!["ECDSA_SHA_384"]),
-        ("SIGN_VERIFY", "ECC_NIST_EDWARDS25519") => {
-            ("SigningAlgorithms", vec!["ED25519_SHA_512", "ED25519_PH_SHA_512"])
-        }
-        ("SIGN_VERIFY", _) => ("SigningAlgorithms", RSA_SIGN.to_vec()),
-        ("KEY_AGREEMENT", _) => ("KeyAgreementAlgorithms", vec!["ECDH"]),
-        ("GENERATE_VERIFY_MAC", s) => (
-            "MacAlgorithms",
-            vec![s.strip_prefix("HMAC_").map(|bits| match bits {
-                "224" => "HMAC_SHA_224",
-                "384" => "HMAC_SHA_384",
-                "512" => "HMAC_SHA_512",
-                _ => "HMAC_SHA_256",
-            })?],
-        ),
-        _ => return None,
-    })
+/// The algorithms a key serves in its usage, and the KeyMetadata member (also a
+/// GetPublicKey member) that lists them.
+pub fn algorithms(obj: &Object) -> Option<(&'static str, Vec<&'static str>)> {
+    let algs = super::spec::algorithms_of(obj, usage(obj)?);
+    let first = algs.first()?;
+    Some((first.family().member(), algs.iter().map(|a| a.name()).collect()))
 }
 
 /// GetKeyRotationStatus.

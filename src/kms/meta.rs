@@ -146,28 +146,6 @@ pub fn restrict_to_usage(obj: &mut Object, usage: KeyUsage) {
     }
 }
 
-/// The AWS key spec of a key object.
-pub fn key_spec(obj: &Object) -> String {
-    let len = obj.ulong(CKA_VALUE_LEN).unwrap_or(0);
-    match obj.key_type() {
-        Some(CKK_AES) if len == 32 => "SYMMETRIC_DEFAULT".into(),
-        Some(CKK_AES) => format!("AES_{}", len * 8),
-        // The curves by their named-curve OIDs (prime256v1, secp384r1).
-        Some(CKK_EC) => match obj.get_raw(CKA_EC_PARAMS) {
-            Some([0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]) => "ECC_NIST_P256".into(),
-            Some([0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22]) => "ECC_NIST_P384".into(),
-            _ => "ECC".into(),
-        },
-        Some(CKK_EC_EDWARDS) => "ECC_NIST_EDWARDS25519".into(),
-        Some(CKK_RSA) => {
-            let bits = obj.get_raw(CKA_MODULUS).map(|m| m.iter().skip_while(|b| **b == 0).count() * 8).unwrap_or(0);
-            format!("RSA_{bits}")
-        }
-        Some(_) => format!("HMAC_{}", len * 8),
-        None => "UNKNOWN".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

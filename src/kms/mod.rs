@@ -14,6 +14,7 @@ pub mod key_policy;
 pub mod lifecycle;
 pub mod meta;
 pub mod policy;
+pub mod spec;
 
 use crate::error::Result;
 use crate::object::Object;
@@ -128,7 +129,7 @@ pub fn key_policy(token: &Token, key: &Object) -> Arc<Policy> {
                 Policy::deny_all()
             })
         }),
-        None => policy::default_policy(raw_text(key, CKA_KMSTOKEN_KEY_USAGE), raw_text(key, CKA_KMSTOKEN_KEY_SPEC)),
+        None => policy::default_policy(policy::KeyKind::of(key)),
     }
 }
 

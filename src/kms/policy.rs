@@ -25,7 +25,11 @@
 //! characters is best matched with `*`).
 
 use super::blob::Context;
+use super::meta::KeyUsage;
+use super::spec::KeySpec;
 use super::{AwsError, KmsError};
+use crate::object::Object;
+use crate::vendor::CKA_KMSTOKEN_KEY_SPEC;
 use serde_json::{json, Value};
 use std::sync::{Arc, OnceLock};
 
@@ -429,17 +433,42 @@ impl Policy {
     }
 }
 
-/// What key users may do by default, by the key's usage and spec (the AWS console's
-/// default statements for each kind of key).
-fn user_actions(usage: &str, spec: &str) -> &'static [&'static str] {
-    match usage {
-        "ENCRYPT_DECRYPT" if spec == "SYMMETRIC_DEFAULT" || spec.is_empty() => {
-            &["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+/// The kind of key a default policy is made for: its usage, and whether it is a
+/// symmetric encryption key (which alone serves data keys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyKind {
+    pub usage: Option<KeyUsage>,
+    pub symmetric: bool,
+}
+
+impl KeyKind {
+    pub fn of(key: &Object) -> KeyKind {
+        let spec = key.get_raw(CKA_KMSTOKEN_KEY_SPEC).unwrap_or_default();
+        let symmetric = spec.is_empty() || spec == KeySpec::SymmetricDefault.name().as_bytes();
+        KeyKind { usage: super::usage(key), symmetric }
+    }
+
+    fn index(self) -> usize {
+        match self.usage {
+            Some(KeyUsage::EncryptDecrypt) if self.symmetric => 0,
+            Some(KeyUsage::EncryptDecrypt) => 1,
+            Some(KeyUsage::SignVerify) => 2,
+            Some(KeyUsage::GenerateVerifyMac) => 3,
+            Some(KeyUsage::KeyAgreement) => 4,
+            None => 5,
         }
-        "ENCRYPT_DECRYPT" => &["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:DescribeKey", "kms:GetPublicKey"],
-        "SIGN_VERIFY" => &["kms:DescribeKey", "kms:GetPublicKey", "kms:Sign", "kms:Verify"],
-        "GENERATE_VERIFY_MAC" => &["kms:DescribeKey", "kms:GenerateMac", "kms:VerifyMac"],
-        "KEY_AGREEMENT" => &["kms:DescribeKey", "kms:GetPublicKey", "kms:DeriveSharedSecret"],
+    }
+}
+
+/// What key users may do by default, by the kind of key (the AWS console's default
+/// statements for each kind).
+fn user_actions(kind: KeyKind) -> &'static [&'static str] {
+    match kind.index() {
+        0 => &["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+        1 => &["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:DescribeKey", "kms:GetPublicKey"],
+        2 => &["kms:DescribeKey", "kms:GetPublicKey", "kms:Sign", "kms:Verify"],
+        3 => &["kms:DescribeKey", "kms:GenerateMac", "kms:VerifyMac"],
+        4 => &["kms:DescribeKey", "kms:GetPublicKey", "kms:DeriveSharedSecret"],
         _ => &["kms:DescribeKey"],
     }
 }
@@ -473,7 +502,7 @@ pub fn is_admin_action(action: &str) -> bool {
 /// token's `user` in the place of the account root (`kms:*`, so that PKCS#11 clients
 /// keep every right they had), `so` as the key administrators and every named user as
 /// the key users.
-pub fn default_document(serial: &str, usage: &str, spec: &str) -> Value {
+pub fn default_document(serial: &str, kind: KeyKind) -> Value {
     json!({
         "Version": "2012-10-17",
         "Id": "key-default-1",
@@ -496,7 +525,7 @@ pub fn default_document(serial: &str, usage: &str, spec: &str) -> Value {
                 "Sid": "Allow use of the key",
                 "Effect": "Allow",
                 "Principal": { "AWS": principal_arn(serial, "user/*") },
-                "Action": user_actions(usage, spec),
+                "Action": user_actions(kind),
                 "Resource": "*",
             },
         ],
@@ -506,20 +535,12 @@ pub fn default_document(serial: &str, usage: &str, spec: &str) -> Value {
 /// The parsed default policy for a key of this usage and spec. It does not depend on
 /// the token: the document's ARNs name the token's own principals, which parsing turns
 /// into names.
-pub fn default_policy(usage: &str, spec: &str) -> Arc<Policy> {
+pub fn default_policy(kind: KeyKind) -> Arc<Policy> {
     static KINDS: [OnceLock<Arc<Policy>>; 6] =
         [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
-    let kind = match (usage, spec) {
-        ("ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT" | "") => 0,
-        ("ENCRYPT_DECRYPT", _) => 1,
-        ("SIGN_VERIFY", _) => 2,
-        ("GENERATE_VERIFY_MAC", _) => 3,
-        ("KEY_AGREEMENT", _) => 4,
-        _ => 5,
-    };
-    KINDS[kind]
+    KINDS[kind.index()]
         .get_or_init(|| {
-            let doc = default_document("", usage, spec).to_string();
+            let doc = default_document("", kind).to_string();
             Arc::new(parse(&doc, "").unwrap_or_else(|e| {
                 log::error!("the default key policy does not parse: {}", e.message);
                 Policy::deny_all()
@@ -530,10 +551,10 @@ pub fn default_policy(usage: &str, spec: &str) -> Arc<Policy> {
 
 /// The policy document as get-key-policy shows it: the stored text as it was put, or the
 /// default document, pretty-printed.
-pub fn document_text(stored: Option<&str>, serial: &str, usage: &str, spec: &str) -> String {
+pub fn document_text(stored: Option<&str>, serial: &str, kind: KeyKind) -> String {
     match stored {
         Some(t) => t.to_string(),
-        None => serde_json::to_string_pretty(&default_document(serial, usage, spec)).unwrap_or_default(),
+        None => serde_json::to_string_pretty(&default_document(serial, kind)).unwrap_or_default(),
     }
 }
 
@@ -581,7 +602,7 @@ mod tests {
     #[test]
     fn default_policy_gives_users_use_and_admins_administration() {
         let e = Context::new();
-        let p = default_policy("ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT");
+        let p = default_policy(KeyKind { usage: Some(KeyUsage::EncryptDecrypt), symmetric: true });
         for action in ["Encrypt", "ScheduleKeyDeletion", "PutKeyPolicy", "Sign"] {
             assert_eq!(ask(&p, "user", action, &e), Decision::Allow, "{action}");
         }
@@ -597,19 +618,20 @@ mod tests {
         for action in ["Encrypt", "Decrypt", "GenerateDataKey"] {
             assert_eq!(ask(&p, "so", action, &e), Decision::ImplicitDeny, "{action}");
         }
-        let mac = default_policy("GENERATE_VERIFY_MAC", "HMAC_256");
+        let mac = default_policy(KeyKind { usage: Some(KeyUsage::GenerateVerifyMac), symmetric: false });
         assert_eq!(ask(&mac, "user/bob", "GenerateMac", &e), Decision::Allow);
         assert_eq!(ask(&mac, "user/bob", "Encrypt", &e), Decision::ImplicitDeny);
     }
 
     #[test]
     fn default_document_reads_back_with_the_tokens_arns() {
-        let doc = default_document(SERIAL, "SIGN_VERIFY", "ECC_NIST_P256");
+        let sign = KeyKind { usage: Some(KeyUsage::SignVerify), symmetric: false };
+        let doc = default_document(SERIAL, sign);
         assert_eq!(doc["Statement"][0]["Principal"]["AWS"], format!("arn:kmstoken:iam::{SERIAL}:user"));
         let p = parsed(doc);
         assert_eq!(ask(&p, "user/carol", "Sign", &Context::new()), Decision::Allow);
         // Parsed for another token, its ARNs name no one there.
-        let other = parse(&default_document(SERIAL, "SIGN_VERIFY", "").to_string(), "ffff").unwrap();
+        let other = parse(&default_document(SERIAL, sign).to_string(), "ffff").unwrap();
         assert_eq!(ask(&other, "user", "Sign", &Context::new()), Decision::ImplicitDeny);
     }
 
