@@ -7,8 +7,7 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use cli::input::Expanded;
 use cli::{as_user, open, pick, secret, Failure};
 use cryptoki_sys::*;
-use kmstoken::library::{Library, Slot};
-use kmstoken::token::Token;
+use kmstoken::library::Library;
 use serde_json::{json, Value};
 use std::process::ExitCode;
 
@@ -121,14 +120,10 @@ enum Command {
     },
 }
 
-fn uri(t: &Token) -> String {
-    format!("pkcs11:token={};serial={}", t.label.replace(' ', "%20"), t.serial)
-}
-
 fn token_json(lib: &Library, slot: u64) -> Value {
-    match lib.slot(slot) {
-        Ok(Slot::Token(t)) => {
-            let st = t.status().ok();
+    match lib.token_info(slot) {
+        Some(t) => {
+            let st = t.status.as_ref();
             json!({
                 "Slot": slot,
                 "Initialized": true,
@@ -137,8 +132,8 @@ fn token_json(lib: &Library, slot: u64) -> Value {
                 "UserPinInitialized": st.as_ref().map(|s| s.user_pin_initialized),
                 "UserPinFailedLogins": st.as_ref().map(|s| s.user_failed),
                 "SoPinFailedLogins": st.as_ref().map(|s| s.so_failed),
-                "Uri": uri(&t),
-                "Path": t.path().display().to_string(),
+                "Uri": t.uri(),
+                "Path": t.path.display().to_string(),
             })
         }
         _ => json!({ "Slot": slot, "Initialized": false }),
@@ -159,7 +154,7 @@ fn run(cli: Cli) -> Result<Value, Failure> {
             let slot = match (free, slot) {
                 (_, Some(s)) => s,
                 (true, None) => lib.empty_slot_id(),
-                (false, None) => return Err(Failure("say which slot: --free or --slot N".into())),
+                (false, None) => return Err(Failure::Local("say which slot: --free or --slot N".into())),
             };
             let so_pin = secret(so_pin, "KMSTOKEN_SO_PIN", "SO PIN: ")?;
             let pin = pin.or_else(|| std::env::var("KMSTOKEN_PIN").ok());
@@ -175,7 +170,7 @@ fn run(cli: Cli) -> Result<Value, Failure> {
         }
         Command::DeleteToken { token, serial } => {
             if token.is_none() && serial.is_none() && std::env::var("KMSTOKEN_TOKEN").is_err() {
-                return Err(Failure("say which token to delete: --token LABEL or --serial".into()));
+                return Err(Failure::Local("say which token to delete: --token LABEL or --serial".into()));
             }
             let t = pick(&lib, token, serial)?;
             lib.delete_token(t.slot_id)?;
@@ -184,7 +179,7 @@ fn run(cli: Cli) -> Result<Value, Failure> {
         Command::VerifyKeystore { token, so_pin, accept } => {
             let t = pick(&lib, token, None)?;
             let so_pin = secret(so_pin, "KMSTOKEN_SO_PIN", "SO PIN: ")?;
-            as_user(&lib, &t, CKU_SO, &so_pin, |_| t.verify_keystore(accept))
+            as_user(&lib, &t, CKU_SO, &so_pin, |h| lib.verify_keystore(h, accept))
         }
         Command::InitPin { token, so_pin, pin } => {
             let t = pick(&lib, token, None)?;
@@ -206,10 +201,10 @@ fn run(cli: Cli) -> Result<Value, Failure> {
         Command::RestoreToken { serial: Some(serial) } => {
             let t = lib.restore_token(&serial).map_err(|e| match e {
                 kmstoken::error::Error::SlotIdInvalid => {
-                    Failure(format!("the archive holds no token with serial {serial}"))
+                    Failure::Local(format!("the archive holds no token with serial {serial}"))
                 }
                 kmstoken::error::Error::SessionExists => {
-                    Failure(format!("a token with serial {serial} is already in the keystore"))
+                    Failure::Local(format!("a token with serial {serial} is already in the keystore"))
                 }
                 e => Failure::from(e),
             })?;
@@ -326,13 +321,12 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(Failure(m)) if m.starts_with("An error occurred") => {
-            // The aws CLI's shape, which scripts written for it look for.
-            eprintln!("\n{m}");
+        Err(e @ Failure::Aws { .. }) => {
+            eprintln!("\n{e}");
             ExitCode::from(EXIT_FAILED)
         }
-        Err(Failure(m)) => {
-            eprintln!("kmstoken: error: {m}");
+        Err(e @ Failure::Local(_)) => {
+            eprintln!("kmstoken: error: {e}");
             ExitCode::from(EXIT_FAILED)
         }
     }

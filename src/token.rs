@@ -137,6 +137,7 @@ pub struct KmsSettings {
 }
 
 /// What C_GetTokenInfo needs beyond the label and serial.
+#[derive(Clone, Debug)]
 pub struct TokenStatus {
     pub user_pin_initialized: bool,
     pub so_failed: u32,

@@ -31,13 +31,13 @@ pub fn run(cmd: AuditCommand) -> Result<Value, Failure> {
     match cmd {
         AuditCommand::Verify { token } => {
             let t = pick(&lib, token, None)?;
-            let path = t.audit.path();
+            let trail = lib.trail_state(t.slot_id)?;
+            let path = trail.path.as_path();
             // The database against its anchor: one put back from an older copy shows.
-            let (generation, anchor) = t.generations()?;
             let database = json!({
-                "Generation": generation,
-                "Anchor": anchor,
-                "RolledBack": t.rolled_back.is_some(),
+                "Generation": trail.generation,
+                "Anchor": trail.anchor,
+                "RolledBack": trail.rolled_back,
             });
             match audit::verify(path)? {
                 Verdict::Intact { records } => Ok(json!({
@@ -47,13 +47,13 @@ pub fn run(cmd: AuditCommand) -> Result<Value, Failure> {
                     "Database": database,
                 })),
                 Verdict::Broken { line, reason } => {
-                    Err(Failure(format!("{}: record {line} is broken: {reason}", path.display())))
+                    Err(Failure::Local(format!("{}: record {line} is broken: {reason}", path.display())))
                 }
             }
         }
         AuditCommand::Tail { token, key_id, lines } => {
             let t = pick(&lib, token, None)?;
-            let records = audit::tail(t.audit.path(), lines, key_id.as_deref())?;
+            let records = audit::tail(&lib.trail_state(t.slot_id)?.path, lines, key_id.as_deref())?;
             Ok(json!({ "Records": records }))
         }
     }

@@ -60,7 +60,7 @@ enum Item {
 }
 
 fn bad(what: impl std::fmt::Display) -> Failure {
-    Failure(what.to_string())
+    Failure::Local(what.to_string())
 }
 
 fn strip_zeros(v: &[u8]) -> &[u8] {
@@ -396,7 +396,7 @@ pub fn run(args: ImportArgs) -> Result<Value, Failure> {
     let bytes = std::fs::read(&args.file).map_err(|e| bad(format!("{}: {e}", args.file.display())))?;
     let bytes = Zeroizing::new(bytes);
     let id = parse_hex(&args.id)?;
-    let items = items(&bytes).map_err(|Failure(m)| bad(format!("{}: {m}", args.file.display())))?;
+    let items = items(&bytes).map_err(|m| bad(format!("{}: {m}", args.file.display())))?;
     let (keys, certs): (Vec<&Item>, Vec<&Item>) = items.iter().partition(|i| !matches!(i, Item::Certificate(_)));
     if keys.len() > 1 {
         return Err(bad(format!("{}: holds {} keys; import one key per file", args.file.display(), keys.len())));

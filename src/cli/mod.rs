@@ -2,29 +2,50 @@
 //! sessions run on the caller's behalf.
 
 pub mod audit;
-pub mod byok;
-pub mod data_key_pair;
 pub mod import;
 pub mod input;
 pub mod kms;
 pub mod output;
-pub mod policy;
-pub mod sign;
 pub mod user;
 
 use cryptoki_sys::*;
 use kmstoken::config::Config;
 use kmstoken::error::Error;
-use kmstoken::library::Library;
-use kmstoken::token::Token;
-use std::sync::Arc;
+use kmstoken::kms::KmsError;
+use kmstoken::library::{Library, TokenInfo};
 
-/// A failure, printed on stderr.
-pub struct Failure(pub String);
+/// Why a command failed, as it is printed on stderr.
+pub enum Failure {
+    /// An operation of the AWS API answered with its error: printed as the aws CLI does.
+    Aws { operation: &'static str, error: KmsError },
+    /// Anything else, said to a person at a terminal.
+    Local(String),
+}
+
+impl Failure {
+    pub fn aws(operation: &'static str, error: KmsError) -> Failure {
+        Failure::Aws { operation, error }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // The aws CLI's shape, which scripts written for it look for.
+            Failure::Aws { operation, error } => write!(
+                f,
+                "An error occurred ({}) when calling the {operation} operation: {}",
+                error.code.name(),
+                error.message
+            ),
+            Failure::Local(m) => f.write_str(m),
+        }
+    }
+}
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
-        Failure(describe(&e))
+        Failure::Local(describe(&e))
     }
 }
 
@@ -48,39 +69,27 @@ pub fn secret(flag: Option<String>, env: &str, prompt: &str) -> Result<String, F
         return Ok(v);
     }
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        return rpassword::prompt_password(prompt).map_err(|e| Failure(format!("cannot read the PIN: {e}")));
+        return rpassword::prompt_password(prompt).map_err(|e| Failure::Local(format!("cannot read the PIN: {e}")));
     }
     let what = prompt.trim_end().trim_end_matches(':');
-    Err(Failure(format!("no {what} given: use the flag or {env}")))
+    Err(Failure::Local(format!("no {what} given: use the flag or {env}")))
 }
 
 pub fn open() -> Result<Library, Failure> {
-    let config = Config::load().map_err(|e| Failure(format!("configuration: {e}")))?;
+    let config = Config::load().map_err(|e| Failure::Local(format!("configuration: {e}")))?;
     Ok(Library::new(config)?)
 }
 
 /// The token named by label or serial (or KMSTOKEN_TOKEN), else the only one there is.
-pub fn pick(lib: &Library, label: Option<String>, serial: Option<String>) -> Result<Arc<Token>, Failure> {
+pub fn pick(lib: &Library, label: Option<String>, serial: Option<String>) -> Result<TokenInfo, Failure> {
     let label = label.or_else(|| std::env::var("KMSTOKEN_TOKEN").ok());
-    let tokens = lib.tokens();
-    let found: Vec<_> = tokens
-        .iter()
-        .filter(|t| label.as_ref().is_none_or(|l| &t.label == l) && serial.as_ref().is_none_or(|s| &t.serial == s))
-        .cloned()
-        .collect();
-    match (found.len(), &label, &serial) {
-        (1, _, _) => Ok(found[0].clone()),
-        (0, None, None) => Err(Failure("there is no initialised token (kmstoken init-token)".into())),
-        (0, _, _) => Err(Failure("no token has that label or serial".into())),
-        (_, None, None) => Err(Failure("several tokens exist: choose one with --token LABEL".into())),
-        _ => Err(Failure("several tokens have that label: choose one with --serial".into())),
-    }
+    lib.choose_token(label.as_deref(), serial.as_deref()).map_err(|e| Failure::Local(e.to_string()))
 }
 
 /// Runs `f` in a read/write session on `token` logged in as `user`.
 pub fn as_user<T>(
     lib: &Library,
-    token: &Token,
+    token: &TokenInfo,
     user: CK_USER_TYPE,
     pin: &str,
     f: impl FnOnce(CK_SESSION_HANDLE) -> Result<T, Error>,

@@ -50,7 +50,7 @@ pub fn run(cmd: UserCommand) -> Result<Value, Failure> {
         UserCommand::Add { name, pin, token, so_pin } => {
             let name = bare(&name);
             if !kmstoken::kms::policy::valid_user_name(name) {
-                return Err(Failure(format!(
+                return Err(Failure::Local(format!(
                     "invalid user name {name:?}: 1 to 64 letters, digits and +=,.@_- characters"
                 )));
             }
@@ -59,14 +59,14 @@ pub fn run(cmd: UserCommand) -> Result<Value, Failure> {
             let pin = zeroize::Zeroizing::new(secret(pin, "KMSTOKEN_NEW_PIN", "PIN of the new user: ")?);
             let added = as_user(&lib, &t, CKU_SO, &so_pin, |h| lib.add_named_user(h, name, pin.as_bytes()))?;
             if !added {
-                return Err(Failure(format!("user/{name} exists already")));
+                return Err(Failure::Local(format!("user/{name} exists already")));
             }
             Ok(json!({ "User": { "UserName": format!("user/{name}"), "Arn": arn(&t.serial, name) } }))
         }
         UserCommand::List { token, so_pin } => {
             let t = pick(&lib, token, None)?;
             let so_pin = secret(so_pin, "KMSTOKEN_SO_PIN", "SO PIN: ")?;
-            let users = as_user(&lib, &t, CKU_SO, &so_pin, |_| t.named_users())?;
+            let users = as_user(&lib, &t, CKU_SO, &so_pin, |h| lib.named_users(h))?;
             let users: Vec<Value> = users
                 .into_iter()
                 .map(|(name, failed, created)| {
@@ -85,7 +85,7 @@ pub fn run(cmd: UserCommand) -> Result<Value, Failure> {
             let t = pick(&lib, token, None)?;
             let so_pin = secret(so_pin, "KMSTOKEN_SO_PIN", "SO PIN: ")?;
             if !as_user(&lib, &t, CKU_SO, &so_pin, |h| lib.delete_named_user(h, name))? {
-                return Err(Failure(format!("there is no user/{name}")));
+                return Err(Failure::Local(format!("there is no user/{name}")));
             }
             Ok(Value::Null)
         }

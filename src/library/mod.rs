@@ -10,6 +10,8 @@ mod operations;
 mod sessions;
 mod tokens;
 
+pub use tokens::{NoSingleToken, TokenInfo, TrailState};
+
 use crate::config::{Config, RsaKeyKind};
 use crate::error::{Error, Result};
 use crate::kms::gate::{self, Action};

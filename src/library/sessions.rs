@@ -244,6 +244,20 @@ impl Library {
         Ok(deleted)
     }
 
+    /// The named users (name, failed logins, created), for the SO.
+    pub fn named_users(&self, h: CK_SESSION_HANDLE) -> Result<Vec<(String, u32, i64)>> {
+        let (token, _) = self.token_of(h)?;
+        if token.logged_in() != Some(Role::So) {
+            return Err(Error::UserNotLoggedIn);
+        }
+        token.named_users()
+    }
+
+    /// The SO's check of every stored row (`kmstoken verify-keystore`).
+    pub fn verify_keystore(&self, h: CK_SESSION_HANDLE, accept: bool) -> Result<serde_json::Value> {
+        self.token_of(h)?.0.verify_keystore(accept)
+    }
+
     fn audit_user_change(token: &Token, event: &str, name: &str, done: bool) -> Result<()> {
         let error = (!done).then(|| {
             let code = if event == "CreateUser" {

@@ -8,7 +8,7 @@ impl Library {
 
     /// C_InitToken: makes a token on the empty slot, or re-initialises a token after
     /// checking its SO PIN; the old database goes to the keystore's archive.
-    pub fn init_token(&self, slot_id: u64, so_pin: &[u8], label: &str) -> Result<Arc<Token>> {
+    pub fn init_token(&self, slot_id: u64, so_pin: &[u8], label: &str) -> Result<TokenInfo> {
         if !pin_len_ok(&self.config, so_pin) {
             return Err(Error::PinLenRange);
         }
@@ -28,7 +28,7 @@ impl Library {
         let token = Arc::new(Token::create(&self.keystore, slot_id, label, so_pin, &self.config)?);
         self.tokens.write().insert(slot_id, token.clone());
         log::info!("slot {slot_id}: token {:?} (serial {}) initialised", label, token.serial);
-        Ok(token)
+        Ok(TokenInfo::of(&token))
     }
 
     /// Moves a token's database aside into `archive/` under the keystore.
@@ -66,7 +66,7 @@ impl Library {
     }
 
     /// Brings the newest archived database of token `serial` back, on the empty slot.
-    pub fn restore_token(&self, serial: &str) -> Result<Arc<Token>> {
+    pub fn restore_token(&self, serial: &str) -> Result<TokenInfo> {
         let _guard = KeystoreLock::take(&self.keystore)?;
         self.refresh()?;
         if self.tokens.read().values().any(|t| t.serial == serial) {
@@ -86,7 +86,7 @@ impl Library {
         let token = Arc::new(Token::open(&to, &self.config)?);
         self.tokens.write().insert(slot_id, token.clone());
         log::info!("token {serial} restored from the archive to slot {slot_id}");
-        Ok(token)
+        Ok(TokenInfo::of(&token))
     }
 
     /// Archived databases older than the deletion window are purged when a library opens.
@@ -111,5 +111,103 @@ impl Library {
         self.archive(&t)?;
         self.tokens.write().remove(&slot_id);
         Ok(())
+    }
+}
+
+/// What the faces are told of a token (they never hold the token itself).
+#[derive(Clone, Debug)]
+pub struct TokenInfo {
+    pub slot_id: u64,
+    pub label: String,
+    pub serial: String,
+    /// Its database file.
+    pub path: PathBuf,
+    /// PIN state and counters, when the database reads.
+    pub status: Option<crate::token::TokenStatus>,
+}
+
+impl TokenInfo {
+    fn of(t: &Token) -> TokenInfo {
+        TokenInfo {
+            slot_id: t.slot_id,
+            label: t.label.clone(),
+            serial: t.serial.clone(),
+            path: t.path().to_path_buf(),
+            status: t.status().ok(),
+        }
+    }
+
+    /// The token's PKCS#11 URI (RFC 7512).
+    pub fn uri(&self) -> String {
+        format!("pkcs11:token={};serial={}", self.label.replace(' ', "%20"), self.serial)
+    }
+}
+
+/// Why no single token answers to a label or serial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoSingleToken {
+    /// There is no initialised token at all.
+    NoToken,
+    /// None has that label or serial.
+    NoMatch,
+    /// Several tokens, and nothing said which.
+    Several,
+    /// Several have that label.
+    SeveralLabelled,
+}
+
+impl std::fmt::Display for NoSingleToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NoSingleToken::NoToken => "there is no initialised token (kmstoken init-token)",
+            NoSingleToken::NoMatch => "no token has that label or serial",
+            NoSingleToken::Several => "several tokens exist: choose one with --token LABEL",
+            NoSingleToken::SeveralLabelled => "several tokens have that label: choose one with --serial",
+        })
+    }
+}
+
+/// The state of a token's audit trail and database, for `kmstoken audit verify`.
+pub struct TrailState {
+    pub path: PathBuf,
+    pub generation: u64,
+    pub anchor: Option<u64>,
+    pub rolled_back: bool,
+}
+
+impl Library {
+    /// The token in slot `slot_id`, if there is one.
+    pub fn token_info(&self, slot_id: u64) -> Option<TokenInfo> {
+        match self.slot(slot_id) {
+            Ok(Slot::Token(t)) => Some(TokenInfo::of(&t)),
+            _ => None,
+        }
+    }
+
+    /// The token named by label or serial, else the only one there is.
+    pub fn choose_token(
+        &self,
+        label: Option<&str>,
+        serial: Option<&str>,
+    ) -> std::result::Result<TokenInfo, NoSingleToken> {
+        let found: Vec<Arc<Token>> = self
+            .tokens()
+            .into_iter()
+            .filter(|t| label.is_none_or(|l| t.label == l) && serial.is_none_or(|s| t.serial == s))
+            .collect();
+        match (found.as_slice(), label, serial) {
+            ([one], _, _) => Ok(TokenInfo::of(one)),
+            ([], None, None) => Err(NoSingleToken::NoToken),
+            ([], _, _) => Err(NoSingleToken::NoMatch),
+            (_, None, None) => Err(NoSingleToken::Several),
+            _ => Err(NoSingleToken::SeveralLabelled),
+        }
+    }
+
+    /// The audit trail's file and the database's generation against its anchor.
+    pub fn trail_state(&self, slot_id: u64) -> Result<TrailState> {
+        let Slot::Token(t) = self.slot(slot_id)? else { return Err(Error::SlotIdInvalid) };
+        let (generation, anchor) = t.generations()?;
+        Ok(TrailState { path: t.audit.path().to_path_buf(), generation, anchor, rolled_back: t.rolled_back.is_some() })
     }
 }

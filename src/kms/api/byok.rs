@@ -2,12 +2,12 @@
 //! delete-imported-key-material`: importing key material (BYOK) with the flags and
 //! outputs of `aws kms`, over the KMS layer's import (kms::import).
 
-use super::kms::{b64, blob_arg, Acting};
+use super::{b64, blob_arg, Caller};
+use crate::kms::import;
+use crate::kms::lifecycle::{self as lc, KmsResult};
+use crate::kms::{self, clock, AwsError, KmsError};
+use crate::vendor::CKA_KMSTOKEN_KEY_VERSION;
 use clap::Args;
-use kmstoken::kms::import;
-use kmstoken::kms::lifecycle::{self as lc, KmsResult};
-use kmstoken::kms::{self, clock, AwsError, KmsError};
-use kmstoken::vendor::CKA_KMSTOKEN_KEY_VERSION;
 use serde_json::{json, Value};
 
 #[derive(Args)]
@@ -62,7 +62,7 @@ fn timestamp(text: &str) -> KmsResult<i64> {
         .ok_or_else(|| KmsError::new(AwsError::Validation, format!("ValidTo {text:?} is not a timestamp")))
 }
 
-pub(super) fn get_parameters(a: &Acting, args: ParametersArgs) -> KmsResult<Value> {
+pub(crate) fn get_parameters(a: &Caller, args: ParametersArgs) -> KmsResult<Value> {
     let h = lc::resolve(&a.token, &args.key_id)?;
     let p = import::get_parameters(&a.token, h, &args.wrapping_algorithm, &args.wrapping_key_spec)?;
     Ok(json!({
@@ -73,7 +73,7 @@ pub(super) fn get_parameters(a: &Acting, args: ParametersArgs) -> KmsResult<Valu
     }))
 }
 
-pub(super) fn import_material(a: &Acting, args: ImportArgs) -> KmsResult<Value> {
+pub(crate) fn import_material(a: &Caller, args: ImportArgs) -> KmsResult<Value> {
     let valid_to = args.valid_to.as_deref().map(timestamp).transpose()?;
     let valid_to = import::expiration(args.expiration_model.as_deref(), valid_to)?;
     let h = lc::resolve(&a.token, &args.key_id)?;
@@ -84,13 +84,13 @@ pub(super) fn import_material(a: &Acting, args: ImportArgs) -> KmsResult<Value> 
 }
 
 /// KeyId and KeyMaterialId (which names the material's version, not its bytes).
-fn material_result(a: &Acting, h: u64) -> KmsResult<Value> {
+fn material_result(a: &Caller, h: u64) -> KmsResult<Value> {
     let obj = a.token.object_any(h)?;
     let version = obj.ulong(CKA_KMSTOKEN_KEY_VERSION).unwrap_or(1);
     Ok(json!({ "KeyId": kms::arn(&obj), "KeyMaterialId": lc::material_id(&kms::key_id(&obj), version) }))
 }
 
-pub(super) fn delete_material(a: &Acting, args: KeyArgs) -> KmsResult<Value> {
+pub(crate) fn delete_material(a: &Caller, args: KeyArgs) -> KmsResult<Value> {
     let h = lc::resolve(&a.token, &args.key_id)?;
     let deleted = material_result(a, h)?;
     import::delete_material(&a.token, h)?;

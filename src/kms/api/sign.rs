@@ -2,14 +2,14 @@
 //! generate-mac and verify-mac, with AWS's algorithm names and encodings (ECDSA signatures
 //! as DER, public keys as SPKI DER) over the module's mechanisms.
 
+use crate::crypto::{digest_info, Hash};
+use crate::kms::spec::{Algorithm, Scheme};
+use crate::kms::{lifecycle::KmsResult, AwsError, KmsError};
+use crate::mech::{Mechanism, Param};
+use crate::object::Object;
 use cryptoki_sys::*;
 use der::asn1::{BitStringRef, OctetStringRef, UintRef};
 use der::{Decode, Encode, Sequence};
-use kmstoken::crypto::{digest_info, Hash};
-use kmstoken::kms::spec::{Algorithm, Scheme};
-use kmstoken::kms::{lifecycle::KmsResult, AwsError, KmsError};
-use kmstoken::mech::{Mechanism, Param};
-use kmstoken::object::Object;
 
 /// What an AWS signing algorithm means in PKCS#11 terms, for a RAW message or a DIGEST.
 pub fn signing_mechanism(alg: &str, digest: bool) -> KmsResult<(Mechanism, Option<Hash>)> {

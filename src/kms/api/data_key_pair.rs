@@ -2,14 +2,14 @@
 //! a new key pair that belongs to no key object, its private key (PKCS#8 DER) returned
 //! sealed in a KMS ciphertext blob under a symmetric encryption KMS key, as AWS does.
 
-use super::kms::{b64, encrypt, parse_context, Acting};
+use super::{b64, encrypt, parse_context, Caller};
+use crate::crypto::{self, PairSpec};
+use crate::kms::gate::Action;
+use crate::kms::lifecycle::{self as lc, KmsResult};
+use crate::kms::spec::{self, KeySpec, Material};
+use crate::kms::{self, AwsError, KmsError};
 use clap::Args;
 use cryptoki_sys::CKO_SECRET_KEY;
-use kmstoken::crypto::{self, PairSpec};
-use kmstoken::kms::gate::Action;
-use kmstoken::kms::lifecycle::{self as lc, KmsResult};
-use kmstoken::kms::spec::{self, KeySpec, Material};
-use kmstoken::kms::{self, AwsError, KmsError};
 use serde_json::{json, Value};
 
 /// The flags of generate-data-key-pair(-without-plaintext).
@@ -45,7 +45,7 @@ fn pair_spec(name: &str) -> KmsResult<PairSpec> {
 }
 
 /// GenerateDataKeyPair(WithoutPlaintext).
-pub(super) fn run(a: &Acting, args: DataKeyPairArgs, with_plaintext: bool) -> KmsResult<Value> {
+pub(crate) fn run(a: &Caller, args: DataKeyPairArgs, with_plaintext: bool) -> KmsResult<Value> {
     let spec = pair_spec(&args.key_pair_spec)?;
     let h = lc::resolve(&a.token, &args.key_id)?;
     let obj = a.token.object_any(h)?;

@@ -1,11 +1,11 @@
 //! get-key-policy, put-key-policy and list-key-policies on the command line; the core's
 //! gate decides whether each may run.
 
-use kmstoken::kms::gate::Action;
-use kmstoken::kms::key_policy;
-use kmstoken::kms::lifecycle::{self as lc, KmsResult};
-use kmstoken::kms::{AwsError, KmsError};
-use kmstoken::token::Token;
+use crate::kms::gate::Action;
+use crate::kms::key_policy;
+use crate::kms::lifecycle::{self as lc, KmsResult};
+use crate::kms::{AwsError, KmsError};
+use crate::token::Token;
 use serde_json::{json, Value};
 
 /// The policy argument as the aws CLI reads it: `file://PATH` or the JSON text itself.
