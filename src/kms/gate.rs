@@ -15,13 +15,14 @@
 //! (`Action::audited_on_success`).
 
 use super::meta::KeyState;
-use super::{arn, blob::Context, import, is_kms_key, policy_verdict, record, state, usage, Face, KeyUse};
+use super::{arn, blob::Context, import, is_kms_key, policy_verdict, principal, record, state, usage, Face, KeyUse};
 use crate::error::{AwsError, KmsError};
 use crate::error::{Error, Result};
 use crate::mech::Unit;
 use crate::object::Object;
 use crate::token::Token;
 use cryptoki_sys::*;
+use std::sync::Arc;
 
 /// A KMS action, as key policies and the audit trail name it (without `kms:`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -264,6 +265,8 @@ impl Action {
 
 /// One request to the gate.
 pub struct Request<'a> {
+    /// Who asks: `so`, `user`, `user/NAME`, or `public` (no login).
+    pub principal: Arc<str>,
     pub key: &'a Object,
     pub action: Action,
     pub face: Face,
@@ -272,10 +275,25 @@ pub struct Request<'a> {
     pub context: &'a Context,
 }
 
+/// The encryption context of a request that has none.
+static NO_CONTEXT: Context = Context::new();
+
 impl<'a> Request<'a> {
-    /// A request that touches a key without a mechanism.
-    pub fn touch(key: &'a Object, action: Action, face: Face, context: &'a Context) -> Request<'a> {
-        Request { key, action, face, mechanism: None, context }
+    /// A request by whoever is logged in on `token` that touches `key` without a mechanism.
+    pub fn touch(token: &Token, key: &'a Object, action: Action, face: Face) -> Request<'a> {
+        Request { principal: principal(token), key, action, face, mechanism: None, context: &NO_CONTEXT }
+    }
+
+    /// A cryptographic use of `key` through `unit` by whoever is logged in on `token`.
+    pub fn use_of(
+        token: &Token,
+        key: &'a Object,
+        action: Action,
+        face: Face,
+        what: (KeyUse, &'a dyn Unit),
+        context: &'a Context,
+    ) -> Request<'a> {
+        Request { principal: principal(token), key, action, face, mechanism: Some(what), context }
     }
 }
 
@@ -378,7 +396,7 @@ pub fn check(token: &Token, r: &Request) -> Result<()> {
         });
     let one_usage = kms_operation || token.kms.profile.one_usage();
     let verdict = match &pkcs11 {
-        Ok(()) => policy_verdict(token, r.key, r.action.name(), r.context)
+        Ok(()) => policy_verdict(token, &r.principal, r.key, r.action.name(), r.context)
             .and_then(|()| state_rule(r.key, r.action))
             .and_then(|()| match r.mechanism {
                 Some((what, _)) => use_rules(r.key, what, r.action, one_usage),
@@ -388,7 +406,7 @@ pub fn check(token: &Token, r: &Request) -> Result<()> {
     };
     if verdict.is_err() || r.action.audited_on_success(r.face) {
         let mechanism = r.mechanism.map(|(_, u)| u.ty());
-        if let Err(e) = record(token, r.key, r.action, mechanism, r.context, verdict.as_ref().err()) {
+        if let Err(e) = record(token, &r.principal, r.key, r.action, mechanism, r.context, verdict.as_ref().err()) {
             log::error!("key {}: audit record not written: {e}", super::key_id(r.key));
             if token.kms.audit_required {
                 return Err(e);

@@ -150,22 +150,22 @@ pub fn access_denied(token: &Token, who: &str, action: &str, key_arn: &str, expl
     )
 }
 
-/// The key policy's verdict on `action` (without `kms:`) by the principal logged in.
+/// The key policy's verdict on `action` (without `kms:`) by `who`.
 pub fn policy_verdict(
     token: &Token,
+    who: &str,
     key: &Object,
     action: &str,
     context: &Context,
 ) -> std::result::Result<(), KmsError> {
-    let who = principal(token);
     let resource = raw_text(key, CKA_KMSTOKEN_ARN);
-    let request = Request { principal: &who, action, resource, context };
+    let request = Request { principal: who, action, resource, context };
     match key_policy(token, key).decide(&request) {
         Decision::Allow => Ok(()),
         // PKCS#11 lets anyone use a public object (CKA_PRIVATE false: a public key) without
         // logging in; only a statement that denies `public` by name takes that away.
-        Decision::ImplicitDeny if &*who == PUBLIC && !key.is_private() => Ok(()),
-        d => Err(access_denied(token, &who, action, resource, d == Decision::ExplicitDeny)),
+        Decision::ImplicitDeny if who == PUBLIC && !key.is_private() => Ok(()),
+        d => Err(access_denied(token, who, action, resource, d == Decision::ExplicitDeny)),
     }
 }
 
@@ -173,6 +173,7 @@ pub fn policy_verdict(
 /// cryptographic use, the encryption context's keys and the refusal, if any.
 pub(crate) fn record(
     token: &Token,
+    who: &str,
     key: &Object,
     action: gate::Action,
     mechanism: Option<CK_MECHANISM_TYPE>,
@@ -184,7 +185,7 @@ pub(crate) fn record(
         &token.serial,
         &audit::Event {
             name: action.name(),
-            principal: &principal(token),
+            principal: who,
             key_id: Some(&key_id),
             key_arn: Some(arn(key)),
             key_version: mechanism.and(key.ulong(CKA_KMSTOKEN_KEY_VERSION)),
