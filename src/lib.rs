@@ -1,8 +1,9 @@
 //! kmstoken: a PKCS#11 token whose keys live by the rules of a cloud KMS, on a local
 //! encrypted keystore.
 //!
-//! Layers, outermost first: `abi` (the C shell), `library` (slots, sessions and every
-//! PKCS#11 function in Rust types), `kms` (the gate every key use passes, key lifecycle,
+//! Layers, outermost first: `abi` (the C shell) and `api` (the AWS KMS operations, which
+//! the command line drives), `library` (slots, sessions and every PKCS#11 function in Rust
+//! types), `kms` (the gate every key use passes, key lifecycle,
 //! audit, the ciphertext blob), `token` and `object` (login, objects and their attribute
 //! rules), `mech` (one unit per mechanism) over `crypto` (the only module that names the
 //! crypto engine) and `crypto_ffi` (the raw RSA operations its safe API lacks), and `store`
@@ -10,6 +11,7 @@
 //! that the compiler cannot check for memory safety.
 
 pub mod abi;
+pub mod api;
 pub mod config;
 pub mod crypto;
 pub mod crypto_ffi;

@@ -3,8 +3,8 @@
 
 use super::{open, pick, secret, Failure};
 use clap::Args;
+use kmstoken::api::{self, Caller, Request};
 use kmstoken::kms;
-use kmstoken::kms::api::{self, Caller, Request};
 use serde_json::Value;
 
 /// Who acts and on which token.

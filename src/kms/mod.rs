@@ -4,7 +4,6 @@
 //! (enable, disable, deletion, rotation, aliases, tags) live here too, shared by the
 //! PKCS#11 functions and the command line, and pass the gate themselves.
 
-pub mod api;
 pub mod audit;
 pub mod blob;
 pub mod clock;

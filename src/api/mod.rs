@@ -9,13 +9,13 @@ mod data_key_pair;
 mod policy;
 mod sign;
 
-use super::gate::Action;
-use super::lifecycle::{self as lc, KmsResult};
-use super::meta::KeyUsage;
-use super::spec::{self, Algorithm, KeySpec, Material, Origin};
-use super::{clock, AwsError, Face, KmsError};
 use crate::error::{Error, Result};
 use crate::kms;
+use crate::kms::gate::Action;
+use crate::kms::lifecycle::{self as lc, KmsResult};
+use crate::kms::meta::KeyUsage;
+use crate::kms::spec::{self, Algorithm, KeySpec, Material, Origin};
+use crate::kms::{clock, AwsError, Face, KmsError};
 use crate::library::{Library, Slot};
 use crate::mech::{Mechanism, Param};
 use crate::object::{ck_bool, ck_ulong};
