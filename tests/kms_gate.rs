@@ -483,6 +483,7 @@ const AP: CK_RV = CKR_ACTION_PROHIBITED;
 const KHI: CK_RV = CKR_KEY_HANDLE_INVALID;
 const OHI: CK_RV = CKR_OBJECT_HANDLE_INVALID;
 const NS: CK_RV = CKR_FUNCTION_NOT_SUPPORTED;
+const SENSITIVE: CK_RV = CKR_ATTRIBUTE_SENSITIVE;
 /// The answers of a handle that never reaches the gate.
 const BEFORE_THE_GATE: [CK_RV; 5] = [KHI, OHI, NS, CKR_WRAPPING_KEY_HANDLE_INVALID, CKR_UNWRAPPING_KEY_HANDLE_INVALID];
 
@@ -496,10 +497,19 @@ fn init(c: &Cell, m: Mech, f: InitFn) -> CK_RV {
 }
 
 fn get_value(c: &Cell, ty: CK_ATTRIBUTE_TYPE) -> CK_RV {
-    let mut buf = vec![0u8; 64];
-    let mut t = [CK_ATTRIBUTE { type_: ty, pValue: buf.as_mut_ptr().cast(), ulValueLen: buf.len() as CK_ULONG }];
-    // SAFETY: the template and its buffer outlive the call.
-    unsafe { raw().lib().C_GetAttributeValue(c.h, c.key, t.as_mut_ptr(), 1) }
+    // With CKA_CLASS beside it: an attribute withheld must not cost the others.
+    let (mut buf, mut class) = (vec![0u8; 64], [0u8; 8]);
+    let mut t = [
+        CK_ATTRIBUTE { type_: ty, pValue: buf.as_mut_ptr().cast(), ulValueLen: buf.len() as CK_ULONG },
+        CK_ATTRIBUTE { type_: CKA_CLASS, pValue: class.as_mut_ptr().cast(), ulValueLen: 8 },
+    ];
+    // SAFETY: the template and its buffers outlive the call.
+    let rv = unsafe { raw().lib().C_GetAttributeValue(c.h, c.key, t.as_mut_ptr(), 2) };
+    if rv == CKR_ATTRIBUTE_SENSITIVE {
+        assert_eq!(t[0].ulValueLen, CK_UNAVAILABLE_INFORMATION, "the withheld value has no length");
+        assert_eq!(CK_ULONG::from_ne_bytes(class), CKO_SECRET_KEY, "the class is still read");
+    }
+    rv
 }
 
 fn wrap(c: &Cell, wrapping: CK_OBJECT_HANDLE, key: CK_OBJECT_HANDLE) -> CK_RV {
@@ -523,7 +533,8 @@ fn c_rows() -> Vec<CRow> {
     let use_ = [CKR_OK, KFNP, KHI, KFNP];
     let touch_use = [CKR_OK, AP, KHI, AP];
     let read = [CKR_OK, CKR_OK, OHI, CKR_OK];
-    let read_value = [CKR_OK, AP, OHI, AP];
+    // A withheld value reads as sensitive; the other attributes of the call as usual.
+    let read_value = [CKR_OK, SENSITIVE, OHI, SENSITIVE];
     let unsupported = [NS; 4];
     let r = |function, event, call: fn(&Cell) -> CK_RV, states, alice| CRow {
         function,
@@ -810,7 +821,7 @@ fn c_face(s: &Scenario, alice: bool) {
                 if row.fresh { make(state) } else { pool.entry(state).or_insert_with(|| make(state)).clone() };
             // A policy refusal comes before the state: every state answers as a refused use
             // (through a mechanism) or action (a key pending deletion stays hidden).
-            let refused = if row.states.contains(&KFNP) { KFNP } else { AP };
+            let refused = [KFNP, SENSITIVE].into_iter().find(|rv| row.states.contains(rv)).unwrap_or(AP);
             let want = if alice && !row.alice && !BEFORE_THE_GATE.contains(&want) { refused } else { want };
             let before = row.event.map_or(0, |e| records_of(&s.keystore(), e, &id).len());
             let h = raw().open_session(slot.id(), CKF_SERIAL_SESSION | CKF_RW_SESSION).unwrap();

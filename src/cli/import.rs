@@ -363,7 +363,7 @@ fn curve_name(params: &[u8]) -> Option<&'static str> {
 
 /// What the JSON output says of one new object.
 fn described(lib: &Library, h: CK_SESSION_HANDLE, handle: u64, what: &str, item: &Item) -> Value {
-    let obj = lib.object(h, handle, &[]).ok();
+    let obj = lib.object(h, handle, &[]).ok().map(|r| r.obj);
     let text = |ty| obj.as_ref().and_then(|o| o.get_raw(ty)).map(|v| String::from_utf8_lossy(v).into_owned());
     let raw = |ty| obj.as_ref().and_then(|o| o.get_raw(ty)).map(to_hex);
     let mut v = json!({

@@ -10,6 +10,7 @@ mod operations;
 mod sessions;
 mod tokens;
 
+pub use objects::Readable;
 pub use tokens::{NoSingleToken, TokenInfo, TrailState};
 
 use crate::config::{Config, RsaKeyKind};

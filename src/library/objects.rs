@@ -173,18 +173,25 @@ impl Library {
     }
 
     /// An object to read (C_GetAttributeValue of `types`): for a private KMS key,
-    /// kms:DescribeKey; a secret value read out of a KMS key (an extractable key's
+    /// kms:DescribeKey. A secret value read out of a KMS key (an extractable key's
     /// CKA_VALUE) is the key leaving the token, which only an Enabled key may
-    /// (kms:ReplicateKey, as C_WrapKey and C_CopyObject).
-    pub fn object(&self, h: CK_SESSION_HANDLE, handle: u64, types: &[CK_ATTRIBUTE_TYPE]) -> Result<Arc<Object>> {
+    /// (kms:ReplicateKey, as C_WrapKey and C_CopyObject): when the gate refuses it, the
+    /// object comes back with `withheld` set, and its secret values read as sensitive
+    /// (CKR_ATTRIBUTE_SENSITIVE for those attributes, the others as usual).
+    pub fn object(&self, h: CK_SESSION_HANDLE, handle: u64, types: &[CK_ATTRIBUTE_TYPE]) -> Result<Readable> {
         let (token, _) = self.token_of(h)?;
         let obj = kms::import::expire_if_due(&token, handle, token.object(handle)?)?;
         let face = self.face(h);
         self.permit_read(&token, face, &obj)?;
+        let mut withheld = false;
         if kms::is_kms_key(&obj) && types.iter().any(|ty| obj.is_secret_value(*ty)) {
-            Self::touch(&token, face, &obj, Action::ReplicateKey)?;
+            match Self::touch(&token, face, &obj, Action::ReplicateKey) {
+                Ok(()) => {}
+                Err(Error::Kms(..)) => withheld = true,
+                Err(e) => return Err(e),
+            }
         }
-        Ok(obj)
+        Ok(Readable { obj, withheld })
     }
 
     pub fn object_size(&self, h: CK_SESSION_HANDLE, handle: u64) -> Result<usize> {
@@ -269,5 +276,22 @@ impl Library {
         let s = self.session(h)?;
         let mut s = s.lock();
         s.find.take().map(|_| ()).ok_or(Error::OperationNotInitialized)
+    }
+}
+
+/// An object as C_GetAttributeValue may read it.
+pub struct Readable {
+    pub obj: Arc<Object>,
+    /// The gate refused to let the key's secret values out (kms:ReplicateKey).
+    pub withheld: bool,
+}
+
+impl Readable {
+    /// The value of attribute `ty` as the caller may see it.
+    pub fn read(&self, ty: CK_ATTRIBUTE_TYPE) -> Result<&[u8]> {
+        if self.withheld && self.obj.is_secret_value(ty) {
+            return Err(Error::AttributeSensitive);
+        }
+        self.obj.read(ty)
     }
 }
