@@ -43,7 +43,7 @@ pub fn open(
     let (h, obj) = found.ok_or(Error::EncryptedDataInvalid)?;
     let obj = super::import::expire_if_due(token, h, obj)?;
     let action = operation.unwrap_or(Action::Decrypt);
-    gate::check(token, &gate::Request::use_of(token, &obj, action, Face::Kms, (KeyUse::Decrypt, unit), ctx))?;
+    gate::check(token, &gate::Request::use_of(&obj, action, Face::Kms, (KeyUse::Decrypt, unit), ctx))?;
     let key = obj.get_raw(CKA_VALUE).ok_or(Error::UserNotLoggedIn)?;
     let plain = blob::open(key, ctx, data)?;
     Ok((plain, obj))

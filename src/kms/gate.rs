@@ -265,8 +265,9 @@ impl Action {
 
 /// One request to the gate.
 pub struct Request<'a> {
-    /// Who asks: `so`, `user`, `user/NAME`, or `public` (no login).
-    pub principal: Arc<str>,
+    /// Who asks: `so`, `user`, `user/NAME`, or `public` (no login); None for whoever is
+    /// logged in on the token, looked up only for a KMS key (a session key's use skips it).
+    pub principal: Option<Arc<str>>,
     pub key: &'a Object,
     pub action: Action,
     pub face: Face,
@@ -279,21 +280,20 @@ pub struct Request<'a> {
 static NO_CONTEXT: Context = Context::new();
 
 impl<'a> Request<'a> {
-    /// A request by whoever is logged in on `token` that touches `key` without a mechanism.
-    pub fn touch(token: &Token, key: &'a Object, action: Action, face: Face) -> Request<'a> {
-        Request { principal: principal(token), key, action, face, mechanism: None, context: &NO_CONTEXT }
+    /// A request by whoever is logged in that touches `key` without a mechanism.
+    pub fn touch(key: &'a Object, action: Action, face: Face) -> Request<'a> {
+        Request { principal: None, key, action, face, mechanism: None, context: &NO_CONTEXT }
     }
 
-    /// A cryptographic use of `key` through `unit` by whoever is logged in on `token`.
+    /// A cryptographic use of `key` through `unit` by whoever is logged in.
     pub fn use_of(
-        token: &Token,
         key: &'a Object,
         action: Action,
         face: Face,
         what: (KeyUse, &'a dyn Unit),
         context: &'a Context,
     ) -> Request<'a> {
-        Request { principal: principal(token), key, action, face, mechanism: Some(what), context }
+        Request { principal: None, key, action, face, mechanism: Some(what), context }
     }
 }
 
@@ -389,6 +389,7 @@ pub fn check(token: &Token, r: &Request) -> Result<()> {
     if !is_kms_key(r.key) {
         return pkcs11;
     }
+    let who = r.principal.clone().unwrap_or_else(|| principal(token));
     // The vendor KMS mechanisms are KMS operations whichever face calls them.
     let kms_operation = r.face == Face::Kms
         || r.mechanism.is_some_and(|(_, u)| {
@@ -396,7 +397,7 @@ pub fn check(token: &Token, r: &Request) -> Result<()> {
         });
     let one_usage = kms_operation || token.kms.profile.one_usage();
     let verdict = match &pkcs11 {
-        Ok(()) => policy_verdict(token, &r.principal, r.key, r.action.name(), r.context)
+        Ok(()) => policy_verdict(token, &who, r.key, r.action.name(), r.context)
             .and_then(|()| state_rule(r.key, r.action))
             .and_then(|()| match r.mechanism {
                 Some((what, _)) => use_rules(r.key, what, r.action, one_usage),
@@ -406,7 +407,7 @@ pub fn check(token: &Token, r: &Request) -> Result<()> {
     };
     if verdict.is_err() || r.action.audited_on_success(r.face) {
         let mechanism = r.mechanism.map(|(_, u)| u.ty());
-        if let Err(e) = record(token, &r.principal, r.key, r.action, mechanism, r.context, verdict.as_ref().err()) {
+        if let Err(e) = record(token, &who, r.key, r.action, mechanism, r.context, verdict.as_ref().err()) {
             log::error!("key {}: audit record not written: {e}", super::key_id(r.key));
             if token.kms.audit_required {
                 return Err(e);

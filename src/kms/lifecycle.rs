@@ -141,7 +141,7 @@ pub(crate) fn audited_with<T>(
     op: impl FnOnce(&Object) -> KmsResult<T>,
 ) -> KmsResult<T> {
     let obj = token.object_any(handle)?;
-    gate::check(token, &gate::Request::touch(token, &obj, action, Face::Kms))?;
+    gate::check(token, &gate::Request::touch(&obj, action, Face::Kms))?;
     let r = op(&obj);
     let after = token.object_any(handle).unwrap_or(obj);
     audit(token, action.name(), Some(&after), r.as_ref().err(), details)?;
@@ -152,7 +152,7 @@ pub(crate) fn audited_with<T>(
 /// its object once the gate let `action` through (and audited it).
 pub fn read(token: &Token, handle: u64, action: Action) -> KmsResult<Arc<Object>> {
     let obj = token.object_any(handle)?;
-    gate::check(token, &gate::Request::touch(token, &obj, action, Face::Kms))?;
+    gate::check(token, &gate::Request::touch(&obj, action, Face::Kms))?;
     Ok(obj)
 }
 
@@ -562,7 +562,7 @@ pub fn delete_alias(token: &Token, name: &str) -> KmsResult<()> {
     };
     let obj = current_handle(token, &alias.key_id)?.map(|h| token.object_any(h)).transpose()?;
     if let Some(o) = &obj {
-        gate::check(token, &gate::Request::touch(token, o, Action::DeleteAlias, Face::Kms))?;
+        gate::check(token, &gate::Request::touch(o, Action::DeleteAlias, Face::Kms))?;
     }
     token.delete_alias(name)?;
     audit(token, "DeleteAlias", obj.as_deref(), None, Some(json!({ "aliasName": name })))

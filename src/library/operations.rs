@@ -32,7 +32,7 @@ impl Library {
         let obj = kms::lifecycle::rotate_if_due(&session.token, key, obj)?;
         let obj = kms::import::expire_if_due(&session.token, key, obj)?;
         let action = operation.unwrap_or(Action::of_use(what, obj.key_type().unwrap_or(CKK_GENERIC_SECRET)));
-        let request = gate::Request::use_of(&session.token, &obj, action, session.face, (what, unit), ctx);
+        let request = gate::Request::use_of(&obj, action, session.face, (what, unit), ctx);
         gate::check(&session.token, &request)?;
         Ok(obj)
     }
@@ -50,7 +50,7 @@ impl Library {
     /// The gate for a call that touches a key without a mechanism (reading, changing,
     /// copying, destroying): the policy, the state table and the audit of `action`.
     pub(super) fn touch(token: &Token, face: Face, obj: &Object, action: Action) -> Result<()> {
-        gate::check(token, &gate::Request::touch(token, obj, action, face))
+        gate::check(token, &gate::Request::touch(obj, action, face))
     }
 
     /// The earlier versions of a rotated KMS key, newest first, for a mechanism that can
