@@ -448,28 +448,21 @@ impl KeyKind {
         KeyKind { usage: super::usage(key), symmetric }
     }
 
-    fn index(self) -> usize {
+    /// What key users may do by default on a key of this kind (the AWS console's default
+    /// statements for each kind), and the kind's place in the cache of parsed policies.
+    fn user_actions(self) -> (usize, &'static [&'static str]) {
         match self.usage {
-            Some(KeyUsage::EncryptDecrypt) if self.symmetric => 0,
-            Some(KeyUsage::EncryptDecrypt) => 1,
-            Some(KeyUsage::SignVerify) => 2,
-            Some(KeyUsage::GenerateVerifyMac) => 3,
-            Some(KeyUsage::KeyAgreement) => 4,
-            None => 5,
+            Some(KeyUsage::EncryptDecrypt) if self.symmetric => {
+                (0, &["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"])
+            }
+            Some(KeyUsage::EncryptDecrypt) => {
+                (1, &["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:DescribeKey", "kms:GetPublicKey"])
+            }
+            Some(KeyUsage::SignVerify) => (2, &["kms:DescribeKey", "kms:GetPublicKey", "kms:Sign", "kms:Verify"]),
+            Some(KeyUsage::GenerateVerifyMac) => (3, &["kms:DescribeKey", "kms:GenerateMac", "kms:VerifyMac"]),
+            Some(KeyUsage::KeyAgreement) => (4, &["kms:DescribeKey", "kms:GetPublicKey", "kms:DeriveSharedSecret"]),
+            None => (5, &["kms:DescribeKey"]),
         }
-    }
-}
-
-/// What key users may do by default, by the kind of key (the AWS console's default
-/// statements for each kind).
-fn user_actions(kind: KeyKind) -> &'static [&'static str] {
-    match kind.index() {
-        0 => &["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
-        1 => &["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:DescribeKey", "kms:GetPublicKey"],
-        2 => &["kms:DescribeKey", "kms:GetPublicKey", "kms:Sign", "kms:Verify"],
-        3 => &["kms:DescribeKey", "kms:GenerateMac", "kms:VerifyMac"],
-        4 => &["kms:DescribeKey", "kms:GetPublicKey", "kms:DeriveSharedSecret"],
-        _ => &["kms:DescribeKey"],
     }
 }
 
@@ -525,7 +518,7 @@ pub fn default_document(serial: &str, kind: KeyKind) -> Value {
                 "Sid": "Allow use of the key",
                 "Effect": "Allow",
                 "Principal": { "AWS": principal_arn(serial, "user/*") },
-                "Action": user_actions(kind),
+                "Action": kind.user_actions().1,
                 "Resource": "*",
             },
         ],
@@ -538,7 +531,7 @@ pub fn default_document(serial: &str, kind: KeyKind) -> Value {
 pub fn default_policy(kind: KeyKind) -> Arc<Policy> {
     static KINDS: [OnceLock<Arc<Policy>>; 6] =
         [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
-    KINDS[kind.index()]
+    KINDS[kind.user_actions().0]
         .get_or_init(|| {
             let doc = default_document("", kind).to_string();
             Arc::new(parse(&doc, "").unwrap_or_else(|e| {
