@@ -8,7 +8,7 @@ mod common;
 #[path = "kms_common.rs"]
 mod kms;
 
-use common::raw::{c_template, raw, sh, Mech};
+use common::raw::{c_template, login_user, raw, Mech};
 use common::*;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki_sys::*;
@@ -748,20 +748,7 @@ fn c_face(s: &Scenario, alice: bool) {
     let slot = p.get_slots_with_initialized_token().unwrap()[0];
     let session = p.open_rw_session(slot).unwrap();
     let principal = if alice {
-        let r = raw();
-        let (pin, name) = (ALICE_PIN, "alice");
-        // SAFETY: the PIN and name buffers outlive the call.
-        let rv = unsafe {
-            r.lib().C_LoginUser(
-                sh(&session),
-                CKU_USER,
-                pin.as_ptr() as *mut u8,
-                pin.len() as CK_ULONG,
-                name.as_ptr() as *mut u8,
-                name.len() as CK_ULONG,
-            )
-        };
-        assert_eq!(rv, CKR_OK, "C_LoginUser as alice");
+        login_user(&session, "alice", ALICE_PIN).expect("C_LoginUser as alice");
         "user/alice"
     } else {
         session.login(cryptoki::session::UserType::User, Some(&pin(USER_PIN))).unwrap();

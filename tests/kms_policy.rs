@@ -8,13 +8,12 @@ mod common;
 #[path = "kms_common.rs"]
 mod kms;
 
-use common::raw::{check, raw, sh};
+use common::raw::{login_user, raw, sh};
 use common::*;
 use cryptoki::context::Function;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::AttributeType;
-use cryptoki::session::Session;
 use cryptoki_sys::*;
 use kms::*;
 use serde_json::{json, Value};
@@ -25,24 +24,6 @@ const BOB_PIN: &str = "bob-pin-12345";
 const CBC: Mechanism<'static> = Mechanism::AesCbcPad([5; 16]);
 /// "hello", base64.
 const HELLO: &str = "aGVsbG8=";
-
-/// C_LoginUser(CKU_USER, pin, name) through the module's C function (cryptoki 0.12 has no
-/// call for it).
-fn login_user(session: &Session, name: &str, pin: &str) -> cryptoki::error::Result<()> {
-    let r = raw();
-    // SAFETY: the PIN and name buffers outlive the call, which only reads their lengths.
-    let rv = unsafe {
-        r.lib().C_LoginUser(
-            sh(session),
-            CKU_USER,
-            pin.as_ptr() as *mut u8,
-            pin.len() as CK_ULONG,
-            name.as_ptr() as *mut u8,
-            name.len() as CK_ULONG,
-        )
-    };
-    check(rv, Function::LoginUser)
-}
 
 /// `kmstoken user add NAME` by the SO.
 fn add_user(cli: &Cli, name: &str, pin: &str) {

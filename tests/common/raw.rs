@@ -496,3 +496,21 @@ pub fn list_version(list: *const c_void) -> CK_VERSION {
     // SAFETY: every CK_FUNCTION_LIST* structure begins with its CK_VERSION.
     unsafe { *(list as *const CK_VERSION) }
 }
+
+/// C_LoginUser(CKU_USER, pin, name) through the module's C function (cryptoki 0.12 has no
+/// call for it).
+pub fn login_user(session: &Session, name: &str, pin: &str) -> Result<()> {
+    let r = raw();
+    // SAFETY: the PIN and name buffers outlive the call, which only reads their lengths.
+    let rv = unsafe {
+        r.lib().C_LoginUser(
+            session.handle(),
+            CKU_USER,
+            pin.as_ptr() as *mut u8,
+            pin.len() as CK_ULONG,
+            name.as_ptr() as *mut u8,
+            name.len() as CK_ULONG,
+        )
+    };
+    check(rv, Function::LoginUser)
+}
