@@ -87,32 +87,34 @@ pub enum Error {
     Kms(Box<KmsError>, CK_RV),
 }
 
-/// The errors of the AWS KMS service model that the token answers, by their names there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AwsError {
-    AccessDenied,
-    AlreadyExists,
-    Disabled,
-    ExpiredImportToken,
-    IncorrectKey,
-    IncorrectKeyMaterial,
-    InvalidAliasName,
-    InvalidCiphertext,
-    InvalidImportToken,
-    InvalidKeyUsage,
-    KmsInternal,
-    KmsInvalidMac,
-    KmsInvalidSignature,
-    KmsInvalidState,
-    LimitExceeded,
-    MalformedPolicyDocument,
-    NotFound,
-    Tag,
-    UnsupportedOperation,
-    Validation,
-    /// The IAM errors of the named-user commands.
-    EntityAlreadyExists,
-    NoSuchEntity,
+named_enum! {
+    /// The errors of the AWS KMS service model that the token answers, by their names there
+    /// (as the service model and the aws CLI print them).
+    pub enum AwsError {
+        AccessDenied => "AccessDeniedException",
+        AlreadyExists => "AlreadyExistsException",
+        Disabled => "DisabledException",
+        ExpiredImportToken => "ExpiredImportTokenException",
+        IncorrectKey => "IncorrectKeyException",
+        IncorrectKeyMaterial => "IncorrectKeyMaterialException",
+        InvalidAliasName => "InvalidAliasNameException",
+        InvalidCiphertext => "InvalidCiphertextException",
+        InvalidImportToken => "InvalidImportTokenException",
+        InvalidKeyUsage => "InvalidKeyUsageException",
+        KmsInternal => "KMSInternalException",
+        KmsInvalidMac => "KMSInvalidMacException",
+        KmsInvalidSignature => "KMSInvalidSignatureException",
+        KmsInvalidState => "KMSInvalidStateException",
+        LimitExceeded => "LimitExceededException",
+        MalformedPolicyDocument => "MalformedPolicyDocumentException",
+        NotFound => "NotFoundException",
+        Tag => "TagException",
+        UnsupportedOperation => "UnsupportedOperationException",
+        Validation => "ValidationException",
+        /// The IAM errors of the named-user commands.
+        EntityAlreadyExists => "EntityAlreadyExistsException",
+        NoSuchEntity => "NoSuchEntityException",
+    }
 }
 
 impl std::fmt::Display for AwsError {
@@ -122,64 +124,6 @@ impl std::fmt::Display for AwsError {
 }
 
 impl AwsError {
-    pub const ALL: [AwsError; 22] = [
-        AwsError::AccessDenied,
-        AwsError::AlreadyExists,
-        AwsError::Disabled,
-        AwsError::ExpiredImportToken,
-        AwsError::IncorrectKey,
-        AwsError::IncorrectKeyMaterial,
-        AwsError::InvalidAliasName,
-        AwsError::InvalidCiphertext,
-        AwsError::InvalidImportToken,
-        AwsError::InvalidKeyUsage,
-        AwsError::KmsInternal,
-        AwsError::KmsInvalidMac,
-        AwsError::KmsInvalidSignature,
-        AwsError::KmsInvalidState,
-        AwsError::LimitExceeded,
-        AwsError::MalformedPolicyDocument,
-        AwsError::NotFound,
-        AwsError::Tag,
-        AwsError::UnsupportedOperation,
-        AwsError::Validation,
-        AwsError::EntityAlreadyExists,
-        AwsError::NoSuchEntity,
-    ];
-
-    /// The exception's name, as the service model and the aws CLI print it.
-    pub fn name(self) -> &'static str {
-        use AwsError::*;
-        match self {
-            AccessDenied => "AccessDeniedException",
-            AlreadyExists => "AlreadyExistsException",
-            Disabled => "DisabledException",
-            ExpiredImportToken => "ExpiredImportTokenException",
-            IncorrectKey => "IncorrectKeyException",
-            IncorrectKeyMaterial => "IncorrectKeyMaterialException",
-            InvalidAliasName => "InvalidAliasNameException",
-            InvalidCiphertext => "InvalidCiphertextException",
-            InvalidImportToken => "InvalidImportTokenException",
-            InvalidKeyUsage => "InvalidKeyUsageException",
-            KmsInternal => "KMSInternalException",
-            KmsInvalidMac => "KMSInvalidMacException",
-            KmsInvalidSignature => "KMSInvalidSignatureException",
-            KmsInvalidState => "KMSInvalidStateException",
-            LimitExceeded => "LimitExceededException",
-            MalformedPolicyDocument => "MalformedPolicyDocumentException",
-            NotFound => "NotFoundException",
-            Tag => "TagException",
-            UnsupportedOperation => "UnsupportedOperationException",
-            Validation => "ValidationException",
-            EntityAlreadyExists => "EntityAlreadyExistsException",
-            NoSuchEntity => "NoSuchEntityException",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<AwsError> {
-        AwsError::ALL.into_iter().find(|e| e.name() == name)
-    }
-
     /// The CK_RV of this refusal where nothing more precise is known.
     fn rv(self) -> CK_RV {
         use AwsError::*;

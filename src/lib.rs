@@ -10,6 +10,32 @@
 //! (persistence) with `seal` (encryption at rest). Only `abi` and `crypto_ffi` hold code
 //! that the compiler cannot check for memory safety.
 
+/// An enum whose every variant has one name (an AWS spelling), stated once: the enum,
+/// `ALL` (in order), `name()` and `parse()`.
+macro_rules! named_enum {
+    ($(#[$m:meta])* $vis:vis enum $E:ident { $($(#[$vm:meta])* $V:ident => $name:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        $vis enum $E {
+            $($(#[$vm])* $V,)*
+        }
+
+        impl $E {
+            pub const ALL: &'static [$E] = &[$($E::$V,)*];
+
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $($E::$V => $name,)*
+                }
+            }
+
+            pub fn parse(name: &str) -> Option<$E> {
+                Self::ALL.iter().copied().find(|v| v.name() == name)
+            }
+        }
+    };
+}
+
 pub mod abi;
 pub mod api;
 pub mod config;

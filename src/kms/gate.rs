@@ -24,53 +24,54 @@ use crate::token::Token;
 use cryptoki_sys::*;
 use std::sync::Arc;
 
-/// A KMS action, as key policies and the audit trail name it (without `kms:`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Action {
-    // Cryptographic uses.
-    Encrypt,
-    Decrypt,
-    GenerateMac,
-    VerifyMac,
-    Sign,
-    Verify,
-    DeriveSharedSecret,
-    GenerateDataKey,
-    GenerateDataKeyWithoutPlaintext,
-    GenerateDataKeyPair,
-    GenerateDataKeyPairWithoutPlaintext,
-    ReEncryptFrom,
-    ReEncryptTo,
-    /// C_DigestKey: the key's value digested.
-    DigestKey,
-    /// The key's value leaving the token: C_GetAttributeValue(CKA_VALUE) of an extractable
-    /// key, C_WrapKey of it, C_CopyObject (AWS's ReplicateKey copies a key too).
-    ReplicateKey,
-    GetPublicKey,
-    // Management.
-    DescribeKey,
-    GetKeyPolicy,
-    PutKeyPolicy,
-    ListKeyPolicies,
-    ListResourceTags,
-    EnableKey,
-    DisableKey,
-    ScheduleKeyDeletion,
-    CancelKeyDeletion,
-    EnableKeyRotation,
-    DisableKeyRotation,
-    GetKeyRotationStatus,
-    RotateKeyOnDemand,
-    ListKeyRotations,
-    CreateAlias,
-    UpdateAlias,
-    DeleteAlias,
-    TagResource,
-    UntagResource,
-    UpdateKeyDescription,
-    GetParametersForImport,
-    ImportKeyMaterial,
-    DeleteImportedKeyMaterial,
+named_enum! {
+    /// A KMS action, as key policies and the audit trail name it (without `kms:`).
+    pub enum Action {
+        // Cryptographic uses.
+        Encrypt => "Encrypt",
+        Decrypt => "Decrypt",
+        GenerateMac => "GenerateMac",
+        VerifyMac => "VerifyMac",
+        Sign => "Sign",
+        Verify => "Verify",
+        DeriveSharedSecret => "DeriveSharedSecret",
+        GenerateDataKey => "GenerateDataKey",
+        GenerateDataKeyWithoutPlaintext => "GenerateDataKeyWithoutPlaintext",
+        GenerateDataKeyPair => "GenerateDataKeyPair",
+        GenerateDataKeyPairWithoutPlaintext => "GenerateDataKeyPairWithoutPlaintext",
+        ReEncryptFrom => "ReEncryptFrom",
+        ReEncryptTo => "ReEncryptTo",
+        /// C_DigestKey: the key's value digested.
+        DigestKey => "DigestKey",
+        /// The key's value leaving the token: C_GetAttributeValue(CKA_VALUE) of an extractable
+        /// key, C_WrapKey of it, C_CopyObject (AWS's ReplicateKey copies a key too).
+        ReplicateKey => "ReplicateKey",
+        GetPublicKey => "GetPublicKey",
+        // Management.
+        DescribeKey => "DescribeKey",
+        GetKeyPolicy => "GetKeyPolicy",
+        PutKeyPolicy => "PutKeyPolicy",
+        ListKeyPolicies => "ListKeyPolicies",
+        ListResourceTags => "ListResourceTags",
+        EnableKey => "EnableKey",
+        DisableKey => "DisableKey",
+        ScheduleKeyDeletion => "ScheduleKeyDeletion",
+        CancelKeyDeletion => "CancelKeyDeletion",
+        EnableKeyRotation => "EnableKeyRotation",
+        DisableKeyRotation => "DisableKeyRotation",
+        GetKeyRotationStatus => "GetKeyRotationStatus",
+        RotateKeyOnDemand => "RotateKeyOnDemand",
+        ListKeyRotations => "ListKeyRotations",
+        CreateAlias => "CreateAlias",
+        UpdateAlias => "UpdateAlias",
+        DeleteAlias => "DeleteAlias",
+        TagResource => "TagResource",
+        UntagResource => "UntagResource",
+        UpdateKeyDescription => "UpdateKeyDescription",
+        GetParametersForImport => "GetParametersForImport",
+        ImportKeyMaterial => "ImportKeyMaterial",
+        DeleteImportedKeyMaterial => "DeleteImportedKeyMaterial",
+    }
 }
 
 /// Which key states an action is allowed in, as the state table of kms-semantics §4.2
@@ -94,98 +95,6 @@ enum States {
 }
 
 impl Action {
-    pub const ALL: [Action; 39] = [
-        Action::Encrypt,
-        Action::Decrypt,
-        Action::GenerateMac,
-        Action::VerifyMac,
-        Action::Sign,
-        Action::Verify,
-        Action::DeriveSharedSecret,
-        Action::GenerateDataKey,
-        Action::GenerateDataKeyWithoutPlaintext,
-        Action::GenerateDataKeyPair,
-        Action::GenerateDataKeyPairWithoutPlaintext,
-        Action::ReEncryptFrom,
-        Action::ReEncryptTo,
-        Action::DigestKey,
-        Action::ReplicateKey,
-        Action::GetPublicKey,
-        Action::DescribeKey,
-        Action::GetKeyPolicy,
-        Action::PutKeyPolicy,
-        Action::ListKeyPolicies,
-        Action::ListResourceTags,
-        Action::EnableKey,
-        Action::DisableKey,
-        Action::ScheduleKeyDeletion,
-        Action::CancelKeyDeletion,
-        Action::EnableKeyRotation,
-        Action::DisableKeyRotation,
-        Action::GetKeyRotationStatus,
-        Action::RotateKeyOnDemand,
-        Action::ListKeyRotations,
-        Action::CreateAlias,
-        Action::UpdateAlias,
-        Action::DeleteAlias,
-        Action::TagResource,
-        Action::UntagResource,
-        Action::UpdateKeyDescription,
-        Action::GetParametersForImport,
-        Action::ImportKeyMaterial,
-        Action::DeleteImportedKeyMaterial,
-    ];
-
-    /// The action's name in key policies and the audit trail.
-    pub fn name(self) -> &'static str {
-        use Action::*;
-        match self {
-            Encrypt => "Encrypt",
-            Decrypt => "Decrypt",
-            GenerateMac => "GenerateMac",
-            VerifyMac => "VerifyMac",
-            Sign => "Sign",
-            Verify => "Verify",
-            DeriveSharedSecret => "DeriveSharedSecret",
-            GenerateDataKey => "GenerateDataKey",
-            GenerateDataKeyWithoutPlaintext => "GenerateDataKeyWithoutPlaintext",
-            GenerateDataKeyPair => "GenerateDataKeyPair",
-            GenerateDataKeyPairWithoutPlaintext => "GenerateDataKeyPairWithoutPlaintext",
-            ReEncryptFrom => "ReEncryptFrom",
-            ReEncryptTo => "ReEncryptTo",
-            DigestKey => "DigestKey",
-            ReplicateKey => "ReplicateKey",
-            GetPublicKey => "GetPublicKey",
-            DescribeKey => "DescribeKey",
-            GetKeyPolicy => "GetKeyPolicy",
-            PutKeyPolicy => "PutKeyPolicy",
-            ListKeyPolicies => "ListKeyPolicies",
-            ListResourceTags => "ListResourceTags",
-            EnableKey => "EnableKey",
-            DisableKey => "DisableKey",
-            ScheduleKeyDeletion => "ScheduleKeyDeletion",
-            CancelKeyDeletion => "CancelKeyDeletion",
-            EnableKeyRotation => "EnableKeyRotation",
-            DisableKeyRotation => "DisableKeyRotation",
-            GetKeyRotationStatus => "GetKeyRotationStatus",
-            RotateKeyOnDemand => "RotateKeyOnDemand",
-            ListKeyRotations => "ListKeyRotations",
-            CreateAlias => "CreateAlias",
-            UpdateAlias => "UpdateAlias",
-            DeleteAlias => "DeleteAlias",
-            TagResource => "TagResource",
-            UntagResource => "UntagResource",
-            UpdateKeyDescription => "UpdateKeyDescription",
-            GetParametersForImport => "GetParametersForImport",
-            ImportKeyMaterial => "ImportKeyMaterial",
-            DeleteImportedKeyMaterial => "DeleteImportedKeyMaterial",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Action> {
-        Action::ALL.into_iter().find(|a| a.name() == name)
-    }
-
     fn states(self) -> States {
         use Action::*;
         match self {
@@ -443,7 +352,7 @@ mod tests {
 
     #[test]
     fn every_action_has_a_name_that_parses_back() {
-        for a in Action::ALL {
+        for &a in Action::ALL {
             assert_eq!(Action::parse(a.name()), Some(a));
         }
     }

@@ -177,28 +177,29 @@ pub fn algorithms_of(obj: &Object, usage: KeyUsage) -> &'static [Algorithm] {
     like.algorithms(usage)
 }
 
-/// The algorithm names of the service model (encryption, signing, MAC, key agreement).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Algorithm {
-    SymmetricDefault,
-    RsaesOaepSha1,
-    RsaesOaepSha256,
-    RsassaPssSha256,
-    RsassaPssSha384,
-    RsassaPssSha512,
-    RsassaPkcs1V15Sha256,
-    RsassaPkcs1V15Sha384,
-    RsassaPkcs1V15Sha512,
-    EcdsaSha256,
-    EcdsaSha384,
-    EcdsaSha512,
-    Ed25519Sha512,
-    Ed25519PhSha512,
-    HmacSha224,
-    HmacSha256,
-    HmacSha384,
-    HmacSha512,
-    Ecdh,
+named_enum! {
+    /// The algorithm names of the service model (encryption, signing, MAC, key agreement).
+    pub enum Algorithm {
+        SymmetricDefault => "SYMMETRIC_DEFAULT",
+        RsaesOaepSha1 => "RSAES_OAEP_SHA_1",
+        RsaesOaepSha256 => "RSAES_OAEP_SHA_256",
+        RsassaPssSha256 => "RSASSA_PSS_SHA_256",
+        RsassaPssSha384 => "RSASSA_PSS_SHA_384",
+        RsassaPssSha512 => "RSASSA_PSS_SHA_512",
+        RsassaPkcs1V15Sha256 => "RSASSA_PKCS1_V1_5_SHA_256",
+        RsassaPkcs1V15Sha384 => "RSASSA_PKCS1_V1_5_SHA_384",
+        RsassaPkcs1V15Sha512 => "RSASSA_PKCS1_V1_5_SHA_512",
+        EcdsaSha256 => "ECDSA_SHA_256",
+        EcdsaSha384 => "ECDSA_SHA_384",
+        EcdsaSha512 => "ECDSA_SHA_512",
+        Ed25519Sha512 => "ED25519_SHA_512",
+        Ed25519PhSha512 => "ED25519_PH_SHA_512",
+        HmacSha224 => "HMAC_SHA_224",
+        HmacSha256 => "HMAC_SHA_256",
+        HmacSha384 => "HMAC_SHA_384",
+        HmacSha512 => "HMAC_SHA_512",
+        Ecdh => "ECDH",
+    }
 }
 
 const RSA_SIGNING: [Algorithm; 6] = [
@@ -241,57 +242,6 @@ impl Family {
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 19] = [
-        Algorithm::SymmetricDefault,
-        Algorithm::RsaesOaepSha1,
-        Algorithm::RsaesOaepSha256,
-        Algorithm::RsassaPssSha256,
-        Algorithm::RsassaPssSha384,
-        Algorithm::RsassaPssSha512,
-        Algorithm::RsassaPkcs1V15Sha256,
-        Algorithm::RsassaPkcs1V15Sha384,
-        Algorithm::RsassaPkcs1V15Sha512,
-        Algorithm::EcdsaSha256,
-        Algorithm::EcdsaSha384,
-        Algorithm::EcdsaSha512,
-        Algorithm::Ed25519Sha512,
-        Algorithm::Ed25519PhSha512,
-        Algorithm::HmacSha224,
-        Algorithm::HmacSha256,
-        Algorithm::HmacSha384,
-        Algorithm::HmacSha512,
-        Algorithm::Ecdh,
-    ];
-
-    pub const fn name(self) -> &'static str {
-        use Algorithm::*;
-        match self {
-            SymmetricDefault => "SYMMETRIC_DEFAULT",
-            RsaesOaepSha1 => "RSAES_OAEP_SHA_1",
-            RsaesOaepSha256 => "RSAES_OAEP_SHA_256",
-            RsassaPssSha256 => "RSASSA_PSS_SHA_256",
-            RsassaPssSha384 => "RSASSA_PSS_SHA_384",
-            RsassaPssSha512 => "RSASSA_PSS_SHA_512",
-            RsassaPkcs1V15Sha256 => "RSASSA_PKCS1_V1_5_SHA_256",
-            RsassaPkcs1V15Sha384 => "RSASSA_PKCS1_V1_5_SHA_384",
-            RsassaPkcs1V15Sha512 => "RSASSA_PKCS1_V1_5_SHA_512",
-            EcdsaSha256 => "ECDSA_SHA_256",
-            EcdsaSha384 => "ECDSA_SHA_384",
-            EcdsaSha512 => "ECDSA_SHA_512",
-            Ed25519Sha512 => "ED25519_SHA_512",
-            Ed25519PhSha512 => "ED25519_PH_SHA_512",
-            HmacSha224 => "HMAC_SHA_224",
-            HmacSha256 => "HMAC_SHA_256",
-            HmacSha384 => "HMAC_SHA_384",
-            HmacSha512 => "HMAC_SHA_512",
-            Ecdh => "ECDH",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Algorithm> {
-        Algorithm::ALL.into_iter().find(|a| a.name() == name)
-    }
-
     pub fn family(self) -> Family {
         use Algorithm::*;
         match self {
@@ -334,25 +284,15 @@ impl Algorithm {
     }
 }
 
-/// Where a key's material came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Origin {
-    AwsKms,
-    External,
+named_enum! {
+    /// Where a key's material came from.
+    pub enum Origin {
+        AwsKms => "AWS_KMS",
+        External => "EXTERNAL",
+    }
 }
 
 impl Origin {
-    pub const fn name(self) -> &'static str {
-        match self {
-            Origin::AwsKms => "AWS_KMS",
-            Origin::External => "EXTERNAL",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Origin> {
-        [Origin::AwsKms, Origin::External].into_iter().find(|o| o.name() == name)
-    }
-
     /// The origin a key object records.
     pub fn of(obj: &Object) -> Origin {
         match obj.get_raw(crate::vendor::CKA_KMSTOKEN_ORIGIN) {
@@ -402,27 +342,15 @@ impl WrappingAlgorithm {
     }
 }
 
-/// Whether imported key material expires.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExpirationModel {
-    KeyMaterialExpires,
-    KeyMaterialDoesNotExpire,
+named_enum! {
+    /// Whether imported key material expires.
+    pub enum ExpirationModel {
+        KeyMaterialExpires => "KEY_MATERIAL_EXPIRES",
+        KeyMaterialDoesNotExpire => "KEY_MATERIAL_DOES_NOT_EXPIRE",
+    }
 }
 
 impl ExpirationModel {
-    pub const fn name(self) -> &'static str {
-        match self {
-            ExpirationModel::KeyMaterialExpires => "KEY_MATERIAL_EXPIRES",
-            ExpirationModel::KeyMaterialDoesNotExpire => "KEY_MATERIAL_DOES_NOT_EXPIRE",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<ExpirationModel> {
-        [ExpirationModel::KeyMaterialExpires, ExpirationModel::KeyMaterialDoesNotExpire]
-            .into_iter()
-            .find(|m| m.name() == name)
-    }
-
     /// The model of material that is valid until `valid_to`, or forever.
     pub fn of(valid_to: Option<i64>) -> ExpirationModel {
         match valid_to {
@@ -484,13 +412,13 @@ mod tests {
                 assert!(!r.spec.algorithms(*u).is_empty(), "{} {u:?}", r.name);
             }
         }
-        for a in Algorithm::ALL {
+        for &a in Algorithm::ALL {
             assert_eq!(Algorithm::parse(a.name()), Some(a));
         }
-        for o in [Origin::AwsKms, Origin::External] {
+        for &o in Origin::ALL {
             assert_eq!(Origin::parse(o.name()), Some(o));
         }
-        for m in [ExpirationModel::KeyMaterialExpires, ExpirationModel::KeyMaterialDoesNotExpire] {
+        for &m in ExpirationModel::ALL {
             assert_eq!(ExpirationModel::parse(m.name()), Some(m));
         }
     }
