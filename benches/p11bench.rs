@@ -170,6 +170,9 @@ enum Kind {
     /// C_FindObjects among this many keys, by CKA_LABEL (false) or CKA_CLASS + CKA_LABEL.
     Find(usize, bool),
     Cold(usize),
+    /// The same scenario with session keys (CKA_TOKEN false): no KMS life, no gate or
+    /// audit, the baseline a token key's KMS path is measured against.
+    Session(Box<Kind>),
 }
 
 #[derive(Clone, Debug)]
@@ -206,6 +209,14 @@ fn scenarios(keys: &[usize]) -> Vec<Scen> {
     }
     add("hmac-sha256-4k".into(), "HMAC-SHA256 4 KiB".into(), Kind::Hmac(4096));
     add("ecdsa-p256-sign".into(), "ECDSA P-256 sign".into(), Kind::EcSign);
+    for (name, title, kind) in [
+        ("aes-gcm-enc-64", "AES-256-GCM encrypt 64 B", Kind::AesGcmEnc(64)),
+        ("aes-gcm-enc-4k", "AES-256-GCM encrypt 4 KiB", Kind::AesGcmEnc(4096)),
+        ("hmac-sha256-4k", "HMAC-SHA256 4 KiB", Kind::Hmac(4096)),
+        ("ecdsa-p256-sign", "ECDSA P-256 sign", Kind::EcSign),
+    ] {
+        add(format!("{name}-session"), format!("{title}, session key"), Kind::Session(Box::new(kind)));
+    }
     add("ecdsa-p256-verify".into(), "ECDSA P-256 verify".into(), Kind::EcVerify);
     add("rsa2048-sign".into(), "RSA-2048 SHA256-RSA-PKCS sign".into(), Kind::RsaSign);
     add("rsa2048-verify".into(), "RSA-2048 SHA256-RSA-PKCS verify".into(), Kind::RsaVerify);
@@ -251,6 +262,7 @@ fn needs(kind: &Kind) -> Vec<Vec<MechanismType>> {
         Kind::GenAes | Kind::Find(..) | Kind::Cold(_) => vec![vec![M::AES_KEY_GEN]],
         Kind::GenEcPair => vec![vec![M::ECC_KEY_PAIR_GEN]],
         Kind::Random(_) => vec![],
+        Kind::Session(k) => needs(k),
     }
 }
 
@@ -1426,12 +1438,12 @@ impl Local {
 
 type Op = dyn Fn(&Session, &mut Local) -> Result<(), String> + Sync;
 
-fn secret_key_template(label: &str) -> Vec<Attribute> {
+fn secret_key_template(label: &str, token: bool) -> Vec<Attribute> {
     vec![
         Attribute::Class(ObjectClass::SECRET_KEY),
         Attribute::KeyType(KeyType::AES),
         Attribute::ValueLen(32u64.into()),
-        Attribute::Token(true),
+        Attribute::Token(token),
         Attribute::Private(true),
         Attribute::Sensitive(true),
         Attribute::Extractable(false),
@@ -1441,16 +1453,16 @@ fn secret_key_template(label: &str) -> Vec<Attribute> {
     ]
 }
 
-fn ec_templates(label: &str) -> (Vec<Attribute>, Vec<Attribute>) {
+fn ec_templates(label: &str, token: bool) -> (Vec<Attribute>, Vec<Attribute>) {
     (
         vec![
-            Attribute::Token(true),
+            Attribute::Token(token),
             Attribute::EcParams(P256_PARAMS.to_vec()),
             Attribute::Verify(true),
             Attribute::Label(label.as_bytes().to_vec()),
         ],
         vec![
-            Attribute::Token(true),
+            Attribute::Token(token),
             Attribute::Private(true),
             Attribute::Sensitive(true),
             Attribute::Sign(true),
@@ -1499,11 +1511,25 @@ fn key_label(i: usize) -> String {
 
 /// Sets up a scenario's keys and data; returns its operation and a note.
 fn setup(s: &Session, kind: &Kind, listed: &[MechanismType], count: usize) -> Result<(Box<Op>, String), String> {
+    match kind {
+        Kind::Session(k) => setup_with(s, k, listed, count, false),
+        k => setup_with(s, k, listed, count, true),
+    }
+}
+
+/// `setup` with token keys (`token`) or session keys.
+fn setup_with(
+    s: &Session,
+    kind: &Kind,
+    listed: &[MechanismType],
+    count: usize,
+    token: bool,
+) -> Result<(Box<Op>, String), String> {
     let mut note = String::new();
     let op: Box<Op> = match kind.clone() {
         Kind::AesGcmEnc(n) | Kind::AesGcmDec(n) => {
             let key = s
-                .generate_key(&Mechanism::AesKeyGen, &secret_key_template("bench-aes"))
+                .generate_key(&Mechanism::AesKeyGen, &secret_key_template("bench-aes", token))
                 .map_err(e2s("C_GenerateKey(AES)"))?;
             let data = vec![0x5au8; n];
             if matches!(kind, Kind::AesGcmEnc(_)) {
@@ -1537,7 +1563,7 @@ fn setup(s: &Session, kind: &Kind, listed: &[MechanismType], count: usize) -> Re
                         Attribute::Class(ObjectClass::SECRET_KEY),
                         Attribute::KeyType(KeyType::GENERIC_SECRET),
                         Attribute::ValueLen(32u64.into()),
-                        Attribute::Token(true),
+                        Attribute::Token(token),
                         Attribute::Private(true),
                         Attribute::Sensitive(true),
                         Attribute::Sign(true),
@@ -1552,7 +1578,7 @@ fn setup(s: &Session, kind: &Kind, listed: &[MechanismType], count: usize) -> Re
             })
         }
         Kind::EcSign | Kind::EcVerify => {
-            let (pt, prt) = ec_templates("bench-ec");
+            let (pt, prt) = ec_templates("bench-ec", token);
             let (pubk, privk) =
                 s.generate_key_pair(&Mechanism::EccKeyPairGen, &pt, &prt).map_err(e2s("C_GenerateKeyPair(P-256)"))?;
             let raw = listed.contains(&MechanismType::ECDSA);
@@ -1622,12 +1648,12 @@ fn setup(s: &Session, kind: &Kind, listed: &[MechanismType], count: usize) -> Re
             })
         }
         Kind::GenAes => Box::new(|s: &Session, _l: &mut Local| {
-            s.generate_key(&Mechanism::AesKeyGen, &secret_key_template("bench-gen"))
+            s.generate_key(&Mechanism::AesKeyGen, &secret_key_template("bench-gen", true))
                 .map(drop)
                 .map_err(e2s("C_GenerateKey"))
         }),
         Kind::GenEcPair => {
-            let (pt, prt) = ec_templates("bench-gen-ec");
+            let (pt, prt) = ec_templates("bench-gen-ec", true);
             Box::new(move |s: &Session, _l: &mut Local| {
                 s.generate_key_pair(&Mechanism::EccKeyPairGen, &pt, &prt).map(drop).map_err(e2s("C_GenerateKeyPair"))
             })
@@ -1654,6 +1680,7 @@ fn setup(s: &Session, kind: &Kind, listed: &[MechanismType], count: usize) -> Re
             })
         }
         Kind::Cold(_) => return Err("cold open runs in its own role".into()),
+        Kind::Session(_) => return Err("a session scenario is set up by `setup`".into()),
     };
     Ok((op, note))
 }
@@ -1767,7 +1794,7 @@ fn child_populate(module: &Path, from: usize, to: usize, budget: f64, threads: u
                         if i >= to {
                             return Ok(());
                         }
-                        let r = s.generate_key(&Mechanism::AesKeyGen, &secret_key_template(&key_label(i)));
+                        let r = s.generate_key(&Mechanism::AesKeyGen, &secret_key_template(&key_label(i), true));
                         if let Err(e) = r {
                             failed.store(true, Ordering::Relaxed);
                             return Err(format!("C_GenerateKey of key {i}: {}", ck(&e)));
