@@ -27,6 +27,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
+/// What the audit key is derived for (`MasterKey::purpose_key`).
+pub const AUDIT_PURPOSE: &str = "audit chain";
+
 /// Handles of session objects start here; token objects use their row id, far below.
 pub const SESSION_OBJECT_BASE: u64 = 1 << 40;
 
@@ -118,7 +121,7 @@ pub struct Token {
     next_session_object: AtomicU64,
     max_failed: u32,
     pub kms: KmsSettings,
-    pub audit: AuditLog,
+    pub audit: Arc<AuditLog>,
     /// The database's generation and the anchor's, when the anchor is ahead: the database
     /// was put back from an older copy (found at open).
     pub rolled_back: Option<(u64, u64)>,
@@ -199,6 +202,19 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
+/// The audit trail as the store sees it: the heads it anchors, the generations it commits.
+struct TrailHook(Arc<AuditLog>);
+
+impl crate::store::Trail for TrailHook {
+    fn heads(&self) -> Vec<crate::store::TrailHead> {
+        self.0.heads()
+    }
+
+    fn committed(&self, generation: u64) {
+        self.0.saw_generation(generation);
+    }
+}
+
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
@@ -246,6 +262,10 @@ impl Token {
     }
 
     fn with_store(path: PathBuf, store: Box<dyn Store>, rec: TokenRecord, config: &Config) -> Token {
+        let keystore = path.parent().unwrap_or(Path::new("."));
+        let audit = Arc::new(AuditLog::new(crate::kms::audit::trail_dir(keystore, &rec.serial), &rec.serial));
+        audit.saw_generation(rec.generation);
+        store.set_trail(Arc::new(TrailHook(audit.clone())));
         Token {
             slot_id: rec.slot_id,
             store,
@@ -259,9 +279,7 @@ impl Token {
                 deletion_window_days: config.kms.deletion_window_days,
                 audit_required: config.kms.audit_required,
             },
-            audit: AuditLog::new(
-                path.parent().unwrap_or(Path::new(".")).join("audit").join(format!("token-{}.jsonl", rec.serial)),
-            ),
+            audit,
             serial: rec.serial,
             label: rec.label,
             path,
@@ -429,16 +447,13 @@ impl Token {
     }
 
     fn audit_integrity(&self, error: Option<String>, details: Option<serde_json::Value>) -> Result<()> {
-        self.audit.append(
-            &self.serial,
-            &crate::kms::audit::Event {
-                name: "IntegrityCheck",
-                service: true,
-                error: error.map(|m| (crate::error::AwsError::KmsInvalidState, m)),
-                details,
-                ..Default::default()
-            },
-        )
+        self.audit.append(&crate::kms::audit::Event {
+            name: "IntegrityCheck",
+            service: true,
+            error: error.map(|m| (crate::error::AwsError::KmsInvalidState, m)),
+            details,
+            ..Default::default()
+        })
     }
 
     pub fn login(&self, role: Role, pin: &[u8]) -> Result<()> {
@@ -451,6 +466,7 @@ impl Token {
     }
 
     fn logged_in_as(&self, role: Role, principal: Arc<str>, mk: MasterKey) {
+        self.audit.set_key(&mk.purpose_key(AUDIT_PURPOSE));
         let mut l = self.login.write();
         l.index_key = Some(mk.index_key());
         l.integrity = Some(mk.integrity());
@@ -636,6 +652,9 @@ impl Token {
     }
 
     pub fn logout(&self) -> Result<()> {
+        if self.logged_in().is_some() {
+            self.anchor_trail();
+        }
         let mut l = self.login.write();
         if l.role.is_none() {
             return Err(Error::UserNotLoggedIn);
@@ -681,6 +700,7 @@ impl Token {
                 None => cache.objects.clear(),
             }
             cache.generation = generation;
+            self.audit.saw_generation(generation);
         }
         Ok(())
     }
@@ -1030,6 +1050,31 @@ impl Token {
     /// Every token object's handle, in any state (for listing KMS keys).
     pub fn token_handles(&self) -> Result<Vec<u64>> {
         self.store.find(&[], true, &[])
+    }
+
+    /// Anchors the audit trail's segments in the database now (a write under the key);
+    /// without a login there is no key, and the next write under it anchors them. A
+    /// failure costs only the anchor: it is logged.
+    pub fn anchor_trail(&self) {
+        if self.suspect.lock().is_some() {
+            return;
+        }
+        let l = self.login.read();
+        if let Some(auth) = &l.integrity {
+            if let Err(e) = self.store.anchor_trail(auth) {
+                log::warn!("token {}: audit trail not anchored: {e}", self.serial);
+            }
+        }
+    }
+
+    /// The anchored heads of the audit trail, each with whether its MAC holds; needs a login.
+    pub fn trail_anchors(&self) -> Result<Vec<(crate::store::TrailHead, bool)>> {
+        self.with_key(|auth| self.store.trail_anchors(auth))
+    }
+
+    /// The audit key of the current login.
+    pub fn audit_key(&self) -> Result<Zeroizing<Vec<u8>>> {
+        self.purpose_key(AUDIT_PURPOSE)
     }
 
     /// The database's generation and the anchor's.

@@ -120,21 +120,24 @@ fn a_torn_last_audit_record_is_set_aside_and_blocks_nothing() {
         let key = session.generate_key(&Mechanism::AesKeyGen, &aes_template(vec![])).unwrap();
         drop(session);
         p.finalize().unwrap();
-        // A record cut short, as a full disk or a crash mid-write leaves it.
-        let log = audit_path(&s.keystore());
-        let before = std::fs::read(&log).unwrap();
-        let mut torn = before.clone();
-        torn.extend_from_slice(br#"{"eventVersion":"1.08","eventTime":"2026-"#);
-        std::fs::write(&log, &torn).unwrap();
+        // A record cut short, as a full disk or a crash mid-write leaves it: its length
+        // says 200 bytes, 6 follow.
+        let segments = trail_segments(&s.keystore());
+        let last = segments.last().unwrap();
+        let mut torn = std::fs::read(last).unwrap();
+        let whole = torn.len();
+        torn.extend_from_slice(&[200, 0, 0, 0, 1, 2]);
+        std::fs::write(last, &torn).unwrap();
         let p = initialized();
         let session = user_session(&p, slot0);
         aes_round_trip(&session, key);
-        // The torn bytes went aside; the trail is whole and goes on.
-        let aside = std::fs::read_to_string(log.with_extension("torn")).unwrap();
-        assert!(aside.contains(r#""eventTime":"2026-"#), "{aside}");
-        let now = std::fs::read(&log).unwrap();
-        assert!(now.starts_with(&before) && now.len() > before.len());
+        // The torn piece is read past (never a record), and the trail goes on elsewhere.
+        assert_eq!(std::fs::read(last).unwrap().len(), whole + 6, "nobody appends to a dead segment");
+        assert!(trail_segments(&s.keystore()).len() > segments.len());
         let verify = Cli::new(&s.config_path(), USER_PIN).ok(&["audit", "verify"]);
         assert_eq!(verify["Intact"], true, "{verify}");
+        assert_eq!(verify["Torn"], 1, "{verify}");
+        let records = audit_records(&s.keystore());
+        assert!(records.iter().any(|r| r["eventName"] == "Encrypt"), "the use after it is recorded");
     });
 }

@@ -419,22 +419,52 @@ impl Cli {
 
 // ---- the audit log
 
-/// The audit log of the (only) token of a keystore.
-pub fn audit_path(keystore: &Path) -> PathBuf {
+/// The audit trail directory of the (only) token of a keystore.
+pub fn trail_dir(keystore: &Path) -> PathBuf {
     let dir = keystore.join("audit");
-    let mut logs: Vec<PathBuf> = std::fs::read_dir(&dir)
+    let mut trails: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("audit entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("token-")))
         .collect();
-    assert_eq!(logs.len(), 1, "one audit log expected: {logs:?}");
-    logs.remove(0)
+    assert_eq!(trails.len(), 1, "one audit trail expected: {trails:?}");
+    trails.remove(0)
 }
 
-/// Every record of the audit log, parsed.
+/// The segment files of the trail of a keystore's only token, oldest first.
+pub fn trail_segments(keystore: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(trail_dir(keystore))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "trail"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// `kmstoken audit verify`: its report, or what it printed on failure (exit status 254).
+pub fn audit_verify(cli: &Cli) -> Result<Value, String> {
+    let out = cli.command(&["audit", "verify"]).output().expect("run kmstoken");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        assert_eq!(out.status.code(), Some(254), "{stderr}");
+        return Err(stderr);
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    assert_eq!(v["Intact"], true, "{v:#}");
+    Ok(v)
+}
+
+/// Every record of the audit trail, as `kmstoken audit export --trail` renders them.
 pub fn audit_records(keystore: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(audit_path(keystore)).expect("read the audit log");
-    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("record not JSON ({e}): {l}"))).collect()
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kmstoken"))
+        .args(["audit", "export", "--trail"])
+        .arg(trail_dir(keystore))
+        .output()
+        .expect("run kmstoken audit export");
+    assert!(out.status.success(), "audit export: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("audit export prints JSON");
+    v["Records"].as_array().expect("Records").clone()
 }
 
 /// The records named `event` about key `key_id`.

@@ -15,7 +15,7 @@
 //! (`Action::audited_on_success`).
 
 use super::meta::KeyState;
-use super::{arn, blob::Context, import, is_kms_key, policy_verdict, principal, record, state, usage, Face, KeyUse};
+use super::{blob::Context, import, is_kms_key, policy_verdict, principal, record, state, usage, Face, KeyUse};
 use crate::error::{AwsError, KmsError};
 use crate::error::{Error, Result};
 use crate::mech::Unit;
@@ -208,7 +208,7 @@ impl<'a> Request<'a> {
 
 /// The state table (step 3) for `action` on `key`.
 fn state_rule(key: &Object, action: Action) -> std::result::Result<(), KmsError> {
-    let arn = arn(key);
+    let arn = super::arn_ref(key);
     let st =
         state(key).map_err(|_| KmsError::new(AwsError::KmsInvalidState, format!("{arn} has an unknown state.")))?;
     let pending_deletion = || KmsError::new(AwsError::KmsInvalidState, format!("{arn} is pending deletion."));
@@ -269,7 +269,7 @@ fn pkcs11_rules(key: &Object, what: KeyUse, unit: &dyn Unit) -> Result<()> {
 
 /// The KMS usage of a use (step 4) and the expiry of the material (step 5).
 fn use_rules(key: &Object, what: KeyUse, action: Action, one_usage: bool) -> std::result::Result<(), KmsError> {
-    let arn = arn(key);
+    let arn = super::arn_ref(key);
     let key_type = key.key_type().unwrap_or(CKK_GENERIC_SECRET);
     if let (true, Some(have), Some(want)) = (one_usage, usage(key), what.usage(key_type)) {
         if have != want {

@@ -410,16 +410,12 @@ pub fn expire_if_due(token: &Token, handle: u64, obj: Arc<Object>) -> Result<Arc
         log::warn!("key {}: expired material not deleted yet: {}", key_id(&obj), e.message);
         return Ok(obj);
     }
-    token.audit.append(
-        &token.serial,
-        &Event {
-            name: "DeleteExpiredKeyMaterial",
-            key_id: Some(&key_id(&obj)),
-            key_arn: Some(arn(&obj)),
-            service: true,
-            ..Default::default()
-        },
-    )?;
+    token.audit.append(&Event {
+        name: "DeleteExpiredKeyMaterial",
+        key_id: Some(&key_id(&obj)),
+        service: true,
+        ..Default::default()
+    })?;
     token.object_any(handle)
 }
 

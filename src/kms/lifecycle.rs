@@ -105,19 +105,15 @@ pub fn audit(
     details: Option<Value>,
 ) -> KmsResult<()> {
     let id = obj.map(key_id);
-    token.audit.append(
-        &token.serial,
-        &Event {
-            name,
-            principal: &principal(token),
-            key_id: id.as_deref(),
-            key_arn: obj.map(arn),
-            key_version: obj.and_then(|o| o.ulong(CKA_KMSTOKEN_KEY_VERSION)),
-            error: error.map(|e| (e.code, e.message.clone())),
-            details,
-            ..Default::default()
-        },
-    )?;
+    token.audit.append(&Event {
+        name,
+        principal: &principal(token),
+        key_id: id.as_deref(),
+        key_version: obj.and_then(|o| o.ulong(CKA_KMSTOKEN_KEY_VERSION)),
+        error: error.map(|e| (e.code, e.message.clone())),
+        details,
+        ..Default::default()
+    })?;
     Ok(())
 }
 
@@ -285,16 +281,13 @@ pub fn purge_due(token: &Token) -> KmsResult<usize> {
         token.due_for_purge(clock::now())?.into_iter().map(|(_, k)| k).collect();
     for key_id in &due {
         let objects = token.purge(key_id)?;
-        token.audit.append(
-            &token.serial,
-            &Event {
-                name: "DeleteKey",
-                key_id: Some(key_id),
-                service: true,
-                details: Some(json!({ "objects": objects })),
-                ..Default::default()
-            },
-        )?;
+        token.audit.append(&Event {
+            name: "DeleteKey",
+            key_id: Some(key_id),
+            service: true,
+            details: Some(json!({ "objects": objects })),
+            ..Default::default()
+        })?;
         log::info!("token {}: key {key_id} purged after its deletion window", token.serial);
     }
     Ok(due.len())
@@ -427,17 +420,13 @@ pub fn rotate_if_due(token: &Token, handle: u64, obj: Arc<Object>) -> crate::err
         return Ok(obj);
     }
     let v = rotate(token, handle, &obj, false).map_err(|e| e.to_error())?;
-    token.audit.append(
-        &token.serial,
-        &Event {
-            name: "RotateKey",
-            key_id: Some(&key_id(&obj)),
-            key_arn: Some(arn(&obj)),
-            key_version: Some(v),
-            service: true,
-            ..Default::default()
-        },
-    )?;
+    token.audit.append(&Event {
+        name: "RotateKey",
+        key_id: Some(&key_id(&obj)),
+        key_version: Some(v),
+        service: true,
+        ..Default::default()
+    })?;
     token.object(handle)
 }
 

@@ -94,12 +94,17 @@ pub fn arn(obj: &Object) -> String {
     text(obj, CKA_KMSTOKEN_ARN)
 }
 
+/// The ARN without a copy, for messages made only on a refusal.
+pub(crate) fn arn_ref(obj: &Object) -> &str {
+    raw_text(obj, CKA_KMSTOKEN_ARN)
+}
+
 pub fn state(obj: &Object) -> Result<KeyState> {
     KeyState::from_code(obj.ulong(CKA_KMSTOKEN_KEY_STATE).unwrap_or(KMSTOKEN_STATE_ENABLED))
 }
 
 pub fn usage(obj: &Object) -> Option<KeyUsage> {
-    KeyUsage::parse(&text(obj, CKA_KMSTOKEN_KEY_USAGE))
+    KeyUsage::parse(raw_text(obj, CKA_KMSTOKEN_KEY_USAGE))
 }
 
 /// The principal of a session nobody has logged in to.
@@ -169,7 +174,8 @@ pub fn policy_verdict(
 }
 
 /// Appends the audit record of a call on KMS key `key`: its action, the mechanism of a
-/// cryptographic use, the encryption context's keys and the refusal, if any.
+/// cryptographic use, the encryption context's keys and the refusal, if any. Now and then
+/// (`AuditLog::anchor_due`) the database anchors the trail.
 pub(crate) fn record(
     token: &Token,
     who: &str,
@@ -179,22 +185,22 @@ pub(crate) fn record(
     context: &Context,
     error: Option<&KmsError>,
 ) -> Result<()> {
-    let key_id = key_id(key);
-    token.audit.append(
-        &token.serial,
-        &audit::Event {
-            name: action.name(),
-            principal: who,
-            key_id: Some(&key_id),
-            key_arn: Some(arn(key)),
-            key_version: mechanism.and(key.ulong(CKA_KMSTOKEN_KEY_VERSION)),
-            mechanism,
-            encryption_context_keys: context.keys().cloned().collect(),
-            error: error.map(|e| (e.code, e.message.clone())),
-            read_only: action.read_only(),
-            ..Default::default()
-        },
-    )
+    let key_id = key.get_raw(CKA_KMSTOKEN_KEY_ID).and_then(|b| std::str::from_utf8(b).ok());
+    token.audit.append(&audit::Event {
+        name: action.name(),
+        principal: who,
+        key_id,
+        key_version: mechanism.and(key.ulong(CKA_KMSTOKEN_KEY_VERSION)),
+        mechanism,
+        context: Some(context),
+        error: error.map(|e| (e.code, e.message.clone())),
+        read_only: action.read_only(),
+        ..Default::default()
+    })?;
+    if token.audit.anchor_due() {
+        token.anchor_trail();
+    }
+    Ok(())
 }
 
 /// CKA_END_DATE (YYYYMMDD) before today, or imported material past its ValidTo: the

@@ -11,7 +11,7 @@ mod sessions;
 mod tokens;
 
 pub use objects::Readable;
-pub use tokens::{NoSingleToken, TokenInfo, TrailState};
+pub use tokens::{NoSingleToken, TokenInfo, TrailReport};
 
 use crate::config::{Config, RsaKeyKind};
 use crate::error::{Error, Result};

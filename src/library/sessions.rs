@@ -120,16 +120,13 @@ impl Library {
             Some(name) => token.verify_named_pin(name, pin).map(|_| ()),
             None => token.verify_pin(Role::User, pin).map(|_| ()),
         };
-        token.audit.append(
-            &token.serial,
-            &kms::audit::Event {
-                name: "Login",
-                principal: &who,
-                error: r.as_ref().err().map(|e| (crate::error::AwsError::AccessDenied, format!("{e:?}"))),
-                details: Some(serde_json::json!({ "contextSpecific": true })),
-                ..Default::default()
-            },
-        )?;
+        token.audit.append(&kms::audit::Event {
+            name: "Login",
+            principal: &who,
+            error: r.as_ref().err().map(|e| (crate::error::AwsError::AccessDenied, format!("{e:?}"))),
+            details: Some(serde_json::json!({ "contextSpecific": true })),
+            ..Default::default()
+        })?;
         r?;
         match waiting {
             Operation::Sign => s.sign.as_mut().map(|a| a.needs_login = false),
@@ -163,10 +160,12 @@ impl Library {
     /// Audits a login attempt; after a user's login, runs what fell due meanwhile.
     pub(super) fn logged_in(token: &Token, role: Role, who: &str, r: Result<()>) -> Result<()> {
         let failure = r.as_ref().err().map(|e| (crate::error::AwsError::AccessDenied, format!("{e:?}")));
-        token.audit.append(
-            &token.serial,
-            &kms::audit::Event { name: "Login", principal: who, error: failure, ..Default::default() },
-        )?;
+        token.audit.append(&kms::audit::Event {
+            name: "Login",
+            principal: who,
+            error: failure,
+            ..Default::default()
+        })?;
         r?;
         if role == Role::User {
             // Deletions and rotations that fell due while nobody could act on them; the
@@ -267,15 +266,12 @@ impl Library {
             };
             (code, format!("user/{name}"))
         });
-        token.audit.append(
-            &token.serial,
-            &kms::audit::Event {
-                name: event,
-                principal: &kms::principal(token),
-                error,
-                details: Some(serde_json::json!({ "userName": format!("user/{name}") })),
-                ..Default::default()
-            },
-        )
+        token.audit.append(&kms::audit::Event {
+            name: event,
+            principal: &kms::principal(token),
+            error,
+            details: Some(serde_json::json!({ "userName": format!("user/{name}") })),
+            ..Default::default()
+        })
     }
 }

@@ -167,14 +167,16 @@ impl std::fmt::Display for NoSingleToken {
     }
 }
 
-/// The state of a token's audit trail and database, for `kmstoken audit verify`.
-pub struct TrailState {
-    pub path: PathBuf,
+/// What `kmstoken audit verify` found: the trail checked under the audit key, the
+/// database's generation against its anchor file, and a trail from before segments.
+pub struct TrailReport {
+    pub dir: PathBuf,
+    pub report: crate::kms::audit::check::Report,
     pub generation: u64,
     pub anchor: Option<u64>,
     pub rolled_back: bool,
+    pub legacy: Option<(PathBuf, crate::kms::audit::legacy::Verdict)>,
 }
-
 impl Library {
     /// The token in slot `slot_id`, if there is one.
     pub fn token_info(&self, slot_id: u64) -> Option<TokenInfo> {
@@ -204,10 +206,42 @@ impl Library {
         }
     }
 
-    /// The audit trail's file and the database's generation against its anchor.
-    pub fn trail_state(&self, slot_id: u64) -> Result<TrailState> {
+    /// The directory of the audit trail of the token in slot `slot_id`.
+    pub fn trail_dir(&self, slot_id: u64) -> Result<PathBuf> {
         let Slot::Token(t) = self.slot(slot_id)? else { return Err(Error::SlotIdInvalid) };
+        Ok(t.audit.dir().to_path_buf())
+    }
+
+    /// Checks the audit trail of the session's token under the audit key of its login:
+    /// every record's link, the database's anchors of the segments (each anchor's own MAC
+    /// first) and the generation the trail saw against the database's.
+    pub fn verify_trail(&self, h: CK_SESSION_HANDLE) -> Result<TrailReport> {
+        use crate::kms::audit::{check, legacy};
+        let (t, _) = self.token_of(h)?;
+        let key = crate::crypto::Hmac::new(crate::crypto::Hash::Sha256, &t.audit_key()?);
+        let mut anchors = Vec::new();
+        let mut edited = Vec::new();
+        for (head, sound) in t.trail_anchors()? {
+            if sound {
+                anchors.push(head);
+            } else {
+                edited.push(check::Problem {
+                    segment: head.segment,
+                    record: head.records,
+                    reason: "the database's anchor of this segment fails its MAC: it was edited".into(),
+                });
+            }
+        }
+        let dir = t.audit.dir().to_path_buf();
+        let mut report = check::verify(&dir, &key, &anchors);
+        report.problems.extend(edited);
         let (generation, anchor) = t.generations()?;
-        Ok(TrailState { path: t.audit.path().to_path_buf(), generation, anchor, rolled_back: t.rolled_back.is_some() })
+        report.problems.extend(check::behind(&report, generation));
+        let old = dir.with_extension("jsonl");
+        let legacy = match old.exists() {
+            true => Some((old.clone(), legacy::verify(&old)?)),
+            false => None,
+        };
+        Ok(TrailReport { dir, report, generation, anchor, rolled_back: t.rolled_back.is_some(), legacy })
     }
 }

@@ -4,7 +4,7 @@
 //! token's serial, then every field as `len: u32 LE | bytes`, so that no two rows (of any
 //! kind, of any token) have the same bytes.
 
-use super::{Alias, StoredAttr, Tag, TokenRecord, TokenState};
+use super::{Alias, StoredAttr, Tag, TokenRecord, TokenState, TrailHead};
 use crate::error::{Error, Result};
 
 /// The canonical bytes of a row: `kind`, then each field length-prefixed.
@@ -40,6 +40,13 @@ pub fn object_row(serial: &str, id: u64, uid: &str, class: u64, private: bool, g
 pub fn alias_row(serial: &str, a: &Alias) -> Vec<u8> {
     let mut r = Row::new("alias", serial);
     r.field(a.name.as_bytes()).field(a.key_id.as_bytes()).num(a.created as u64).num(a.updated as u64);
+    r.0
+}
+
+/// An anchor of a segment of the audit trail.
+pub fn anchor_row(serial: &str, h: &TrailHead) -> Vec<u8> {
+    let mut r = Row::new("trail anchor", serial);
+    r.field(h.segment.as_bytes()).num(h.records).num(h.bytes).field(&h.link);
     r.0
 }
 

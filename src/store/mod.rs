@@ -159,6 +159,23 @@ pub struct LoadedRow {
     pub mac: Vec<u8>,
 }
 
+/// Where a segment of the audit trail stood when the database anchored it: its file name,
+/// how many records and bytes it held, and its last record's link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrailHead {
+    pub segment: String,
+    pub records: u64,
+    pub bytes: u64,
+    pub link: [u8; 16],
+}
+
+/// What a store asks of the audit trail: the heads to anchor in each write under the key,
+/// and each generation it commits (records carry it).
+pub trait Trail: Send + Sync {
+    fn heads(&self) -> Vec<TrailHead>;
+    fn committed(&self, generation: u64);
+}
+
 /// A search key: attribute type and a hash of its value (see `seal::index_hash`).
 pub type IndexEntry = (u64, Vec<u8>);
 
@@ -278,6 +295,12 @@ pub trait Store: Send + Sync {
     /// a review): the sum of the MACs the rows hold now; rows without a valid MAC gain
     /// none.
     fn accept(&self, auth: &Integrity) -> Result<()>;
+    /// The audit trail whose heads every write under the key anchors, in its transaction.
+    fn set_trail(&self, trail: std::sync::Arc<dyn Trail>);
+    /// Anchors the trail's heads now: a write under the key that changes nothing else.
+    fn anchor_trail(&self, auth: &Integrity) -> Result<()>;
+    /// The anchored heads, each with whether its MAC holds under `auth`.
+    fn trail_anchors(&self, auth: &Integrity) -> Result<Vec<(TrailHead, bool)>>;
     /// The highest generation this token's database has been seen at (a second file
     /// beside it): a database older than that was put back from a copy.
     fn anchor(&self) -> Result<Option<u64>>;

@@ -6,13 +6,14 @@
 
 use super::{
     codec, Alias, Attempt, Change, IndexEntry, LoadedRow, NamedUser, Role, Scan, Store, StoredObject, Tag, TokenRecord,
-    TokenState,
+    TokenState, Trail, TrailHead,
 };
 use crate::error::{Error, Result};
 use crate::seal::{Integrity, Sum256};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Migrations, in order; the schema_version table records how many have run.
@@ -61,7 +62,15 @@ const MIGRATIONS: &[&str] = &[
      UPDATE changes SET gen = seq;
      UPDATE token SET changes_floor = COALESCE((SELECT MIN(gen) - 1 FROM changes), generation);
      CREATE INDEX objects_macs ON objects(mac);",
+    // 5: the audit trail's anchors: where each segment stood at the last write under the
+    // key, MAC'd like every row and counted in the state's sum.
+    "CREATE TABLE trail_anchors(
+        segment TEXT PRIMARY KEY, records INTEGER NOT NULL, bytes INTEGER NOT NULL,
+        link BLOB NOT NULL, mac BLOB NOT NULL);",
 ];
+
+/// The tables whose rows carry a MAC counted in the token state's sum.
+const MACED_TABLES: [&str; 5] = ["objects", "aliases", "tags", "named_users", "trail_anchors"];
 
 /// How many change records are kept; a process further behind reloads what it caches.
 const CHANGES_KEPT: i64 = 4096;
@@ -72,6 +81,13 @@ pub struct SqliteStore {
     /// SQLite's data_version and the generation read with it: while another connection
     /// has committed nothing, data_version stays put and the generation need not be read.
     seen: Mutex<Option<(i64, u64)>>,
+    /// The audit trail anchored by writes under the key.
+    trail: Mutex<Option<Arc<dyn Trail>>>,
+    /// The change counter beside the database (`<db>.changes`): the generation, written by
+    /// every write inside its transaction. A reader whose generation it equals has missed
+    /// nothing, and learns it with one read of eight bytes instead of a round through
+    /// SQLite and its file locks. None when the file cannot be used: then SQLite is asked.
+    counter: Option<std::fs::File>,
 }
 
 fn configure(conn: &Connection) -> Result<()> {
@@ -263,6 +279,21 @@ impl Keyed<'_> {
         self.auth.mac(&codec::tag_row(&self.serial, t))
     }
 
+    /// Anchors a segment of the audit trail where it stands now.
+    fn put_anchor(&mut self, tx: &Transaction, h: &TrailHead) -> Result<()> {
+        let old: Option<Vec<u8>> = tx
+            .prepare_cached("SELECT mac FROM trail_anchors WHERE segment = ?1")?
+            .query_row([&h.segment], |r| r.get(0))
+            .optional()?;
+        let mac = self.auth.mac(&codec::anchor_row(&self.serial, h));
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO trail_anchors(segment, records, bytes, link, mac) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![h.segment, h.records as i64, h.bytes as i64, h.link.as_slice(), mac.as_slice()])?;
+        self.swap(old.as_deref(), Some(&mac));
+        Ok(())
+    }
+
     fn user_mac(&self, name: &str, wrap: &[u8], created: i64) -> [u8; 32] {
         self.auth.mac(&codec::user_row(&self.serial, name, wrap, created))
     }
@@ -317,13 +348,15 @@ impl SqliteStore {
                     rec.state.as_ref().map(codec::encode_state)
                 ],
             )?;
-            let store = SqliteStore { path: path.to_path_buf(), conn: Mutex::new(conn), seen: Mutex::new(None) };
+            let store = SqliteStore::with(path, conn);
             store.raise_anchor(rec.generation)?;
+            store.set_counter(rec.generation);
             Ok(store)
         })();
         if made.is_err() {
             let _ = std::fs::remove_file(path);
             let _ = std::fs::remove_file(anchor_path(path));
+            let _ = std::fs::remove_file(counter_path(path));
         }
         made
     }
@@ -335,9 +368,46 @@ impl SqliteStore {
             Connection::open_with_flags(path, flags).map_err(|e| Error::storage(format!("{}: {e}", path.display())))?;
         configure(&conn).map_err(|e| Error::storage(format!("{}: {e}", path.display())))?;
         migrate(&mut conn).map_err(|e| Error::storage(format!("{}: {e}", path.display())))?;
-        let store = SqliteStore { path: path.to_path_buf(), conn: Mutex::new(conn), seen: Mutex::new(None) };
+        let store = SqliteStore::with(path, conn);
         store.record()?;
         Ok(store)
+    }
+
+    fn with(path: &Path, conn: Connection) -> SqliteStore {
+        use std::os::unix::fs::OpenOptionsExt;
+        let counter = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(counter_path(path))
+            .map_err(|e| log::warn!("{}: no change counter ({e}); every call asks SQLite", path.display()))
+            .ok();
+        SqliteStore {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+            seen: Mutex::new(None),
+            trail: Mutex::new(None),
+            counter,
+        }
+    }
+
+    fn set_counter(&self, generation: u64) {
+        use std::os::unix::fs::FileExt;
+        if let Some(f) = &self.counter {
+            if let Err(e) = f.write_all_at(&generation.to_le_bytes(), 0) {
+                log::warn!("{}: change counter not written: {e}", self.path.display());
+            }
+        }
+    }
+
+    /// The change counter, when it can be read.
+    fn counter(&self) -> Option<u64> {
+        use std::os::unix::fs::FileExt;
+        let mut b = [0u8; 8];
+        self.counter.as_ref()?.read_exact_at(&mut b, 0).ok()?;
+        Some(u64::from_le_bytes(b))
     }
 
     pub fn path(&self) -> &Path {
@@ -357,8 +427,15 @@ impl SqliteStore {
         let (out, changed) = f(&tx, gen)?;
         tx.execute("UPDATE token SET generation = ?1 WHERE id = 1", [gen as i64])?;
         Self::note_changes(&tx, gen, &changed)?;
+        // Under the write lock, before the commit: a reader that sees the new value before
+        // the commit shows finds the database behind it and asks again next time; one
+        // that still sees the old value runs before this write returns.
+        self.set_counter(gen);
         tx.commit()?;
         drop(conn);
+        if let Some(t) = self.trail.lock().as_ref() {
+            t.committed(gen);
+        }
         // The database is durable at `gen`; a lost anchor update only weakens the check.
         if let Err(e) = self.raise_anchor(gen) {
             log::warn!("{}: anchor not updated: {e}", self.path.display());
@@ -387,6 +464,10 @@ impl SqliteStore {
             }
             let mut k = Keyed { auth, serial: rec.serial.clone(), gen, digest, changed: Vec::new() };
             let out = f(tx, &mut k)?;
+            let trail = self.trail.lock().clone();
+            for h in trail.map(|t| t.heads()).unwrap_or_default() {
+                k.put_anchor(tx, &h)?;
+            }
             // What `f` changed of the token record (a PIN wrap, a counter) is in the state.
             let mut rec = read_record(tx)?;
             rec.generation = gen;
@@ -444,6 +525,10 @@ impl SqliteStore {
 
 fn anchor_path(db: &Path) -> PathBuf {
     db.with_extension("anchor")
+}
+
+fn counter_path(db: &Path) -> PathBuf {
+    db.with_extension("changes")
 }
 
 fn parse_anchor(text: &str) -> Option<u64> {
@@ -686,6 +771,9 @@ impl Store for SqliteStore {
     }
 
     fn changes_since(&self, since: u64) -> Result<(u64, Option<Vec<u64>>)> {
+        if self.counter() == Some(since) {
+            return Ok((since, Some(Vec::new())));
+        }
         let conn = self.conn.lock();
         let dv: i64 = conn.prepare_cached("PRAGMA data_version")?.query_row([], |r| r.get(0))?;
         if let Some((seen_dv, seen_gen)) = *self.seen.lock() {
@@ -854,7 +942,7 @@ impl Store for SqliteStore {
         let record = read_record(&tx)?;
         let mut digest = Sum256::default();
         let mut unsealed = 0;
-        for table in ["objects", "aliases", "tags", "named_users"] {
+        for table in MACED_TABLES {
             let mut st = tx.prepare(&format!("SELECT mac FROM {table}"))?;
             let mut rows = st.query([])?;
             while let Some(r) = rows.next()? {
@@ -928,7 +1016,7 @@ impl Store for SqliteStore {
     fn accept(&self, auth: &Integrity) -> Result<()> {
         self.write(|tx, gen| {
             let mut digest = Sum256::default();
-            for table in ["objects", "aliases", "tags", "named_users"] {
+            for table in MACED_TABLES {
                 let macs: Vec<Option<Vec<u8>>> = tx
                     .prepare(&format!("SELECT mac FROM {table}"))?
                     .query_map([], |r| r.get(0))?
@@ -941,6 +1029,40 @@ impl Store for SqliteStore {
             tx.execute("UPDATE token SET state = ?1 WHERE id = 1", [codec::encode_state(&st)])?;
             Ok(((), Vec::new()))
         })
+    }
+
+    fn set_trail(&self, trail: Arc<dyn Trail>) {
+        *self.trail.lock() = Some(trail);
+    }
+
+    fn anchor_trail(&self, auth: &Integrity) -> Result<()> {
+        self.keyed(auth, |_, _| Ok(()))
+    }
+
+    fn trail_anchors(&self, auth: &Integrity) -> Result<Vec<(TrailHead, bool)>> {
+        let conn = self.conn.lock();
+        let serial = read_record(&conn)?.serial;
+        let mut st = conn.prepare_cached("SELECT segment, records, bytes, link, mac FROM trail_anchors")?;
+        let rows = st
+            .query_map([], |r| {
+                let link: Vec<u8> = r.get(3)?;
+                let mac: Vec<u8> = r.get(4)?;
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, link, mac))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows
+            .into_iter()
+            .map(|(segment, records, bytes, link, mac)| {
+                let mut l = [0u8; 16];
+                let whole = link.len() == l.len();
+                if whole {
+                    l.copy_from_slice(&link);
+                }
+                let h = TrailHead { segment, records: records as u64, bytes: bytes as u64, link: l };
+                let ok = whole && auth.verify(&codec::anchor_row(&serial, &h), &mac);
+                (h, ok)
+            })
+            .collect())
     }
 
     fn anchor(&self) -> Result<Option<u64>> {
