@@ -258,6 +258,7 @@ impl Token {
             );
             t.rolled_back = Some((rec.generation, a));
         }
+        t.check_trail_at_open();
         Ok(t)
     }
 
@@ -1067,9 +1068,40 @@ impl Token {
         }
     }
 
+    /// Compares the database's anchors with the segments there are, without the key (the
+    /// anchors' MACs and the records' links wait for `audit verify`): a segment gone, or
+    /// shorter than anchored, is logged and recorded as a failed IntegrityCheck.
+    fn check_trail_at_open(&self) {
+        let anchors = match self.store.trail_anchors(None) {
+            Ok(a) => a,
+            Err(e) => return log::warn!("token {}: audit anchors unreadable: {e}", self.serial),
+        };
+        let mut problems = Vec::new();
+        for (h, _) in anchors {
+            match std::fs::metadata(self.audit.dir().join(&h.segment)) {
+                Err(_) => problems.push(format!("segment {} (anchored at {} records) is gone", h.segment, h.records)),
+                Ok(m) if m.len() < h.bytes => problems.push(format!(
+                    "segment {} is shorter ({} bytes) than anchored ({} bytes): records were cut off or an older \
+                     copy was put back",
+                    h.segment,
+                    m.len(),
+                    h.bytes
+                )),
+                Ok(_) => {}
+            }
+        }
+        if !problems.is_empty() {
+            let what = problems.join("; ");
+            log::error!("token {}: audit trail: {what}", self.serial);
+            if let Err(e) = self.audit_integrity(Some(format!("audit trail: {what}")), None) {
+                log::error!("token {}: the finding was not recorded: {e}", self.serial);
+            }
+        }
+    }
+
     /// The anchored heads of the audit trail, each with whether its MAC holds; needs a login.
     pub fn trail_anchors(&self) -> Result<Vec<(crate::store::TrailHead, bool)>> {
-        self.with_key(|auth| self.store.trail_anchors(auth))
+        self.with_key(|auth| self.store.trail_anchors(Some(auth)))
     }
 
     /// The audit key of the current login.

@@ -3,8 +3,9 @@
 //! one, an inserted one, two swapped, the segment re-chained without the key, records cut
 //! off the end, an older copy of the segment put back, a forged anchor, and the database
 //! put back behind the trail. `kmstoken audit verify` (which logs in: the audit key comes
-//! from the master key) reports each, naming the segment and the record, and the trail
-//! verifies again once the file is restored.
+//! from the master key) reports each, naming the segment and the record (a shortened or
+//! removed segment is recorded at open as well), and the trail verifies again once the
+//! file is restored.
 
 mod common;
 #[path = "kms_common.rs"]
@@ -145,6 +146,12 @@ fn every_kind_of_tampering_is_reported_with_its_record() {
         // Truncated: the last two records cut off.
         put(&good[..at[n - 2].start]);
         detected(&cli, &[&name, "cut off"]);
+        // Seen at open too, before any login: the anchor's length against the file's.
+        let at_open = audit_records(&s.keystore()).into_iter().any(|r| {
+            r["eventName"] == "IntegrityCheck"
+                && r["errorMessage"].as_str().is_some_and(|m| m.contains(&name) && m.contains("shorter"))
+        });
+        assert!(at_open, "the truncation is recorded when the token is opened");
 
         // An older copy of the segment, from before the last uses.
         put(&early);
@@ -230,5 +237,43 @@ fn a_forged_anchor_is_reported() {
         assert!(changed >= 1);
         drop(conn);
         detected(&cli, &["anchor", "MAC"]);
+    });
+}
+
+#[test]
+fn a_long_run_of_uses_is_anchored_without_a_logout() {
+    const USES: usize = 4200;
+    scenario!(|s| {
+        if s.role() == "user" {
+            let p = initialized();
+            let slot = p.get_slots_with_initialized_token().unwrap()[0];
+            let session = user_session(&p, slot);
+            let key = handle_of(s.get_u64("key"));
+            for _ in 0..USES {
+                session.encrypt(&CBC, key, b"x").unwrap();
+            }
+            // Gone without C_Logout or C_Finalize: only the periodic anchor stands.
+            std::mem::forget(session);
+            std::mem::forget(p);
+            return;
+        }
+        let (p, _slot, session) = ready();
+        let key = generate_aes(&session);
+        s.put("key", key.handle());
+        drop(session);
+        p.finalize().unwrap();
+        s.peer("user");
+        let cli = Cli::new(&s.config_path(), USER_PIN);
+        verify(&cli).expect("the trail verifies");
+        let seg = trail_segments(&s.keystore())
+            .into_iter()
+            .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+            .expect("the user's segment");
+        let bytes = std::fs::read(&seg).unwrap();
+        let (_, at) = records(&bytes);
+        assert!(at.len() > USES, "{} records", at.len());
+        // Cut back to 4 000 records: below the anchor made at 4 096.
+        std::fs::write(&seg, &bytes[..at[4000].start]).unwrap();
+        detected(&cli, &["record 4000 ", "cut off"]);
     });
 }

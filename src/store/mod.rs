@@ -299,8 +299,8 @@ pub trait Store: Send + Sync {
     fn set_trail(&self, trail: std::sync::Arc<dyn Trail>);
     /// Anchors the trail's heads now: a write under the key that changes nothing else.
     fn anchor_trail(&self, auth: &Integrity) -> Result<()>;
-    /// The anchored heads, each with whether its MAC holds under `auth`.
-    fn trail_anchors(&self, auth: &Integrity) -> Result<Vec<(TrailHead, bool)>>;
+    /// The anchored heads, each with whether its MAC holds under `auth` (false without).
+    fn trail_anchors(&self, auth: Option<&Integrity>) -> Result<Vec<(TrailHead, bool)>>;
     /// The highest generation this token's database has been seen at (a second file
     /// beside it): a database older than that was put back from a copy.
     fn anchor(&self) -> Result<Option<u64>>;

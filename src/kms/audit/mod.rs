@@ -35,7 +35,7 @@ use serde_json::Value;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -88,9 +88,13 @@ pub struct AuditLog {
     free: Mutex<Vec<Writer>>,
     /// The database generation last seen: every record carries it.
     generation: AtomicU64,
-    /// Records written since the database last anchored the segments.
-    unanchored: AtomicU64,
+    /// Set when a segment went `ANCHOR_EVERY` records without an anchor.
+    anchor_due: AtomicBool,
 }
+
+/// How many records a segment takes between anchors at most (a write under the key anchors
+/// every idle segment sooner).
+const ANCHOR_EVERY: u64 = 4096;
 
 /// One segment being written by this process.
 struct Writer {
@@ -98,6 +102,8 @@ struct Writer {
     name: String,
     header_len: u64,
     records: u64,
+    /// `records` when the database last anchored this segment.
+    anchored: u64,
     bytes: u64,
     link: Link,
     buf: Vec<u8>,
@@ -136,7 +142,7 @@ impl AuditLog {
             key: OnceLock::new(),
             free: Mutex::new(Vec::new()),
             generation: AtomicU64::new(0),
-            unanchored: AtomicU64::new(0),
+            anchor_due: AtomicBool::new(false),
         }
     }
 
@@ -154,19 +160,22 @@ impl AuditLog {
         self.generation.fetch_max(generation, Ordering::Relaxed);
     }
 
-    /// Whether enough records went unanchored that the database should anchor them: every
-    /// 4096 records, so that a long run of uses loses little to a truncation.
+    /// Whether a segment went `ANCHOR_EVERY` records unanchored, so that the database should
+    /// anchor the segments now: a long run of uses then loses little to a truncation.
     pub fn anchor_due(&self) -> bool {
-        self.unanchored.load(Ordering::Relaxed) >= 4096
+        self.anchor_due.load(Ordering::Relaxed)
     }
 
     /// Where every idle segment of this process stands, for the database to anchor. A
     /// segment in use at this instant is anchored the next time.
     pub fn heads(&self) -> Vec<Head> {
-        self.unanchored.store(0, Ordering::Relaxed);
-        let free = self.free.lock();
-        free.iter()
-            .map(|w| Head { segment: w.name.clone(), records: w.records, bytes: w.bytes, link: w.link })
+        self.anchor_due.store(false, Ordering::Relaxed);
+        let mut free = self.free.lock();
+        free.iter_mut()
+            .map(|w| {
+                w.anchored = w.records;
+                Head { segment: w.name.clone(), records: w.records, bytes: w.bytes, link: w.link }
+            })
             .collect()
     }
 
@@ -198,7 +207,10 @@ impl AuditLog {
         };
         match w.append(self, e) {
             Ok(()) => {
-                self.unanchored.fetch_add(1, Ordering::Relaxed);
+                // One shared flag, touched once per ANCHOR_EVERY records, not a shared count.
+                if w.records - w.anchored == ANCHOR_EVERY {
+                    self.anchor_due.store(true, Ordering::Relaxed);
+                }
                 if w.records < SEGMENT_RECORDS {
                     self.free.lock().push(w);
                 }
@@ -244,6 +256,7 @@ impl AuditLog {
             name,
             header_len: bytes.len() as u64,
             records: 0,
+            anchored: 0,
             bytes: bytes.len() as u64,
             link: header.first_link(),
             buf: Vec::with_capacity(256),
