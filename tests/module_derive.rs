@@ -1,7 +1,8 @@
 //! C_DeriveKey from a secret key's value: concatenation with a key or with data, XOR,
 //! extraction, and AES-CBC encryption of data, each value checked against an independent
 //! computation; and the rule of these derivations that the new key is no less secret
-//! than its base (attributes inherited, a template asking otherwise refused).
+//! than its base (attributes inherited, a template asking otherwise refused). SP 800-108
+//! derivation: a NIST CAVP vector, additional derived keys, malformed parameters.
 
 mod common;
 
@@ -11,18 +12,27 @@ use common::*;
 use cryptoki::context::Function;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::ekdf::AesCbcDeriveParams;
+use cryptoki::mechanism::kbkdf::{
+    DerivedKey, Endianness, KbkdfCounterFormat, KbkdfFeedbackParams, KbkdfParams, PrfDataParam, PrfDataParamType,
+};
 use cryptoki::mechanism::misc::{ExtractParams, KeyDerivationStringData};
-use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
+use std::num::NonZeroUsize;
 
 /// A generic secret the test knows, which may derive; readable unless `sensitive`.
 fn base(session: &Session, value: &[u8], sensitive: bool) -> ObjectHandle {
+    base_of(session, KeyType::GENERIC_SECRET, value, sensitive)
+}
+
+/// `base`, of another key type.
+fn base_of(session: &Session, key_type: KeyType, value: &[u8], sensitive: bool) -> ObjectHandle {
     create(
         session,
         &[
             Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::KeyType(key_type),
             Attribute::Value(value.to_vec()),
             Attribute::Derive(true),
             Attribute::Sensitive(sensitive),
@@ -160,5 +170,110 @@ fn a_derived_key_is_no_less_secret_than_its_base() {
             RvError::KeyFunctionNotPermitted,
             Function::DeriveKey,
         );
+    });
+}
+
+// ---- SP 800-108 (CKM_SP800_108_COUNTER_KDF, CKM_SP800_108_FEEDBACK_KDF): a NIST CAVP
+// vector, additional keys (handles written back, whole PRF outputs each, in template
+// order, the base's secrecy inherited) and malformed parameters.
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+#[test]
+fn a_cavp_vector_derives_through_the_module() {
+    scenario!(|_| {
+        let (_p, _slot, session) = ready();
+        // KDFCTR [PRF=CMAC_AES128][CTRLOCATION=BEFORE_FIXED][RLEN=32_BITS] COUNT=0, L=128.
+        let base = base_of(&session, KeyType::AES, &hex("c10b152e8c97b77e18704e0f0bd38305"), false);
+        let fixed = hex(
+            "98cd4cbbbebe15d17dc86e6dbad800a2dcbd64f7c7ad0e78e9cf94ffdba89d03e97eadf6c4f7b806caf52aa38f09d0eb71d71f497bcc6906b48d36c4",
+        );
+        let counter = KbkdfCounterFormat::new(Endianness::Big, NonZeroUsize::new(32).unwrap());
+        let data = [
+            PrfDataParam::new(PrfDataParamType::IterationVariable(Some(&counter))),
+            PrfDataParam::new(PrfDataParamType::ByteArray(&fixed)),
+        ];
+        let m = Mechanism::KbkdfCounter(KbkdfParams::new(MechanismType::AES_CMAC, &data, None));
+        let key = session.derive_key(&m, base, &readable(16)).unwrap();
+        assert_eq!(value(&session, key), hex("26faf61908ad9ee881b8305c221db53f"));
+    });
+}
+
+#[test]
+fn additional_keys_take_whole_outputs_in_order_and_inherit_secrecy() {
+    scenario!(|_| {
+        let (_p, _slot, session) = ready();
+        let k = random_bytes(32);
+        let base = base_of(&session, KeyType::AES, &k, false);
+        let counter = KbkdfCounterFormat::new(Endianness::Little, NonZeroUsize::new(16).unwrap());
+        let data = [
+            PrfDataParam::new(PrfDataParamType::ByteArray(b"label")),
+            PrfDataParam::new(PrfDataParamType::IterationVariable(Some(&counter))),
+        ];
+        // The whole stream, 4 outputs of AES-CMAC.
+        let m = Mechanism::KbkdfCounter(KbkdfParams::new(MechanismType::AES_CMAC, &data, None));
+        let stream = value(&session, session.derive_key(&m, base, &readable(64)).unwrap());
+        // 20 bytes take two outputs; 1 byte and 16 bytes one each.
+        let templates = [readable(1), readable(16)];
+        let mut extra: Vec<DerivedKey> = templates.iter().map(|t| DerivedKey::new(t)).collect();
+        let m = Mechanism::KbkdfCounter(KbkdfParams::new(MechanismType::AES_CMAC, &data, Some(&mut extra)));
+        let main = session.derive_key(&m, base, &readable(20)).unwrap();
+        let handles: Vec<ObjectHandle> = extra.iter().map(|k| k.handle().expect("a handle written back")).collect();
+        assert_eq!(value(&session, main), stream[..20]);
+        assert_eq!(value(&session, handles[0]), stream[32..33]);
+        assert_eq!(value(&session, handles[1]), stream[48..64]);
+
+        // From a sensitive base every key is sensitive, the additional ones too.
+        let secret = base_of(&session, KeyType::AES, &k, true);
+        let mut extra: Vec<DerivedKey> = [readable(16)].iter().map(|t| DerivedKey::new(t)).collect();
+        let m = Mechanism::KbkdfCounter(KbkdfParams::new(MechanismType::AES_CMAC, &data, Some(&mut extra)));
+        let main = session.derive_key(&m, secret, &readable(16)).unwrap();
+        for key in [main, extra[0].handle().unwrap()] {
+            assert_eq!(attribute(&session, key, AttributeType::Sensitive), Some(Attribute::Sensitive(true)));
+            assert_eq!(attribute(&session, key, AttributeType::Sign), Some(Attribute::Sign(false)));
+        }
+
+        // Feedback mode with an IV, HMAC-SHA256 as the PRF.
+        let data = [PrfDataParam::new(PrfDataParamType::IterationVariable(None))];
+        let m =
+            Mechanism::KbkdfFeedback(KbkdfFeedbackParams::new(MechanismType::SHA256_HMAC, &data, Some(b"iv"), None));
+        let fb = value(&session, session.derive_key(&m, base, &readable(40)).unwrap());
+        use hmac::Mac;
+        let prf = |input: &[u8]| {
+            let mut h = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&k).unwrap();
+            h.update(input);
+            h.finalize().into_bytes().to_vec()
+        };
+        let k1 = prf(b"iv");
+        let k2 = prf(&k1);
+        assert_eq!(fb, [k1, k2[..8].to_vec()].concat());
+    });
+}
+
+#[test]
+fn malformed_parameters_are_refused() {
+    scenario!(|_| {
+        let (_p, _slot, session) = ready();
+        let base = base_of(&session, KeyType::AES, &random_bytes(16), false);
+        let counter = KbkdfCounterFormat::new(Endianness::Big, NonZeroUsize::new(16).unwrap());
+        let data = [PrfDataParam::new(PrfDataParamType::IterationVariable(Some(&counter)))];
+        // A PRF that is not one: a digest.
+        let m = Mechanism::KbkdfCounter(KbkdfParams::new(MechanismType::SHA256, &data, None));
+        expect_rv(session.derive_key(&m, base, &readable(16)), RvError::MechanismParamInvalid, Function::DeriveKey);
+        // A counter of 12 bits.
+        let odd = KbkdfCounterFormat::new(Endianness::Big, NonZeroUsize::new(12).unwrap());
+        let data = [PrfDataParam::new(PrfDataParamType::IterationVariable(Some(&odd)))];
+        let m = Mechanism::KbkdfCounter(KbkdfParams::new(MechanismType::AES_CMAC, &data, None));
+        expect_rv(session.derive_key(&m, base, &readable(16)), RvError::MechanismParamInvalid, Function::DeriveKey);
+        // No derived key is longer than 512 bytes.
+        let narrow = KbkdfCounterFormat::new(Endianness::Big, NonZeroUsize::new(8).unwrap());
+        let data = [PrfDataParam::new(PrfDataParamType::IterationVariable(Some(&narrow)))];
+        let m = Mechanism::KbkdfCounter(KbkdfParams::new(MechanismType::AES_CMAC, &data, None));
+        expect_rv(session.derive_key(&m, base, &readable(4800)), RvError::TemplateInconsistent, Function::DeriveKey);
+        // Nothing was left behind by the refusals: only the base is there.
+        let found = session.find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY)]).unwrap();
+        assert_eq!(found, vec![base]);
     });
 }

@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::library::Attribute;
-use crate::mech::{Mechanism, Param};
+use crate::mech::{kbkdf, Mechanism, Param};
 use crate::message::GcmMessageParams;
 use cryptoki_sys::*;
 use std::borrow::Cow;
@@ -340,6 +340,17 @@ pub fn mechanism(p: *const CK_MECHANISM) -> Result<Mechanism> {
             Param::CbcData { iv: d.iv, data }
         }
         CKM_EXTRACT_KEY_FROM_KEY => Param::Ulong(param_struct::<CK_EXTRACT_PARAMS>(m)?),
+        CKM_SP800_108_COUNTER_KDF => {
+            let k: CK_SP800_108_KDF_PARAMS = param_struct(m)?;
+            let lists = (k.pDataParams, k.ulNumberOfDataParams, k.pAdditionalDerivedKeys, k.ulAdditionalDerivedKeys);
+            kbkdf_param(false, k.prfType, lists, Vec::new())?
+        }
+        CKM_SP800_108_FEEDBACK_KDF => {
+            let k: CK_SP800_108_FEEDBACK_KDF_PARAMS = param_struct(m)?;
+            let iv = input(k.pIV, k.ulIVLen).map_err(|_| Error::MechanismParamInvalid)?.to_vec();
+            let lists = (k.pDataParams, k.ulNumberOfDataParams, k.pAdditionalDerivedKeys, k.ulAdditionalDerivedKeys);
+            kbkdf_param(true, k.prfType, lists, iv)?
+        }
         CKM_CONCATENATE_BASE_AND_KEY => Param::Handle(param_struct::<CK_OBJECT_HANDLE>(m)?),
         CKM_EDDSA if m.ulParameterLen != 0 => {
             let e: CK_EDDSA_PARAMS = param_struct(m)?;
@@ -350,6 +361,109 @@ pub fn mechanism(p: *const CK_MECHANISM) -> Result<Mechanism> {
         _ => Param::Bytes(bytes(m)?.to_vec()),
     };
     Ok(Mechanism { ty: m.mechanism, param })
+}
+
+/// The most data parameters or additional keys an SP 800-108 parameter may list.
+const MAX_KBKDF_ITEMS: CK_ULONG = 64;
+
+/// The elements of a caller's array of `count` T at `p` (NULL only when empty).
+fn array<T: Copy>(p: *const T, count: CK_ULONG) -> Result<Vec<T>> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if p.is_null() || count > MAX_KBKDF_ITEMS {
+        return Err(Error::MechanismParamInvalid);
+    }
+    // SAFETY: non-NULL, and the caller passes `count` (at most 64) elements of T there;
+    // read_unaligned because C callers need not align them for us.
+    Ok((0..count as usize).map(|i| unsafe { std::ptr::read_unaligned(p.add(i)) }).collect())
+}
+
+/// An SP 800-108 counter or DKM-length format, which must be exactly its structure.
+fn kbkdf_struct<T: Copy>(d: &CK_PRF_DATA_PARAM) -> Result<T> {
+    if d.pValue.is_null() || d.ulValueLen as usize != std::mem::size_of::<T>() {
+        return Err(Error::MechanismParamInvalid);
+    }
+    // SAFETY: non-NULL, holding ulValueLen == size_of::<T>() bytes as the caller says.
+    Ok(unsafe { std::ptr::read_unaligned(d.pValue as *const T) })
+}
+
+fn encoding(little_endian: CK_BBOOL, bits: CK_ULONG) -> Result<kbkdf::Encoding> {
+    match little_endian {
+        CK_TRUE | CK_FALSE => Ok(kbkdf::Encoding { little_endian: little_endian == CK_TRUE, bits }),
+        _ => Err(Error::MechanismParamInvalid),
+    }
+}
+
+/// The data parameters and the additional keys' templates of an SP 800-108 parameter.
+type KbkdfLists = (Vec<kbkdf::DataParam>, Vec<Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>>);
+
+/// The data parameters and additional keys of an SP 800-108 parameter, as its structure
+/// holds them: (data, count, keys, count).
+type RawLists = (*mut CK_PRF_DATA_PARAM, CK_ULONG, *mut CK_DERIVED_KEY, CK_ULONG);
+
+fn kbkdf_param(feedback: bool, prf: CK_MECHANISM_TYPE, lists: RawLists, iv: Vec<u8>) -> Result<Param> {
+    let (data, additional) = kbkdf_lists(lists)?;
+    Ok(Param::Kbkdf(Box::new(kbkdf::Params { feedback, prf, data, iv, additional })))
+}
+
+fn kbkdf_lists((data, n_data, keys, n_keys): RawLists) -> Result<KbkdfLists> {
+    let mut params = Vec::new();
+    for d in array(data, n_data)? {
+        params.push(match d.type_ {
+            CK_SP800_108_ITERATION_VARIABLE if d.pValue.is_null() && d.ulValueLen == 0 => {
+                kbkdf::DataParam::Iteration(None)
+            }
+            CK_SP800_108_ITERATION_VARIABLE => {
+                let f: CK_SP800_108_COUNTER_FORMAT = kbkdf_struct(&d)?;
+                kbkdf::DataParam::Iteration(Some(encoding(f.bLittleEndian, f.ulWidthInBits)?))
+            }
+            CK_SP800_108_COUNTER => {
+                let f: CK_SP800_108_COUNTER_FORMAT = kbkdf_struct(&d)?;
+                kbkdf::DataParam::Counter(encoding(f.bLittleEndian, f.ulWidthInBits)?)
+            }
+            CK_SP800_108_DKM_LENGTH => {
+                let f: CK_SP800_108_DKM_LENGTH_FORMAT = kbkdf_struct(&d)?;
+                let segments = match f.dkmLengthMethod {
+                    CK_SP800_108_DKM_LENGTH_SUM_OF_SEGMENTS => true,
+                    CK_SP800_108_DKM_LENGTH_SUM_OF_KEYS => false,
+                    _ => return Err(Error::MechanismParamInvalid),
+                };
+                kbkdf::DataParam::DkmLength { segments, encoding: encoding(f.bLittleEndian, f.ulWidthInBits)? }
+            }
+            CK_SP800_108_BYTE_ARRAY => kbkdf::DataParam::Bytes(
+                input(d.pValue as *const u8, d.ulValueLen).map_err(|_| Error::MechanismParamInvalid)?.to_vec(),
+            ),
+            _ => return Err(Error::MechanismParamInvalid),
+        });
+    }
+    let mut templates = Vec::new();
+    for k in array(keys, n_keys)? {
+        if k.phKey.is_null() {
+            return Err(Error::MechanismParamInvalid);
+        }
+        templates.push(template(k.pTemplate, k.ulAttributeCount)?.0.clone());
+    }
+    Ok((params, templates))
+}
+
+/// Where the handles of an SP 800-108 derivation's additional keys go (none for other
+/// mechanisms); `mechanism` has checked the parameter.
+pub fn additional_key_outputs(p: *const CK_MECHANISM) -> Result<Vec<*mut CK_OBJECT_HANDLE>> {
+    // SAFETY: `mechanism` read this CK_MECHANISM already: non-NULL.
+    let m = unsafe { &*p };
+    let (keys, n) = match m.mechanism {
+        CKM_SP800_108_COUNTER_KDF => {
+            let k: CK_SP800_108_KDF_PARAMS = param_struct(m)?;
+            (k.pAdditionalDerivedKeys, k.ulAdditionalDerivedKeys)
+        }
+        CKM_SP800_108_FEEDBACK_KDF => {
+            let k: CK_SP800_108_FEEDBACK_KDF_PARAMS = param_struct(m)?;
+            (k.pAdditionalDerivedKeys, k.ulAdditionalDerivedKeys)
+        }
+        _ => return Ok(Vec::new()),
+    };
+    Ok(array(keys as *const CK_DERIVED_KEY, n)?.into_iter().map(|k| k.phKey).collect())
 }
 
 /// A message's CK_GCM_MESSAGE_PARAMS (C_EncryptMessage and friends): the IV, and for a

@@ -655,7 +655,14 @@ v2 {
         let mech = mechanism(m)?;
         let template = template(t, n)?;
         let out = out_ref(out)?;
-        *out = lib.derive_key(h, &mech, base, &template)?;
+        let additional = conv::additional_key_outputs(m)?;
+        let keys = lib.derive_keys(h, &mech, base, &template)?;
+        *out = keys[0];
+        for (p, key) in additional.into_iter().zip(&keys[1..]) {
+            // SAFETY: `additional_key_outputs` took each phKey from the caller's
+            // CK_DERIVED_KEY and refused a NULL one: a writable CK_OBJECT_HANDLE.
+            unsafe { std::ptr::write_unaligned(p, *key) };
+        }
         Ok(())
     }
     fn C_SeedRandom(h: H, seed: Bytes, len: CK_ULONG) {

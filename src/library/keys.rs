@@ -132,13 +132,37 @@ impl Library {
     /// key's value, a sensitive base makes a sensitive key and an unextractable base an
     /// unextractable one: a template asking otherwise is CKR_TEMPLATE_INCONSISTENT.
     pub fn derive_key(&self, h: CK_SESSION_HANDLE, mech: &Mechanism, base: u64, template: &[Attribute]) -> Result<u64> {
+        self.derive_keys(h, mech, base, template).map(|keys| keys[0])
+    }
+
+    /// C_DeriveKey, with the additional keys an SP 800-108 derivation makes: the handles
+    /// of the main key and then of each additional key, in the order of their templates.
+    pub fn derive_keys(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: &Mechanism,
+        base: u64,
+        template: &[Attribute],
+    ) -> Result<Vec<u64>> {
         let (token, rw) = self.token_of(h)?;
-        self.check_template_writable(&token, h, rw, template, Some(CKO_SECRET_KEY))?;
+        let extra: &[Vec<Attribute>] = match &mech.param {
+            crate::mech::Param::Kbkdf(p) => &p.additional,
+            _ => &[],
+        };
+        let templates: Vec<&[Attribute]> = std::iter::once(template).chain(extra.iter().map(Vec::as_slice)).collect();
+        for t in &templates {
+            self.check_template_writable(&token, h, rw, t, Some(CKO_SECRET_KEY))?;
+        }
         let unit = self.registry.lookup(mech.ty)?;
-        let len = template_ulong(template, CKA_VALUE_LEN)?
-            .map(|l| usize::try_from(l).map_err(|_| Error::AttributeValueInvalid))
-            .transpose()?;
-        let (secret, secrecy) = {
+        let lens = templates
+            .iter()
+            .map(|t| {
+                template_ulong(t, CKA_VALUE_LEN)?
+                    .map(|l| usize::try_from(l).map_err(|_| Error::AttributeValueInvalid))
+                    .transpose()
+            })
+            .collect::<Result<Vec<Option<usize>>>>()?;
+        let (secrets, secrecy) = {
             let s = self.session(h)?;
             let s = s.lock();
             let none = kms::blob::Context::new();
@@ -156,17 +180,76 @@ impl Library {
                 }
                 p => p,
             };
-            (unit.derive(&Self::secret(&s.token, &bk)?, param, len)?, secrecy)
+            let base_key = Self::secret(&s.token, &bk)?;
+            let secrets = match param {
+                crate::mech::Param::Kbkdf(p) => {
+                    // Every key's length must be known before the PRF runs (it is input).
+                    let lens = templates
+                        .iter()
+                        .zip(&lens)
+                        .map(|(t, l)| l.or_else(|| default_len(derived_type(t))).ok_or(Error::TemplateIncomplete))
+                        .collect::<Result<Vec<usize>>>()?;
+                    if lens.iter().any(|l| *l == 0 || *l > 512) {
+                        return Err(Error::TemplateInconsistent);
+                    }
+                    crate::mech::kbkdf::derive(&base_key, p, &lens)?
+                }
+                p => vec![unit.derive(&base_key, p, lens[0])?],
+            };
+            (secrets, secrecy)
         };
-        let key_type = template_ulong(template, CKA_KEY_TYPE).ok().flatten().unwrap_or(CKK_GENERIC_SECRET);
-        let len = len.unwrap_or(match key_type {
-            CKK_AES => 32.min(secret.len()),
-            _ => secret.len(),
-        });
-        if len == 0 || len > secret.len() {
-            return Err(Error::TemplateInconsistent);
+        // Keys from an SP 800-108 derivation hold only the capabilities their templates
+        // name: such a derivation splits one secret into keys for separate purposes, and
+        // the peer suites (cryptoki's, after Kryoptic) expect the others FALSE.
+        let narrow = matches!(mech.param, crate::mech::Param::Kbkdf(_));
+        let mut made = Vec::with_capacity(secrets.len());
+        for ((t, secret), len) in templates.iter().zip(&secrets).zip(&lens) {
+            let key_type = derived_type(t);
+            let len = len.unwrap_or(match key_type {
+                CKK_AES => 32.min(secret.len()),
+                _ => secret.len(),
+            });
+            let stored = if len == 0 || len > secret.len() {
+                Err(Error::TemplateInconsistent)
+            } else {
+                let mut t = t.to_vec();
+                if narrow {
+                    for ty in [CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY, CKA_WRAP, CKA_UNWRAP, CKA_DERIVE] {
+                        if !t.iter().any(|(a, _)| *a == ty) {
+                            t.push((ty, crate::object::ck_bool(false)));
+                        }
+                    }
+                }
+                self.store_derived(&token, rw, h, &t, key_type, secret[..len].to_vec(), secrecy, unit)
+            };
+            match stored {
+                Ok(handle) => made.push(handle),
+                Err(e) => {
+                    // All or none: the keys made before this one go.
+                    for handle in made {
+                        let _ = token.remove_object(handle);
+                    }
+                    return Err(e);
+                }
+            }
         }
-        let value = secret[..len].to_vec();
+        Ok(made)
+    }
+
+    /// One derived key stored: its template, the value, and the base's secrecy imposed when
+    /// the mechanism derives from the base's value.
+    #[allow(clippy::too_many_arguments)]
+    fn store_derived(
+        &self,
+        token: &Token,
+        rw: bool,
+        h: CK_SESSION_HANDLE,
+        template: &[Attribute],
+        key_type: CK_KEY_TYPE,
+        value: Vec<u8>,
+        secrecy: Secrecy,
+        unit: &dyn crate::mech::Unit,
+    ) -> Result<u64> {
         let mut rest: Vec<Attribute> = template.iter().filter(|(t, _)| *t != CKA_VALUE_LEN).cloned().collect();
         if unit.inherits_secrecy() {
             secrecy.impose(&mut rest);
@@ -175,7 +258,7 @@ impl Library {
         let origin =
             Origin::Derive { always_sensitive: secrecy.always_sensitive, never_extractable: secrecy.never_extractable };
         let obj = Object::build(&rest, origin, &extra, token.logged_in() == Some(Role::So))?;
-        self.store_new(&token, rw, h, obj, template)
+        self.store_new(token, rw, h, obj, template)
     }
 
     pub fn wrap_key(
@@ -308,6 +391,17 @@ impl Library {
         }
         crate::crypto::exact_len_or_random(&value, expected)
     }
+}
+
+/// The key type a derivation's template asks for (a generic secret when it names none).
+fn derived_type(template: &[Attribute]) -> CK_KEY_TYPE {
+    template_ulong(template, CKA_KEY_TYPE).ok().flatten().unwrap_or(CKK_GENERIC_SECRET)
+}
+
+/// The length of a derived key whose template gives none: AES-256 for AES; none for the
+/// rest (the template must say).
+fn default_len(key_type: CK_KEY_TYPE) -> Option<usize> {
+    (key_type == CKK_AES).then_some(32)
 }
 
 /// How secret the base key(s) of a derivation are, which the derived key inherits.

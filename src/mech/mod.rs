@@ -12,6 +12,7 @@ pub mod digest;
 pub mod ec;
 pub mod eddsa;
 pub mod hmac;
+pub mod kbkdf;
 pub mod kms;
 pub mod rsa;
 
@@ -42,6 +43,8 @@ pub enum Param {
     Handle(CK_OBJECT_HANDLE),
     /// The value of the key a `Handle` named, once the library has resolved it.
     Key(SecretParam),
+    /// CK_SP800_108_KDF_PARAMS or CK_SP800_108_FEEDBACK_KDF_PARAMS.
+    Kbkdf(Box<kbkdf::Params>),
 }
 
 /// A secret value inside a mechanism parameter: zeroised on drop, never shown.
@@ -382,6 +385,7 @@ fn all() -> Vec<&'static dyn Unit> {
     v.extend_from_slice(ec::UNITS);
     v.extend_from_slice(eddsa::UNITS);
     v.extend_from_slice(derive::UNITS);
+    v.extend_from_slice(kbkdf::UNITS);
     v.extend_from_slice(rsa::UNITS);
     v
 }
