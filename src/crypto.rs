@@ -679,6 +679,37 @@ impl EcAgreementKey {
 }
 
 // ---------------------------------------------------------------------------------------
+// X25519 (RFC 7748)
+
+/// The length of an X25519 private key (its 32-byte string, clamped at use) and of a
+/// public key.
+pub const X25519_KEY_LEN: usize = 32;
+
+fn x25519_key(private: &[u8]) -> Result<agreement::PrivateKey> {
+    if private.len() != X25519_KEY_LEN {
+        return Err(Error::KeyTypeInconsistent);
+    }
+    agreement::PrivateKey::from_private_key(&agreement::X25519, private).map_err(bad_key)
+}
+
+/// The public key of an X25519 private key.
+pub fn x25519_public(private: &[u8]) -> Result<Vec<u8>> {
+    let key = x25519_key(private)?;
+    Ok(key.compute_public_key().map_err(bad_key)?.as_ref().to_vec())
+}
+
+/// The X25519 shared secret with the peer's 32-byte public key. A peer key of another
+/// length, or one of small order (the all-zero secret), is `MechanismParamInvalid`.
+pub fn x25519_agree(private: &[u8], peer: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    if peer.len() != X25519_KEY_LEN {
+        return Err(Error::MechanismParamInvalid);
+    }
+    let key = x25519_key(private)?;
+    let peer = agreement::UnparsedPublicKey::new(&agreement::X25519, peer);
+    agreement::agree(&key, peer, Error::MechanismParamInvalid, |secret| Ok(Zeroizing::new(secret.to_vec())))
+}
+
+// ---------------------------------------------------------------------------------------
 // RSA
 
 /// The public exponent served for new keys (F4).

@@ -2,7 +2,9 @@
 //! extraction, and AES-CBC encryption of data, each value checked against an independent
 //! computation; and the rule of these derivations that the new key is no less secret
 //! than its base (attributes inherited, a template asking otherwise refused). SP 800-108
-//! derivation: a NIST CAVP vector, additional derived keys, malformed parameters.
+//! derivation: a NIST CAVP vector, additional derived keys, malformed parameters. X25519
+//! (CKK_EC_MONTGOMERY): RFC 7748's vector through CKM_ECDH1_DERIVE, generated pairs that
+//! agree, and the SP 800-56C KDF against sha2.
 
 mod common;
 
@@ -275,5 +277,79 @@ fn malformed_parameters_are_refused() {
         // Nothing was left behind by the refusals: only the base is there.
         let found = session.find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY)]).unwrap();
         assert_eq!(found, vec![base]);
+    });
+}
+
+// ---- X25519 (CKK_EC_MONTGOMERY) and CKM_ECDH1_DERIVE
+
+/// id-X25519, as CKA_EC_PARAMS.
+const X25519: [u8; 5] = [0x06, 0x03, 0x2b, 0x65, 0x6e];
+
+fn x25519_private(session: &Session, value: &[u8]) -> ObjectHandle {
+    create(
+        session,
+        &[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::KeyType(KeyType::EC_MONTGOMERY),
+            Attribute::EcParams(X25519.to_vec()),
+            Attribute::Value(value.to_vec()),
+            Attribute::Derive(true),
+        ],
+    )
+}
+
+fn ecdh(
+    session: &Session,
+    private: ObjectHandle,
+    peer: &[u8],
+    kdf: cryptoki::mechanism::elliptic_curve::EcKdf,
+    len: u64,
+) -> Vec<u8> {
+    use cryptoki::mechanism::elliptic_curve::Ecdh1DeriveParams;
+    let m = Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(kdf, peer));
+    value(session, session.derive_key(&m, private, &readable(len)).unwrap())
+}
+
+#[test]
+fn x25519_agrees_as_rfc_7748_says() {
+    use cryptoki::mechanism::elliptic_curve::EcKdf;
+    scenario!(|_| {
+        let (_p, _slot, session) = ready();
+        // RFC 7748 section 6.1.
+        let alice = x25519_private(&session, &hex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"));
+        let bob_public = hex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
+        let shared = hex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
+        assert_eq!(ecdh(&session, alice, &bob_public, EcKdf::null(), 32), shared);
+        // SP 800-56C one-step with SHA-256: H(00000001 || Z || other info).
+        use sha2::Digest as _;
+        let other = b"other info";
+        let want = sha2::Sha256::new().chain_update([0, 0, 0, 1]).chain_update(&shared).chain_update(other).finalize();
+        assert_eq!(ecdh(&session, alice, &bob_public, EcKdf::sha256_sp800(other), 16), want[..16]);
+        // A peer key of small order gives no secret.
+        let m = Mechanism::Ecdh1Derive(cryptoki::mechanism::elliptic_curve::Ecdh1DeriveParams::new(
+            EcKdf::null(),
+            &[0u8; 32],
+        ));
+        expect_rv(session.derive_key(&m, alice, &readable(32)), RvError::MechanismParamInvalid, Function::DeriveKey);
+
+        // Two pairs the token generates agree with each other.
+        let pair = || {
+            session
+                .generate_key_pair(
+                    &Mechanism::EccMontgomeryKeyPairGen,
+                    &[Attribute::EcParams(X25519.to_vec())],
+                    &[Attribute::Derive(true)],
+                )
+                .unwrap()
+        };
+        let point = |h| {
+            let Some(Attribute::EcPoint(p)) = attribute(&session, h, AttributeType::EcPoint) else { panic!() };
+            assert_eq!(p[..2], [0x04, 32], "a DER OCTET STRING of 32 bytes");
+            p[2..].to_vec()
+        };
+        let ((a_pub, a_priv), (b_pub, b_priv)) = (pair(), pair());
+        let ab = ecdh(&session, a_priv, &point(b_pub), EcKdf::null(), 32);
+        assert_eq!(ab, ecdh(&session, b_priv, &point(a_pub), EcKdf::null(), 32));
+        assert_ne!(ab, vec![0; 32]);
     });
 }

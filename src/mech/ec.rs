@@ -365,13 +365,71 @@ fn no_param(p: &Param) -> Result<()> {
 // ---------------------------------------------------------------------------------------
 // ECDH
 
-/// CKM_ECDH1_DERIVE with CKD_NULL: the shared secret is the x-coordinate of the product,
-/// which the token makes into the new key. The peer's public value is the raw point or
-/// its DER OCTET STRING. Other KDFs, shared data with the null KDF, and a public value
-/// that is not a point of the key's curve are CKR_MECHANISM_PARAM_INVALID: the public
-/// value is part of the mechanism's parameter (CKR_DOMAIN_PARAMS_INVALID is about the
-/// curve, which the base key fixes).
+/// CKM_ECDH1_DERIVE on a NIST or SECG curve (CKK_EC: the shared secret is the
+/// x-coordinate of the product) or on X25519 (CKK_EC_MONTGOMERY: RFC 7748). The peer's
+/// public value is the raw point or its DER OCTET STRING. The KDF makes the new key's
+/// value from the secret Z and the shared data: CKD_NULL (Z itself; no shared data),
+/// CKD_SHA*_KDF (ANSI X9.63: H(Z || counter || shared data)) and CKD_SHA*_KDF_SP800
+/// (SP 800-56C one-step: H(counter || Z || shared data)), the 32-bit counter from 1. An
+/// unknown KDF, shared data with the null KDF, and a public value that is not a point of
+/// the key's curve are CKR_MECHANISM_PARAM_INVALID: the public value is part of the
+/// mechanism's parameter (CKR_DOMAIN_PARAMS_INVALID is about the curve, which the base
+/// key fixes).
 struct EcdhUnit;
+
+const ECDH_KEY_TYPES: &[CK_KEY_TYPE] = &[CKK_EC, CKK_EC_MONTGOMERY];
+
+/// The hash of a KDF and whether the counter comes first (SP 800-56C) or after Z (X9.63).
+fn kdf_hash(kdf: CK_EC_KDF_TYPE) -> Option<(Hash, bool)> {
+    Some(match kdf {
+        CKD_SHA1_KDF => (Hash::Sha1, false),
+        CKD_SHA224_KDF => (Hash::Sha224, false),
+        CKD_SHA256_KDF => (Hash::Sha256, false),
+        CKD_SHA384_KDF => (Hash::Sha384, false),
+        CKD_SHA512_KDF => (Hash::Sha512, false),
+        CKD_SHA1_KDF_SP800 => (Hash::Sha1, true),
+        CKD_SHA224_KDF_SP800 => (Hash::Sha224, true),
+        CKD_SHA256_KDF_SP800 => (Hash::Sha256, true),
+        CKD_SHA384_KDF_SP800 => (Hash::Sha384, true),
+        CKD_SHA512_KDF_SP800 => (Hash::Sha512, true),
+        _ => return None,
+    })
+}
+
+/// The KDF of CK_ECDH1_DERIVE_PARAMS over the shared secret `z`, `len` bytes long (the
+/// hash's length when the template gives none).
+fn ecdh_kdf(
+    kdf: CK_EC_KDF_TYPE,
+    shared: &[u8],
+    z: Zeroizing<Vec<u8>>,
+    len: Option<usize>,
+) -> Result<Zeroizing<Vec<u8>>> {
+    if kdf == CKD_NULL {
+        return if shared.is_empty() { Ok(z) } else { Err(Error::MechanismParamInvalid) };
+    }
+    let (hash, counter_first) = kdf_hash(kdf).ok_or(Error::MechanismParamInvalid)?;
+    let len = len.unwrap_or(hash.output_len());
+    if len > 512 {
+        return Err(Error::TemplateInconsistent);
+    }
+    let mut out = Zeroizing::new(Vec::with_capacity(len + hash.output_len()));
+    let mut counter = 1u32;
+    while out.len() < len {
+        let mut d = Digest::new(hash);
+        if counter_first {
+            d.update(&counter.to_be_bytes());
+            d.update(&z);
+        } else {
+            d.update(&z);
+            d.update(&counter.to_be_bytes());
+        }
+        d.update(shared);
+        out.extend_from_slice(&Zeroizing::new(d.finish()));
+        counter += 1;
+    }
+    out.truncate(len);
+    Ok(out)
+}
 
 impl Unit for EcdhUnit {
     fn ty(&self) -> CK_MECHANISM_TYPE {
@@ -381,18 +439,23 @@ impl Unit for EcdhUnit {
         ec_info(CKF_DERIVE)
     }
     fn key_types(&self) -> &'static [CK_KEY_TYPE] {
-        EC_KEY_TYPES
+        ECDH_KEY_TYPES
     }
-    fn derive(&self, base: &Key, p: &Param, _len: Option<usize>) -> Result<Zeroizing<Vec<u8>>> {
+    fn derive(&self, base: &Key, p: &Param, len: Option<usize>) -> Result<Zeroizing<Vec<u8>>> {
         let Param::Ecdh { kdf, shared_data, public_data } = p else {
             return Err(Error::MechanismParamInvalid);
         };
-        if *kdf != CKD_NULL || !shared_data.is_empty() {
+        if *kdf != CKD_NULL && kdf_hash(*kdf).is_none() {
             return Err(Error::MechanismParamInvalid);
         }
-        let key = agreement_key(base)?;
-        let point = decode_point(key.curve(), public_data).ok_or(Error::MechanismParamInvalid)?;
-        key.agree(point)
+        let z = if base.key_type == CKK_EC_MONTGOMERY {
+            super::montgomery::agree(base, public_data)?
+        } else {
+            let key = agreement_key(base)?;
+            let point = decode_point(key.curve(), public_data).ok_or(Error::MechanismParamInvalid)?;
+            key.agree(point)?
+        };
+        ecdh_kdf(*kdf, shared_data, z, len)
     }
 }
 
@@ -839,10 +902,30 @@ mod tests {
         assert_eq!(secret.len(), 48);
         assert_eq!(secret.as_slice(), expect.raw_secret_bytes().as_slice());
 
+        // The X9.63 and SP 800-56C KDFs over the same secret, against sha2.
+        let z = expect.raw_secret_bytes().to_vec();
+        for (kdf, first) in [(CKD_SHA256_KDF, false), (CKD_SHA256_KDF_SP800, true)] {
+            let p = Param::Ecdh { kdf, shared_data: b"info".to_vec(), public_data: peer_point.clone() };
+            let got = derive.derive(&key(&private), &p, Some(40)).unwrap();
+            let block = |c: u32| {
+                let mut d = sha2::Sha256::new();
+                if first {
+                    d.update(c.to_be_bytes());
+                    d.update(&z);
+                } else {
+                    d.update(&z);
+                    d.update(c.to_be_bytes());
+                }
+                d.update(b"info");
+                d.finalize().to_vec()
+            };
+            assert_eq!(got.as_slice(), &[block(1), block(2)].concat()[..40], "{kdf}");
+        }
+
         // Parameter errors: another KDF, shared data with the null KDF, another
         // parameter, a point off the curve, of another curve, of no known form.
         let bad_params = [
-            Param::Ecdh { kdf: CKD_SHA256_KDF, shared_data: Vec::new(), public_data: peer_point.clone() },
+            Param::Ecdh { kdf: CKD_SHA3_256_KDF, shared_data: Vec::new(), public_data: peer_point.clone() },
             Param::Ecdh { kdf: CKD_NULL, shared_data: vec![1], public_data: peer_point.clone() },
             Param::None,
             Param::Bytes(peer_point.clone()),

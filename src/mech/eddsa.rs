@@ -13,8 +13,6 @@ use crate::crypto::{self, Digest, Ed25519SigningKey, Ed25519Variant, Ed25519Veri
 use crate::error::{Error, Result};
 use crate::object::{ck_ulong, Object, Template};
 use cryptoki_sys::*;
-use der::asn1::{ObjectIdentifier, OctetStringRef, PrintableStringRef};
-use der::{Decode, Encode};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -30,25 +28,15 @@ fn eddsa_info(flags: CK_FLAGS) -> Info {
 
 /// Whether CKA_EC_PARAMS name Ed25519 (by OID or by name).
 pub fn is_ed25519(params: &[u8]) -> bool {
-    match params.first() {
-        Some(0x06) => {
-            ObjectIdentifier::from_der(params).is_ok_and(|o| o == ObjectIdentifier::new_unwrap("1.3.101.112"))
-        }
-        Some(0x13) => PrintableStringRef::from_der(params).is_ok_and(|n| n.as_str() == "edwards25519"),
-        _ => false,
-    }
+    super::names_curve(params, "1.3.101.112", "edwards25519")
 }
 
-/// The 32-byte public key inside a CKA_EC_POINT: its DER OCTET STRING, or the raw key.
 fn decode_point(v: &[u8]) -> Option<&[u8]> {
-    if v.len() == crypto::ED25519_KEY_LEN {
-        return Some(v);
-    }
-    OctetStringRef::from_der(v).ok().map(|o| o.as_bytes()).filter(|p| p.len() == crypto::ED25519_KEY_LEN)
+    super::octet_point(v, crypto::ED25519_KEY_LEN)
 }
 
 fn encode_point(public: &[u8]) -> Result<Vec<u8>> {
-    OctetStringRef::new(public).and_then(|o| o.to_der()).map_err(|_| Error::general("Ed25519 point encoding failed"))
+    super::encode_octet_point(public)
 }
 
 fn edwards_object<'k>(key: &Key<'k>, class: CK_OBJECT_CLASS) -> Result<&'k Object> {
@@ -114,14 +102,7 @@ impl Unit for EdwardsKeyPairGen {
         eddsa_info(CKF_GENERATE_KEY_PAIR)
     }
     fn generate_key_pair(&self, public: &Template, private: &Template) -> Result<KeyPair> {
-        fn find(t: &Template) -> Option<&[u8]> {
-            t.iter().find(|(ty, _)| *ty == CKA_EC_PARAMS).map(|(_, v)| v.as_slice())
-        }
-        let params = match (find(public), find(private)) {
-            (Some(a), Some(b)) if a != b => return Err(Error::TemplateInconsistent),
-            (Some(p), _) | (None, Some(p)) => p,
-            (None, None) => return Err(Error::TemplateIncomplete),
-        };
+        let params = super::pair_params(public, private)?;
         if !is_ed25519(params) {
             return Err(Error::DomainParamsInvalid);
         }
@@ -266,6 +247,8 @@ mod tests {
     use super::*;
     use crate::crypto::test_keys::{h, rand};
     use crate::mech::test_support::object;
+    use der::asn1::OctetStringRef;
+    use der::Decode;
     use ed25519_dalek::{Signer as _, Verifier as _};
     use sha2::Digest as _;
 

@@ -14,6 +14,7 @@ pub mod eddsa;
 pub mod hmac;
 pub mod kbkdf;
 pub mod kms;
+pub mod montgomery;
 pub mod rsa;
 
 /// A mechanism's parameter, already decoded from its C structure by the ABI shell.
@@ -249,6 +250,51 @@ pub trait Unit: Sync {
     }
 }
 
+/// CKA_EC_PARAMS of a key-pair generation: the public template's, or the private one's
+/// (when both give them, they must agree).
+pub(crate) fn pair_params<'a>(
+    public: &'a crate::object::Template,
+    private: &'a crate::object::Template,
+) -> Result<&'a [u8]> {
+    fn find(t: &crate::object::Template) -> Option<&[u8]> {
+        t.iter().find(|(ty, _)| *ty == CKA_EC_PARAMS).map(|(_, v)| v.as_slice())
+    }
+    match (find(public), find(private)) {
+        (Some(a), Some(b)) if a != b => Err(Error::TemplateInconsistent),
+        (Some(p), _) | (None, Some(p)) => Ok(p),
+        (None, None) => Err(Error::TemplateIncomplete),
+    }
+}
+
+/// Whether CKA_EC_PARAMS name a curve by its OID or by its printable name (the two forms
+/// PKCS#11 3.0 gives for the Edwards and Montgomery curves).
+pub(crate) fn names_curve(params: &[u8], oid: &str, name: &str) -> bool {
+    use der::asn1::{ObjectIdentifier, PrintableStringRef};
+    use der::Decode;
+    match params.first() {
+        Some(0x06) => ObjectIdentifier::from_der(params).is_ok_and(|o| o.to_string() == oid),
+        Some(0x13) => PrintableStringRef::from_der(params).is_ok_and(|n| n.as_str() == name),
+        _ => false,
+    }
+}
+
+/// A public key of `len` bytes inside a CKA_EC_POINT (its DER OCTET STRING) or given raw.
+pub(crate) fn octet_point(v: &[u8], len: usize) -> Option<&[u8]> {
+    use der::asn1::OctetStringRef;
+    use der::Decode;
+    if v.len() == len {
+        return Some(v);
+    }
+    OctetStringRef::from_der(v).ok().map(|o| o.as_bytes()).filter(|p| p.len() == len)
+}
+
+/// A public key as CKA_EC_POINT holds it: its DER OCTET STRING.
+pub(crate) fn encode_octet_point(public: &[u8]) -> Result<Vec<u8>> {
+    use der::asn1::OctetStringRef;
+    use der::Encode;
+    OctetStringRef::new(public).and_then(|o| o.to_der()).map_err(|_| Error::general("point encoding failed"))
+}
+
 /// Checks the key material of a public or private key that C_CreateObject (or the
 /// command line's import) brings in, and writes its encodings in the token's forms; the
 /// key type's unit decides what is a key (see `ec::check_import`, `rsa::check_import`).
@@ -257,6 +303,7 @@ pub fn check_imported_key(obj: &mut crate::object::Object, profile: crate::confi
     match (obj.class(), obj.key_type()) {
         (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_EC)) => ec::check_import(obj),
         (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_EC_EDWARDS)) => eddsa::check_import(obj),
+        (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_EC_MONTGOMERY)) => montgomery::check_import(obj),
         (class @ (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY), Some(CKK_RSA)) => {
             let bits = rsa::check_import(obj)?.unwrap_or(0);
             let kind = if class == CKO_PRIVATE_KEY { RsaKeyKind::Private } else { RsaKeyKind::Public };
@@ -384,6 +431,7 @@ fn all() -> Vec<&'static dyn Unit> {
     v.extend_from_slice(kms::UNITS);
     v.extend_from_slice(ec::UNITS);
     v.extend_from_slice(eddsa::UNITS);
+    v.extend_from_slice(montgomery::UNITS);
     v.extend_from_slice(derive::UNITS);
     v.extend_from_slice(kbkdf::UNITS);
     v.extend_from_slice(rsa::UNITS);
