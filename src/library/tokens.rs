@@ -177,6 +177,7 @@ pub struct TrailReport {
     pub rolled_back: bool,
     pub legacy: Option<(PathBuf, crate::kms::audit::legacy::Verdict)>,
 }
+
 impl Library {
     /// The token in slot `slot_id`, if there is one.
     pub fn token_info(&self, slot_id: u64) -> Option<TokenInfo> {
@@ -238,10 +239,7 @@ impl Library {
         let (generation, anchor) = t.generations()?;
         report.problems.extend(check::behind(&report, generation));
         let old = dir.with_extension("jsonl");
-        let legacy = match old.exists() {
-            true => Some((old.clone(), legacy::verify(&old)?)),
-            false => None,
-        };
+        let legacy = if old.exists() { Some((old.clone(), legacy::verify(&old)?)) } else { None };
         Ok(TrailReport { dir, report, generation, anchor, rolled_back: t.rolled_back.is_some(), legacy })
     }
 }
