@@ -91,3 +91,34 @@ pub fn tail(path: &Path, count: usize, key_id: Option<&str>) -> Result<Vec<Value
     }
     Ok(out.into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file as the old writer made it: each line's hash over the one before and the line
+    /// without its hash.
+    fn chain(bodies: &[&str]) -> String {
+        let mut prev = GENESIS.to_string();
+        let mut out = String::new();
+        for (i, b) in bodies.iter().enumerate() {
+            let head = format!(r#"{{"eventName":"{b}","seq":{},"prevHash":"{prev}""#, i + 1);
+            let hash = sha256_hex(&prev, format!("{head}}}").as_bytes());
+            out.push_str(&format!("{head},\"hash\":\"{hash}\"}}\n"));
+            prev = hash;
+        }
+        out
+    }
+
+    #[test]
+    fn an_old_trail_verifies_and_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("token-s.jsonl");
+        std::fs::write(&p, chain(&["Login", "Encrypt", "DisableKey"])).unwrap();
+        assert_eq!(verify(&p).unwrap(), Verdict::Intact { records: 3 });
+        assert_eq!(tail(&p, 2, None).unwrap().len(), 2);
+        let edited = std::fs::read_to_string(&p).unwrap().replacen("Encrypt", "Encrypu", 1);
+        std::fs::write(&p, edited).unwrap();
+        assert!(matches!(verify(&p).unwrap(), Verdict::Broken { line: 2, .. }));
+    }
+}
