@@ -256,29 +256,13 @@ pub enum Request {
         number_of_bytes: usize,
     },
     /// Sign a message or digest with an asymmetric SIGN_VERIFY key.
-    Sign {
-        #[arg(long)]
-        key_id: String,
-        #[arg(long)]
-        message: String,
-        /// RAW (default) or DIGEST.
-        #[arg(long)]
-        message_type: Option<String>,
-        #[arg(long)]
-        signing_algorithm: String,
-    },
+    Sign(sign::SignArgs),
     /// Verify a signature made with an asymmetric SIGN_VERIFY key.
     Verify {
-        #[arg(long)]
-        key_id: String,
-        #[arg(long)]
-        message: String,
-        #[arg(long)]
-        message_type: Option<String>,
+        #[command(flatten)]
+        args: sign::SignArgs,
         #[arg(long)]
         signature: String,
-        #[arg(long)]
-        signing_algorithm: String,
     },
     /// The public key of an asymmetric key (DER SubjectPublicKeyInfo).
     GetPublicKey {
@@ -366,7 +350,7 @@ impl Request {
             ImportKeyMaterial(_) => "ImportKeyMaterial",
             DeleteImportedKeyMaterial(_) => "DeleteImportedKeyMaterial",
             GenerateRandom { .. } => "GenerateRandom",
-            Sign { .. } => "Sign",
+            Sign(_) => "Sign",
             Verify { .. } => "Verify",
             GetPublicKey { .. } => "GetPublicKey",
             GenerateMac { .. } => "GenerateMac",
@@ -608,20 +592,18 @@ pub fn execute(a: &Caller, cmd: Request) -> KmsResult<Value> {
             a.lib.generate_random(a.session, &mut out)?;
             json!({ "Plaintext": b64(&out) })
         }
-        Sign { key_id, message, message_type, signing_algorithm } => {
-            let h = resolve(&key_id)?;
+        Sign(s) => {
+            let h = resolve(&s.key_id)?;
             let obj = t.object_any(h)?;
-            let (mech, digest) = sign::signing_mechanism(&signing_algorithm, digest_type(message_type.as_deref())?)?;
-            let input = sign::signing_input(&mech, digest, &blob_arg(&message)?)?;
+            let (mech, input) = signing(&s)?;
             let raw = sign_with(a, &mech, h, &input)?;
             let sig = if obj.key_type() == Some(CKK_EC) { sign::ecdsa_to_der(&raw)? } else { raw };
-            json!({ "KeyId": kms::arn(&obj), "Signature": b64(&sig), "SigningAlgorithm": signing_algorithm })
+            json!({ "KeyId": kms::arn(&obj), "Signature": b64(&sig), "SigningAlgorithm": s.signing_algorithm })
         }
-        Verify { key_id, message, message_type, signature, signing_algorithm } => {
-            let private = t.object_any(resolve(&key_id)?)?;
+        Verify { args: s, signature } => {
+            let private = t.object_any(resolve(&s.key_id)?)?;
             let h = public_half(t, &private)?;
-            let (mech, digest) = sign::signing_mechanism(&signing_algorithm, digest_type(message_type.as_deref())?)?;
-            let input = sign::signing_input(&mech, digest, &blob_arg(&message)?)?;
+            let (mech, input) = signing(&s)?;
             let mut sig = blob_arg(&signature)?;
             if private.key_type() == Some(CKK_EC) {
                 sig = sign::ecdsa_from_der(&sig, sign::ec_width(&private)).ok_or_else(invalid_signature)?;
@@ -629,7 +611,7 @@ pub fn execute(a: &Caller, cmd: Request) -> KmsResult<Value> {
             a.lib.verify_init(a.session, &mech, h).map_err(|e| explain(a, e))?;
             match a.lib.verify(a.session, Some(&input), &sig) {
                 Ok(()) => {
-                    json!({ "KeyId": kms::arn(&private), "SignatureValid": true, "SigningAlgorithm": signing_algorithm })
+                    json!({ "KeyId": kms::arn(&private), "SignatureValid": true, "SigningAlgorithm": s.signing_algorithm })
                 }
                 Err(crate::error::Error::SignatureInvalid | crate::error::Error::SignatureLenRange) => {
                     return Err(invalid_signature())
@@ -704,6 +686,13 @@ fn sign_with(a: &Caller, mech: &Mechanism, key: u64, data: &[u8]) -> KmsResult<V
     let n = a.lib.sign(a.session, Some(data), Some(&mut out)).map_err(|e| explain(a, e))?;
     out.truncate(n);
     Ok(out)
+}
+
+/// The mechanism and the input of a Sign or Verify.
+fn signing(s: &sign::SignArgs) -> KmsResult<(Mechanism, Vec<u8>)> {
+    let (mech, digest) = sign::signing_mechanism(&s.signing_algorithm, digest_type(s.message_type.as_deref())?)?;
+    let input = sign::signing_input(&mech, digest, &blob_arg(&s.message)?)?;
+    Ok((mech, input))
 }
 
 /// Whether MessageType says the message is a digest.

@@ -11,6 +11,20 @@ use cryptoki_sys::*;
 use der::asn1::{BitStringRef, OctetStringRef, UintRef};
 use der::{Decode, Encode, Sequence};
 
+/// The parameters Sign and Verify share.
+#[derive(clap::Args)]
+pub struct SignArgs {
+    #[arg(long)]
+    pub key_id: String,
+    #[arg(long)]
+    pub message: String,
+    /// RAW (default) or DIGEST.
+    #[arg(long)]
+    pub message_type: Option<String>,
+    #[arg(long)]
+    pub signing_algorithm: String,
+}
+
 /// What an AWS signing algorithm means in PKCS#11 terms, for a RAW message or a DIGEST.
 pub fn signing_mechanism(alg: &str, digest: bool) -> KmsResult<(Mechanism, Option<Hash>)> {
     let unsupported = || KmsError::new(AwsError::Validation, format!("SigningAlgorithm {alg} is not supported"));
