@@ -198,10 +198,6 @@ impl Library {
             };
             (secrets, secrecy)
         };
-        // Keys from an SP 800-108 derivation hold only the capabilities their templates
-        // name: such a derivation splits one secret into keys for separate purposes, and
-        // the peer suites (cryptoki's, after Kryoptic) expect the others FALSE.
-        let narrow = matches!(mech.param, crate::mech::Param::Kbkdf(_));
         let mut made = Vec::with_capacity(secrets.len());
         for ((t, secret), len) in templates.iter().zip(&secrets).zip(&lens) {
             let key_type = derived_type(t);
@@ -212,15 +208,7 @@ impl Library {
             let stored = if len == 0 || len > secret.len() {
                 Err(Error::TemplateInconsistent)
             } else {
-                let mut t = t.to_vec();
-                if narrow {
-                    for ty in [CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY, CKA_WRAP, CKA_UNWRAP, CKA_DERIVE] {
-                        if !t.iter().any(|(a, _)| *a == ty) {
-                            t.push((ty, crate::object::ck_bool(false)));
-                        }
-                    }
-                }
-                self.store_derived(&token, rw, h, &t, key_type, secret[..len].to_vec(), secrecy, unit)
+                self.store_derived(&token, rw, h, t, key_type, secret[..len].to_vec(), secrecy, unit)
             };
             match stored {
                 Ok(handle) => made.push(handle),
@@ -236,8 +224,9 @@ impl Library {
         Ok(made)
     }
 
-    /// One derived key stored: its template, the value, and the base's secrecy imposed when
-    /// the mechanism derives from the base's value.
+    /// One derived key stored: its template, the value, the base's secrecy imposed when the
+    /// mechanism derives from the base's value, and the capabilities not named FALSE when
+    /// the mechanism asks it.
     #[allow(clippy::too_many_arguments)]
     fn store_derived(
         &self,
@@ -253,6 +242,13 @@ impl Library {
         let mut rest: Vec<Attribute> = template.iter().filter(|(t, _)| *t != CKA_VALUE_LEN).cloned().collect();
         if unit.inherits_secrecy() {
             secrecy.impose(&mut rest);
+        }
+        if unit.names_capabilities() {
+            for ty in [CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY, CKA_WRAP, CKA_UNWRAP, CKA_DERIVE] {
+                if !rest.iter().any(|(a, _)| *a == ty) {
+                    rest.push((ty, crate::object::ck_bool(false)));
+                }
+            }
         }
         let extra = vec![(CKA_CLASS, ck_ulong(CKO_SECRET_KEY)), (CKA_KEY_TYPE, ck_ulong(key_type)), (CKA_VALUE, value)];
         let origin =

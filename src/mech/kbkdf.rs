@@ -223,6 +223,11 @@ impl Unit for Kbkdf {
     fn inherits_secrecy(&self) -> bool {
         true
     }
+    /// Such a derivation splits one secret into keys for separate purposes; the peer
+    /// suites (cryptoki's, after Kryoptic) expect the capabilities not named FALSE.
+    fn names_capabilities(&self) -> bool {
+        true
+    }
     fn derive(&self, _base: &Key, _p: &Param, _len: Option<usize>) -> Result<Secret> {
         // Several keys come out of one call: the library drives `derive` itself.
         Err(Error::MechanismParamInvalid)

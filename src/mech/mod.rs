@@ -244,6 +244,11 @@ pub trait Unit: Sync {
     fn inherits_secrecy(&self) -> bool {
         false
     }
+    /// Whether the keys this mechanism derives hold only the capabilities their templates
+    /// name (the others FALSE), where other secret keys default them TRUE.
+    fn names_capabilities(&self) -> bool {
+        false
+    }
     /// Unwraps a secret key value.
     fn unwrap(&self, _unwrapping: &Key, _p: &Param, _wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         Err(Error::MechanismInvalid)

@@ -29,7 +29,7 @@ use crate::crypto::{Hash, Hmac};
 use crate::error::{Error, Result};
 use crate::kms::blob::Context;
 use crate::kms::clock;
-use format::{Header, Link, LINK_LEN};
+use format::{Header, Link};
 use parking_lot::Mutex;
 use serde_json::Value;
 use std::fs::{File, OpenOptions};
@@ -100,7 +100,6 @@ const ANCHOR_EVERY: u64 = 4096;
 struct Writer {
     file: File,
     name: String,
-    header_len: u64,
     records: u64,
     /// `records` when the database last anchored this segment.
     anchored: u64,
@@ -237,10 +236,10 @@ impl AuditLog {
         let header =
             Header { uid, pid: self.pid, created, serial: self.serial.clone(), process: process_name().into() };
         let name = format!(
-            "{:016x}-{}-{}.{SEGMENT_EXT}",
+            "{:016x}-{}-{:08x}.{SEGMENT_EXT}",
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64),
             self.pid,
-            uid[..4].iter().map(|b| format!("{b:02x}")).collect::<String>()
+            u32::from_be_bytes([uid[0], uid[1], uid[2], uid[3]])
         );
         let path = self.dir.join(&name);
         use std::os::unix::fs::OpenOptionsExt;
@@ -254,7 +253,6 @@ impl AuditLog {
         Ok(Writer {
             file,
             name,
-            header_len: bytes.len() as u64,
             records: 0,
             anchored: 0,
             bytes: bytes.len() as u64,
@@ -293,7 +291,6 @@ impl Writer {
             self.file.sync_data().map_err(io)?;
             self.last_sync = Some(Instant::now());
         }
-        debug_assert!(self.bytes >= self.header_len + LINK_LEN as u64);
         Ok(())
     }
 }
