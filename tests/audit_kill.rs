@@ -23,9 +23,7 @@ const KILLS: usize = 200;
 /// A writer: logs in and encrypts with the key until it is killed, acknowledging each
 /// use in `ack-<pid>` (one byte per use, written with write(2): a kill loses none).
 fn writer(s: &Scenario) {
-    let p = initialized();
-    let slot = p.get_slots_with_initialized_token().unwrap()[0];
-    let session = user_session(&p, slot);
+    let (_p, _slot, session) = rejoin();
     let key = handle_of(s.get_u64("key"));
     let path = s.dir().join(format!("ack-{}", std::process::id()));
     let mut acks = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
@@ -91,12 +89,7 @@ fn killed_writers_lose_no_acknowledged_record_and_block_no_one() {
             eprintln!("{KILLS} kills in {:?}", started.elapsed());
 
             // A writer after all of that still appends (nothing torn blocks it).
-            let (_p, _slot, session) = {
-                let p = initialized();
-                let slot = p.get_slots_with_initialized_token().unwrap()[0];
-                let session = user_session(&p, slot);
-                (p, slot, session)
-            };
+            let (_p, _slot, session) = rejoin();
             let key = handle_of(s.get_u64("key"));
             session.encrypt(&Mechanism::AesCbcPad([7; 16]), key, b"after").expect("C_Encrypt after the kills");
             let records = records_by_pid(s, &id);

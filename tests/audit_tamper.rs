@@ -245,9 +245,7 @@ fn a_long_run_of_uses_is_anchored_without_a_logout() {
     const USES: usize = 4200;
     scenario!(|s| {
         if s.role() == "user" {
-            let p = initialized();
-            let slot = p.get_slots_with_initialized_token().unwrap()[0];
-            let session = user_session(&p, slot);
+            let (p, _slot, session) = rejoin();
             let key = handle_of(s.get_u64("key"));
             for _ in 0..USES {
                 session.encrypt(&CBC, key, b"x").unwrap();

@@ -158,9 +158,7 @@ fn two_processes_write_segments_of_their_own() {
     const USES: usize = 40;
     scenario!(|s| {
         if s.role() != MAIN {
-            let p = initialized();
-            let slot = p.get_slots_with_initialized_token().unwrap()[0];
-            let session = user_session(&p, slot);
+            let (_p, _slot, session) = rejoin();
             let key = handle_of(s.get_u64("key"));
             for _ in 0..USES {
                 session.encrypt(&CBC, key, b"concurrent").unwrap();

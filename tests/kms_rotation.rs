@@ -246,9 +246,7 @@ fn automatic_rotation_happens_once_the_period_has_passed() {
                 let days: i64 = s.get("days").parse().unwrap();
                 // This process has not loaded the module yet: its clock starts moved.
                 std::env::set_var("KMSTOKEN_CLOCK_OFFSET", kms::clock_offset(days * DAY));
-                let p = initialized();
-                let slot = p.get_slots_with_initialized_token().unwrap()[0];
-                let session = user_session(&p, slot);
+                let (_p, _slot, session) = rejoin();
                 let key = handle_of(s.get_u64("key"));
                 let id = s.get("id");
                 aes_round_trip(&session, key);

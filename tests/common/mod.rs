@@ -291,6 +291,15 @@ pub fn ready() -> (Pkcs11, Slot, Session) {
     (p, s, session)
 }
 
+/// A user R/W session on the token another process of the scenario made (`ready`): what
+/// a second process or a fresh start of the library uses.
+pub fn rejoin() -> (Pkcs11, Slot, Session) {
+    let p = initialized();
+    let s = p.get_slots_with_initialized_token().expect("C_GetSlotList")[0];
+    let session = user_session(&p, s);
+    (p, s, session)
+}
+
 /// Asserts that a cryptoki call failed with exactly `rv` from `function`.
 #[track_caller]
 pub fn expect_rv<T: std::fmt::Debug>(r: cryptoki::error::Result<T>, rv: RvError, function: Function) {
