@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::kms::audit::AuditLog;
 use crate::object::{ck_ulong, Object};
-use crate::seal::{index_hash, role_aad, Integrity, KdfParams, MasterKey};
+use crate::seal::{index_hash, role_aad, Integrity, KdfParams, MasterKey, Sum256};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
     codec, Alias, Attempt, Change, IndexEntry, LoadedRow, NamedUser, Role, Scan, Store, StoredAttr, StoredObject, Tag,
@@ -129,6 +129,9 @@ pub struct Token {
     /// removed or put back from a copy cannot be told apart, so no token object is used
     /// and nothing is written until the SO has looked (`verify_keystore`).
     suspect: Mutex<Option<String>>,
+    /// Objects the MAC tree names as not the rows the token wrote last (found at login):
+    /// each is refused alone, with its reason, and every other object keeps working.
+    refused: Mutex<HashMap<u64, &'static str>>,
 }
 
 /// The configuration the KMS layer applies to this token.
@@ -156,38 +159,69 @@ fn kdf(config: &Config) -> KdfParams {
     }
 }
 
-/// What an integrity scan shows wrong, and whether that makes the token suspect (rows
-/// added, removed or put back, or a state that fails, which no single object shows).
-fn integrity_problems(auth: &Integrity, scan: &Scan, sealed_wrap: bool) -> (Vec<String>, Option<String>) {
+/// What an integrity scan shows wrong.
+#[derive(Default)]
+struct Problems {
+    /// Each one, for the log and the audit trail.
+    all: Vec<String>,
+    /// Why the token is suspect: rows added, removed or put back that the objects' MAC tree
+    /// does not account for, or a state that fails.
+    suspect: Option<String>,
+    /// The objects to refuse alone, and why.
+    refused: HashMap<u64, &'static str>,
+}
+
+fn integrity_problems(auth: &Integrity, scan: &Scan, sealed_wrap: bool) -> Problems {
     let rec = &scan.record;
-    let mut problems = Vec::new();
-    let mut suspect = None;
+    let mut p = Problems::default();
     match &rec.state {
         None if sealed_wrap => {
-            suspect = Some("the token's authenticated state was removed".to_string());
+            p.suspect = Some("the token's authenticated state was removed".to_string());
         }
         None => {}
         Some(st) if !auth.verify(&codec::state_row(rec, st), &st.mac) => {
-            suspect = Some("the token state fails its integrity check (edited outside the module)".to_string());
+            p.suspect = Some("the token state fails its integrity check (edited outside the module)".to_string());
         }
         Some(st) => {
             if st.digest != scan.digest {
-                suspect = Some(
-                    "the rows do not add up to the authenticated state: a row was added, removed or put back \
-                     from an older copy"
-                        .to_string(),
-                );
+                account_for_rows(st, scan, &mut p);
             }
             if !rec.counters(scan.named_failed).consistent {
-                problems.push("failed-login counters were lowered outside the module".to_string());
+                p.all.push("failed-login counters were lowered outside the module".to_string());
             }
             if scan.unsealed > 0 {
-                problems.push(format!("{} rows have no MAC (refused)", scan.unsealed));
+                p.all.push(format!("{} rows have no MAC (refused)", scan.unsealed));
             }
         }
     }
-    problems.extend(suspect.clone());
-    (problems, suspect)
+    p.all.extend(p.suspect.clone());
+    p
+}
+
+/// The rows do not add up to the state. When the objects' MAC tree holds and the objects
+/// it expects, with every other row as it is, make up the state's sum, only objects were
+/// added, removed or put back: the tree names them and they alone are refused.
+fn account_for_rows(st: &crate::store::TokenState, scan: &Scan, p: &mut Problems) {
+    let explained = scan.findings.as_ref().filter(|f| f.whole).filter(|f| {
+        let mut sum = Sum256::from_bytes(&f.expected).unwrap_or_default();
+        sum.add(&scan.others);
+        sum.to_bytes() == st.digest
+    });
+    let Some(f) = explained else {
+        p.suspect = Some(
+            "the rows do not add up to the authenticated state: a row was added, removed or put back \
+             from an older copy"
+                .to_string(),
+        );
+        return;
+    };
+    for (id, why) in &f.refused {
+        p.all.push(format!("object {id} is refused: {why}"));
+        p.refused.insert(*id, why);
+    }
+    for id in &f.removed {
+        p.all.push(format!("object {id} was removed outside the module"));
+    }
 }
 
 /// The Argon2id parameters of an existing PIN wrap, to wrap again at the same cost.
@@ -286,6 +320,7 @@ impl Token {
             path,
             rolled_back: None,
             suspect: Mutex::new(None),
+            refused: Mutex::new(HashMap::new()),
         }
     }
 
@@ -427,7 +462,7 @@ impl Token {
             }
             None => return Ok(()),
         };
-        let (problems, suspect) = integrity_problems(auth, &scan, sealed_wrap);
+        let Problems { all: problems, suspect, refused } = integrity_problems(auth, &scan, sealed_wrap);
         if scan.record.state.is_none() && !sealed_wrap {
             self.store.seal(auth)?;
             log::info!("token {}: rows authenticated for the first time (keystore upgrade)", self.serial);
@@ -444,6 +479,7 @@ impl Token {
             self.audit_integrity(Some(problems.join("; ")), None)?;
         }
         *self.suspect.lock() = suspect;
+        *self.refused.lock() = refused;
         Ok(())
     }
 
@@ -507,7 +543,7 @@ impl Token {
             return Err(Error::UserNotLoggedIn);
         }
         let scan = self.store.scan()?;
-        let (mut problems, _) = self.with_key(|auth| Ok(integrity_problems(auth, &scan, true)))?;
+        let mut problems = self.with_key(|auth| Ok(integrity_problems(auth, &scan, true)))?.all;
         let mut refused = Vec::new();
         let ids = self.store.find(&[], true, &[])?;
         for id in &ids {
@@ -527,6 +563,7 @@ impl Token {
         if accept {
             self.with_key(|auth| self.store.accept(auth))?;
             *self.suspect.lock() = None;
+            self.refused.lock().clear();
             self.audit_integrity(None, Some(serde_json::json!({ "accepted": true, "problems": problems })))?;
         }
         Ok(serde_json::json!({
@@ -713,6 +750,9 @@ impl Token {
     fn unseal(&self, row: LoadedRow) -> Result<Object> {
         let l = self.login.read();
         let corrupt = |why: String| Error::storage(format!("object {} is refused: {why}", row.id));
+        if let Some(why) = self.refused.lock().get(&row.id) {
+            return Err(corrupt(why.to_string()));
+        }
         if let Some(auth) = &l.integrity {
             if row.mac.is_empty() {
                 return Err(corrupt("it has no MAC".into()));
@@ -798,6 +838,9 @@ impl Token {
             log::error!("token {}: object {id} is refused: {why}", self.serial);
             Ok(false)
         };
+        if let Some(why) = self.refused.lock().get(&id) {
+            return refuse(why);
+        }
         let bytes = codec::object_row(&self.serial, row.id, &row.uid, row.class, row.private, row.gen, &row.attrs);
         if row.mac.is_empty() || !auth.verify(&bytes, &row.mac) {
             return refuse("it fails its integrity check (edited outside the module)");

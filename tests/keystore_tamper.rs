@@ -1,9 +1,11 @@
 //! Attacks on a copy of the keystore, made as an attacker with write access to a token's
 //! SQLite file (and a user PIN) would make them: each edit is refused when the module
 //! next loads what was edited, logged with the object and the reason, and every other
-//! object keeps working. Rows added, removed or put back from an older copy, which no
-//! single object shows, make the whole token refuse its objects until the SO has looked
-//! (`kmstoken verify-keystore`).
+//! object keeps working. Object rows added, removed or put back from an older copy, which
+//! no single object shows, are named by the objects' MAC tree at the next login and refused
+//! alone; what the tree cannot account for (the tree itself put back, or rows of other
+//! tables) makes the whole token refuse its objects until the SO has looked (`kmstoken
+//! verify-keystore`).
 
 mod common;
 #[path = "kms_common.rs"]
@@ -275,8 +277,135 @@ fn an_alias_pointed_at_another_key_is_refused() {
     });
 }
 
+/// The victim's row, as stored now.
+type Row = (Vec<u8>, i64, Vec<u8>);
+
+fn row_of(c: &Connection, id: u64) -> Row {
+    c.query_row("SELECT attrs, gen, mac FROM objects WHERE id = ?1", [id as i64], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
+    .unwrap()
+}
+
+fn put_row(c: &Connection, id: u64, row: &Row) {
+    let n = c
+        .execute(
+            "UPDATE objects SET attrs = ?2, gen = ?3, mac = ?4 WHERE id = ?1",
+            params![id as i64, row.0, row.1, row.2],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+/// The SO's review through the command line: the report, after accepting when asked.
+fn verify_keystore(cli: &Cli, accept: bool) -> serde_json::Value {
+    let mut c = cli.command(&["verify-keystore"]);
+    c.env("KMSTOKEN_SO_PIN", SO_PIN);
+    if accept {
+        c.arg("--accept");
+    }
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+}
+
 #[test]
-fn rows_put_back_or_removed_make_the_token_refuse_until_the_so_has_looked() {
+fn object_rows_put_back_added_or_removed_are_named_and_refused_alone() {
+    scenario!(|s| {
+        if s.role() == "check" {
+            let (_p, session, victim) = checking(s);
+            refused(&session, victim);
+            let revenant = s.get_u64("revenant");
+            expect_rv(raw().attr(sh(&session), revenant, CKA_LABEL), RvError::DeviceError, Function::GetAttributeValue);
+            assert!(find(&session, &[Attribute::Label(b"revenant".to_vec())]).is_empty());
+            // The rest of the token is written as usual.
+            let fresh = aes(&session, "fresh");
+            aes_round_trip(&session, fresh);
+            return;
+        }
+        let (p, _slot, session) = ready();
+        let cli = Cli::new(&s.config_path(), USER_PIN);
+        let victim = aes(&session, "victim");
+        let bystander = aes(&session, "bystander");
+        let gone = aes(&session, "gone");
+        // A data object: destroying it removes its row at once.
+        let revenant = session
+            .create_object(&[
+                Attribute::Class(cryptoki::object::ObjectClass::DATA),
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Label(b"revenant".to_vec()),
+                Attribute::Value(b"old news".to_vec()),
+            ])
+            .unwrap();
+        for (name, h) in [("victim", victim), ("bystander", bystander), ("revenant", revenant)] {
+            s.put(name, h.handle());
+        }
+        let id = key_id_of(&session, victim);
+        drop(session);
+        // The module's SQLite and the test's are two libraries in one process: closing a
+        // file in one drops the other's locks, so the file is touched only with the module
+        // finalized.
+        p.finalize().unwrap();
+        let c = db(s);
+        let before = row_of(&c, victim.handle());
+        type Whole = (String, i64, i64, Vec<u8>, i64, Vec<u8>);
+        let dead: Whole = c
+            .query_row(
+                "SELECT uid, class, private, attrs, gen, mac FROM objects WHERE id = ?1",
+                [revenant.handle() as i64],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            )
+            .unwrap();
+        drop(c);
+        cli.ok(&["kms", "disable-key", "--key-id", &id]);
+        let (p, _slot, session) = rejoin();
+        session.destroy_object(revenant).unwrap();
+        drop(session);
+        p.finalize().unwrap();
+        // The victim's row from before it was disabled, whole and valid, put back; a row
+        // removed; a destroyed object's row put back.
+        let c = db(s);
+        put_row(&c, victim.handle(), &before);
+        c.execute("DELETE FROM objects WHERE id = ?1", [gone.handle() as i64]).unwrap();
+        c.execute(
+            "INSERT INTO objects(id, uid, class, private, attrs, gen, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![revenant.handle() as i64, dead.0, dead.1, dead.2, dead.3, dead.4, dead.5],
+        )
+        .unwrap();
+        drop(c);
+        let log = after_edit(s, "check");
+        for said in [
+            format!("object {} is refused: it is not the row the token wrote last", victim.handle()),
+            format!("object {} is refused: the token never wrote it", revenant.handle()),
+            format!("object {} was removed outside the module", gone.handle()),
+        ] {
+            assert!(log.contains(&said), "{said}: {log}");
+        }
+        assert!(!log.contains("do not add up"), "{log}");
+        let audit = audit_records(&s.keystore());
+        assert!(
+            audit.iter().any(|r| r["eventName"] == "IntegrityCheck"
+                && r["errorCode"] == "KMSInvalidStateException"
+                && r["errorMessage"].as_str().is_some_and(|m| m.contains("put back from an older copy"))),
+            "no audited integrity failure naming the object"
+        );
+        // The SO's review names the objects; accepting vouches for the rows as they are.
+        let report = verify_keystore(&cli, false);
+        let named: Vec<u64> =
+            report["RefusedObjects"].as_array().unwrap().iter().map(|r| r["Handle"].as_u64().unwrap()).collect();
+        assert!(named.contains(&victim.handle()) && named.contains(&revenant.handle()), "{report}");
+        verify_keystore(&cli, true);
+        let (p, _slot, session) = rejoin();
+        assert_eq!(state_of(&session, victim), ENABLED, "the accepted row is the one put back");
+        aes_round_trip(&session, victim);
+        drop(session);
+        p.finalize().unwrap();
+    });
+}
+
+#[test]
+fn rows_put_back_with_the_mac_tree_make_the_token_refuse_until_the_so_has_looked() {
     scenario!(|s| {
         match s.role() {
             "check" => {
@@ -295,8 +424,6 @@ fn rows_put_back_or_removed_make_the_token_refuse_until_the_so_has_looked() {
             "after" => {
                 let p = initialized();
                 let session = user_session(&p, slot(0));
-                // The SO accepted the rows as they are: the replayed row (a valid one from
-                // before the key was disabled) is what the token now holds.
                 aes_round_trip(&session, handle_of(s.get_u64("bystander")));
                 assert_eq!(state_of(&session, handle_of(s.get_u64("victim"))), ENABLED);
                 return;
@@ -307,31 +434,28 @@ fn rows_put_back_or_removed_make_the_token_refuse_until_the_so_has_looked() {
         let cli = Cli::new(&s.config_path(), USER_PIN);
         let victim = aes(&session, "victim");
         let bystander = aes(&session, "bystander");
-        let gone = aes(&session, "gone");
         s.put("victim", victim.handle());
         s.put("bystander", bystander.handle());
         let id = key_id_of(&session, victim);
         drop(session);
-        // The module's SQLite and the test's are two libraries in one process: closing a
-        // file in one drops the other's locks, so the file is touched only with the module
-        // finalized.
         p.finalize().unwrap();
         let c = db(s);
-        type Row = (Vec<u8>, i64, Vec<u8>);
-        let copy: Row = c
-            .query_row("SELECT attrs, gen, mac FROM objects WHERE id = ?1", [victim.handle() as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+        let before = row_of(&c, victim.handle());
+        let tree: Vec<(i64, i64, Vec<u8>)> = c
+            .prepare("SELECT level, idx, node FROM mac_tree")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
             .unwrap();
+        assert!(!tree.is_empty(), "the token keeps a MAC tree");
         cli.ok(&["kms", "disable-key", "--key-id", &id]);
-        // The row from before the key was disabled, whole and valid, put back; and a row
-        // removed.
-        c.execute(
-            "UPDATE objects SET attrs = ?2, gen = ?3, mac = ?4 WHERE id = ?1",
-            params![victim.handle() as i64, copy.0, copy.1, copy.2],
-        )
-        .unwrap();
-        c.execute("DELETE FROM objects WHERE id = ?1", [gone.handle() as i64]).unwrap();
+        // The row and the tree that vouched for it, both from before, put back together.
+        put_row(&c, victim.handle(), &before);
+        c.execute("DELETE FROM mac_tree", []).unwrap();
+        for (level, idx, node) in &tree {
+            c.execute("INSERT INTO mac_tree(level, idx, node) VALUES (?1, ?2, ?3)", params![level, idx, node]).unwrap();
+        }
         drop(c);
         let log = after_edit(s, "check");
         assert!(log.contains("do not add up"), "{log}");
@@ -340,21 +464,9 @@ fn rows_put_back_or_removed_make_the_token_refuse_until_the_so_has_looked() {
             audit.iter().any(|r| r["eventName"] == "IntegrityCheck" && r["errorCode"] == "KMSInvalidStateException"),
             "no audited integrity failure"
         );
-        // The SO's review: the report names the problem; accepting vouches for the rows.
-        let verify = |accept: bool| {
-            let mut c = cli.command(&["verify-keystore"]);
-            c.env("KMSTOKEN_SO_PIN", SO_PIN);
-            if accept {
-                c.arg("--accept");
-            }
-            let out = c.output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-        };
-        let report = verify(false);
+        let report = verify_keystore(&cli, false);
         assert!(report["Problems"].to_string().contains("do not add up"), "{report}");
-        assert_eq!(report["RefusedObjects"], serde_json::json!([]));
-        verify(true);
+        verify_keystore(&cli, true);
         after_edit(s, "after");
     });
 }

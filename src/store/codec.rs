@@ -78,27 +78,36 @@ pub fn state_row(rec: &TokenRecord, st: &TokenState) -> Vec<u8> {
         .num(st.user_failed as u64)
         .num(st.named_failed as u64)
         .field(&st.digest);
+    // A state from before the MAC tree has none, and its MAC stays as it was.
+    if let Some(t) = &st.tree {
+        r.field(t);
+    }
     r.0
 }
 
 /// The stored form of a state: generation u64 LE | three counters u32 LE | digest (32) |
-/// MAC (32).
+/// [MAC tree root (32)] | MAC (32).
 pub fn encode_state(st: &TokenState) -> Vec<u8> {
-    let mut out = Vec::with_capacity(84);
+    let mut out = Vec::with_capacity(116);
     out.extend_from_slice(&st.generation.to_le_bytes());
     for c in [st.so_failed, st.user_failed, st.named_failed] {
         out.extend_from_slice(&c.to_le_bytes());
     }
     out.extend_from_slice(&st.digest);
+    if let Some(t) = &st.tree {
+        out.extend_from_slice(t);
+    }
     out.extend_from_slice(&st.mac);
     out
 }
 
 pub fn decode_state(b: &[u8]) -> Result<TokenState> {
     let bad = || Error::storage("token state record is corrupt");
-    if b.len() != 8 + 12 + 32 + 32 {
-        return Err(bad());
-    }
+    let tree = match b.len() {
+        84 => None,
+        116 => Some(b[52..84].try_into().map_err(|_| bad())?),
+        _ => return Err(bad()),
+    };
     let u32_at = |i: usize| b[i..i + 4].try_into().map(u32::from_le_bytes).map_err(|_| bad());
     Ok(TokenState {
         generation: b[..8].try_into().map(u64::from_le_bytes).map_err(|_| bad())?,
@@ -106,7 +115,8 @@ pub fn decode_state(b: &[u8]) -> Result<TokenState> {
         user_failed: u32_at(12)?,
         named_failed: u32_at(16)?,
         digest: b[20..52].try_into().map_err(|_| bad())?,
-        mac: b[52..].to_vec(),
+        tree,
+        mac: b[b.len() - 32..].to_vec(),
     })
 }
 
@@ -190,9 +200,27 @@ mod tests {
             user_failed: 2,
             named_failed: 3,
             digest: [7; 32],
+            tree: Some([6; 32]),
             mac: vec![8; 32],
         };
         assert_eq!(decode_state(&encode_state(&st)).unwrap(), st);
         assert!(decode_state(&encode_state(&st)[1..]).is_err());
+        // A state from before the MAC tree still reads, and its row is what it was.
+        let old = TokenState { tree: None, ..st.clone() };
+        assert_eq!(decode_state(&encode_state(&old)).unwrap(), old);
+        let rec = TokenRecord {
+            serial: "s".into(),
+            label: "l".into(),
+            slot_id: 0,
+            so_wrap: vec![1],
+            user_wrap: None,
+            so_failed: 0,
+            user_failed: 0,
+            created: 0,
+            generation: 9,
+            state: None,
+        };
+        assert!(state_row(&rec, &st).starts_with(&state_row(&rec, &old)));
+        assert_ne!(state_row(&rec, &st), state_row(&rec, &old));
     }
 }

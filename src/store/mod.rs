@@ -10,6 +10,7 @@
 
 pub mod codec;
 pub mod sqlite;
+pub mod tree;
 
 use crate::error::Result;
 use crate::seal::Integrity;
@@ -53,6 +54,8 @@ pub struct TokenState {
     pub named_failed: u32,
     /// The sum of the MACs of every row (`seal::Sum256`).
     pub digest: [u8; 32],
+    /// The root of the objects' MAC tree (`tree`); None in a state from before it.
+    pub tree: Option<[u8; 32]>,
     pub mac: Vec<u8>,
 }
 
@@ -103,6 +106,10 @@ pub struct Scan {
     pub record: TokenRecord,
     /// The sum of the MACs of every row.
     pub digest: [u8; 32],
+    /// The same over every row but the objects.
+    pub others: [u8; 32],
+    /// When the rows do not add up to the state: what the objects' MAC tree says of them.
+    pub findings: Option<tree::Findings>,
     /// Rows without a MAC (a keystore from before sealing, or stripped ones).
     pub unsealed: u64,
     /// The named users' failure counters, added up.

@@ -4,6 +4,7 @@
 //! file holds the highest generation the database has reached, so that a database put
 //! back from an older copy shows (see `Store::anchor`).
 
+use super::tree::{self, Nodes};
 use super::{
     codec, Alias, Attempt, Change, IndexEntry, LoadedRow, NamedUser, Role, Scan, Store, StoredObject, Tag, TokenRecord,
     TokenState, Trail, TrailHead,
@@ -12,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::seal::{Integrity, Sum256};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +69,11 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE trail_anchors(
         segment TEXT PRIMARY KEY, records INTEGER NOT NULL, bytes INTEGER NOT NULL,
         link BLOB NOT NULL, mac BLOB NOT NULL);",
+    // 6: the objects' MAC tree (`tree`), whose root the state authenticates. It is built at
+    // the first write under the key after this migration.
+    "CREATE TABLE mac_tree(
+        level INTEGER NOT NULL, idx INTEGER NOT NULL, node BLOB NOT NULL,
+        PRIMARY KEY (level, idx)) WITHOUT ROWID;",
 ];
 
 /// The tables whose rows carry a MAC counted in the token state's sum.
@@ -212,10 +219,16 @@ struct Keyed<'a> {
     serial: String,
     gen: u64,
     digest: Sum256,
+    /// The objects' MACs as they change.
+    tree: tree::Edit,
     changed: Vec<u64>,
 }
 
-impl Keyed<'_> {
+impl<'a> Keyed<'a> {
+    fn new(auth: &'a Integrity, serial: String, gen: u64, digest: Sum256) -> Self {
+        Keyed { auth, serial, gen, digest, tree: tree::Edit::default(), changed: Vec::new() }
+    }
+
     /// One row's MAC replaced by another (None: no row).
     fn swap(&mut self, old: Option<&[u8]>, new: Option<&[u8]>) {
         if let Some(m) = old {
@@ -235,6 +248,7 @@ impl Keyed<'_> {
             self.auth.mac(&codec::object_row(&self.serial, id, &obj.uid, obj.class, obj.private, self.gen, &attrs));
         tx.prepare_cached("UPDATE objects SET mac = ?2 WHERE id = ?1")?.execute(params![id as i64, mac.as_slice()])?;
         self.swap(None, Some(&mac));
+        self.tree.set(tx, id, Some(&mac))?;
         put_index(tx, id, index)?;
         self.changed.push(id);
         Ok(id)
@@ -253,6 +267,7 @@ impl Keyed<'_> {
         tx.prepare_cached("UPDATE objects SET private = ?2, attrs = ?3, gen = ?4, mac = ?5 WHERE id = ?1")?
             .execute(params![obj.id as i64, obj.private, attrs, self.gen as i64, mac.as_slice()])?;
         self.swap(old.as_deref(), Some(&mac));
+        self.tree.set(tx, obj.id, Some(&mac))?;
         tx.execute("DELETE FROM idx WHERE obj = ?1", [obj.id as i64])?;
         put_index(tx, obj.id, index)?;
         self.changed.push(obj.id);
@@ -267,6 +282,7 @@ impl Keyed<'_> {
             .ok_or(Error::ObjectHandleInvalid)?;
         tx.execute("DELETE FROM objects WHERE id = ?1", [id as i64])?;
         self.swap(old.as_deref(), None);
+        self.tree.set(tx, id, None)?;
         self.changed.push(id);
         Ok(())
     }
@@ -308,13 +324,21 @@ fn put_index(tx: &Transaction, id: u64, index: &[IndexEntry]) -> Result<()> {
 }
 
 /// The state after a write under the key, authenticated.
-fn authenticate_state(auth: &Integrity, rec: &TokenRecord, gen: u64, named: u32, digest: Sum256) -> TokenState {
+fn authenticate_state(
+    auth: &Integrity,
+    rec: &TokenRecord,
+    gen: u64,
+    named: u32,
+    digest: Sum256,
+    tree: [u8; 32],
+) -> TokenState {
     let mut st = TokenState {
         generation: gen,
         so_failed: rec.so_failed,
         user_failed: rec.user_failed,
         named_failed: named,
         digest: digest.to_bytes(),
+        tree: Some(tree),
         mac: Vec::new(),
     };
     st.mac = auth.mac(&codec::state_row(rec, &st)).to_vec();
@@ -323,7 +347,47 @@ fn authenticate_state(auth: &Integrity, rec: &TokenRecord, gen: u64, named: u32,
 
 /// The state of a new token: no rows, no failures, generation 0.
 pub fn initial_state(auth: &Integrity, rec: &TokenRecord) -> TokenState {
-    authenticate_state(auth, rec, 0, 0, Sum256::default())
+    authenticate_state(auth, rec, 0, 0, Sum256::default(), [0; 32])
+}
+
+impl Nodes for Transaction<'_> {
+    fn get(&self, key: tree::Key) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .prepare_cached("SELECT node FROM mac_tree WHERE level = ?1 AND idx = ?2")?
+            .query_row(params![key.0, key.1 as i64], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn put(&self, key: tree::Key, node: Option<&[u8]>) -> Result<()> {
+        match node {
+            Some(n) => self
+                .prepare_cached("INSERT OR REPLACE INTO mac_tree(level, idx, node) VALUES (?1, ?2, ?3)")?
+                .execute(params![key.0, key.1 as i64, n])?,
+            None => self
+                .prepare_cached("DELETE FROM mac_tree WHERE level = ?1 AND idx = ?2")?
+                .execute(params![key.0, key.1 as i64])?,
+        };
+        Ok(())
+    }
+}
+
+/// Every object row's id and MAC (rows without one are left out).
+fn object_macs(tx: &Transaction) -> Result<Vec<(u64, Vec<u8>)>> {
+    let rows: Vec<(i64, Option<Vec<u8>>)> = tx
+        .prepare("SELECT id, mac FROM objects")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows.into_iter().filter_map(|(id, m)| Some((id as u64, m?))).collect())
+}
+
+/// The MAC tree made again from the object rows as they are; returns its root.
+fn rebuild_tree(tx: &Transaction) -> Result<[u8; 32]> {
+    tx.execute("DELETE FROM mac_tree", [])?;
+    let mut edit = tree::Edit::default();
+    for (id, mac) in object_macs(tx)? {
+        edit.set(tx, id, Some(&mac))?;
+    }
+    edit.finish(tx)
 }
 
 impl SqliteStore {
@@ -462,7 +526,11 @@ impl SqliteStore {
                 )?;
                 tx.execute("UPDATE named_users SET failed = failed + ?1", [c.named_extra as i64])?;
             }
-            let mut k = Keyed { auth, serial: rec.serial.clone(), gen, digest, changed: Vec::new() };
+            // A state from before the MAC tree gets one, over the rows it vouches for.
+            if st.tree.is_none() {
+                rebuild_tree(tx)?;
+            }
+            let mut k = Keyed::new(auth, rec.serial.clone(), gen, digest);
             let out = f(tx, &mut k)?;
             let trail = self.trail.lock().clone();
             for h in trail.map(|t| t.heads()).unwrap_or_default() {
@@ -471,7 +539,8 @@ impl SqliteStore {
             // What `f` changed of the token record (a PIN wrap, a counter) is in the state.
             let mut rec = read_record(tx)?;
             rec.generation = gen;
-            let st = authenticate_state(auth, &rec, gen, named_failed(tx)?, k.digest);
+            let root = std::mem::take(&mut k.tree).finish(tx)?;
+            let st = authenticate_state(auth, &rec, gen, named_failed(tx)?, k.digest, root);
             tx.execute("UPDATE token SET state = ?1 WHERE id = 1", [codec::encode_state(&st)])?;
             Ok((out, k.changed))
         })
@@ -941,19 +1010,36 @@ impl Store for SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
         let record = read_record(&tx)?;
         let mut digest = Sum256::default();
+        let mut others = Sum256::default();
         let mut unsealed = 0;
         for table in MACED_TABLES {
             let mut st = tx.prepare(&format!("SELECT mac FROM {table}"))?;
             let mut rows = st.query([])?;
             while let Some(r) = rows.next()? {
                 match r.get_ref(0)?.as_blob_or_null().map_err(|e| Error::storage(e.to_string()))? {
-                    Some(m) => digest.add(m),
+                    Some(m) => {
+                        digest.add(m);
+                        if table != "objects" {
+                            others.add(m);
+                        }
+                    }
                     None => unsealed += 1,
                 }
             }
         }
+        // Rows added, removed or put back: the MAC tree says which objects, in this snapshot.
+        let findings = match &record.state {
+            Some(TokenState { digest: want, tree: Some(root), .. }) if *want != digest.to_bytes() => {
+                let nodes: HashMap<tree::Key, Vec<u8>> = tx
+                    .prepare("SELECT level, idx, node FROM mac_tree")?
+                    .query_map([], |r| Ok(((r.get::<_, u32>(0)?, r.get::<_, i64>(1)? as u64), r.get(2)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                Some(tree::check(root, &nodes, &object_macs(&tx)?))
+            }
+            _ => None,
+        };
         let named_failed = named_failed(&tx)?;
-        Ok(Scan { record, digest: digest.to_bytes(), unsealed, named_failed })
+        Ok(Scan { record, digest: digest.to_bytes(), others: others.to_bytes(), findings, unsealed, named_failed })
     }
 
     fn seal(&self, auth: &Integrity) -> Result<()> {
@@ -962,7 +1048,7 @@ impl Store for SqliteStore {
             if rec.state.is_some() {
                 return Ok(((), Vec::new()));
             }
-            let mut k = Keyed { auth, serial: rec.serial.clone(), gen, digest: Sum256::default(), changed: Vec::new() };
+            let mut k = Keyed::new(auth, rec.serial.clone(), gen, Sum256::default());
             let objects: Vec<(i64, String, i64, bool, Vec<u8>)> = tx
                 .prepare("SELECT id, uid, class, private, attrs FROM objects")?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
@@ -1007,7 +1093,8 @@ impl Store for SqliteStore {
             }
             let mut rec = rec;
             rec.generation = gen;
-            let st = authenticate_state(auth, &rec, gen, named_failed(tx)?, k.digest);
+            let root = rebuild_tree(tx)?;
+            let st = authenticate_state(auth, &rec, gen, named_failed(tx)?, k.digest, root);
             tx.execute("UPDATE token SET state = ?1 WHERE id = 1", [codec::encode_state(&st)])?;
             Ok(((), Vec::new()))
         })
@@ -1025,7 +1112,8 @@ impl Store for SqliteStore {
             }
             let mut rec = read_record(tx)?;
             rec.generation = gen;
-            let st = authenticate_state(auth, &rec, gen, named_failed(tx)?, digest);
+            let root = rebuild_tree(tx)?;
+            let st = authenticate_state(auth, &rec, gen, named_failed(tx)?, digest, root);
             tx.execute("UPDATE token SET state = ?1 WHERE id = 1", [codec::encode_state(&st)])?;
             Ok(((), Vec::new()))
         })
@@ -1124,7 +1212,17 @@ mod tests {
     fn sound(s: &SqliteStore, auth: &Integrity) -> bool {
         let scan = s.scan().unwrap();
         let st = scan.record.state.clone().unwrap();
-        auth.verify(&codec::state_row(&scan.record, &st), &st.mac) && st.digest == scan.digest && scan.unsealed == 0
+        // The tree as written row by row is the one made from the rows as they are.
+        let rebuilt = {
+            let mut conn = s.conn.lock();
+            let tx = conn.transaction().unwrap();
+            rebuild_tree(&tx).unwrap()
+        };
+        auth.verify(&codec::state_row(&scan.record, &st), &st.mac)
+            && st.digest == scan.digest
+            && scan.unsealed == 0
+            && st.tree == Some(rebuilt)
+            && scan.findings.is_none()
     }
 
     #[test]
