@@ -479,11 +479,16 @@ pub fn parse_digest_info(data: &[u8]) -> Option<(Hash, &[u8])> {
 // ---------------------------------------------------------------------------------------
 // Elliptic curves
 
-/// The curves served (NIST P-256 and P-384).
+/// secp256k1 (SEC 2), which const-oid's database lacks.
+pub const SECP_256_K_1: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("1.3.132.0.10");
+
+/// The short-Weierstrass curves served: NIST P-256, P-384 and P-521, and SEC secp256k1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Curve {
     P256,
     P384,
+    P521,
+    Secp256k1,
 }
 
 impl Curve {
@@ -491,8 +496,9 @@ impl Curve {
     /// (equal on these curves).
     pub fn byte_len(self) -> usize {
         match self {
-            Curve::P256 => 32,
+            Curve::P256 | Curve::Secp256k1 => 32,
             Curve::P384 => 48,
+            Curve::P521 => 66,
         }
     }
 
@@ -505,6 +511,8 @@ impl Curve {
         match self {
             Curve::P256 => &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
             Curve::P384 => &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+            Curve::P521 => &signature::ECDSA_P521_SHA512_FIXED_SIGNING,
+            Curve::Secp256k1 => &signature::ECDSA_P256K1_SHA256_FIXED_SIGNING,
         }
     }
 
@@ -512,22 +520,34 @@ impl Curve {
         match self {
             Curve::P256 => &signature::ECDSA_P256_SHA256_FIXED,
             Curve::P384 => &signature::ECDSA_P384_SHA384_FIXED,
+            Curve::P521 => &signature::ECDSA_P521_SHA512_FIXED,
+            Curve::Secp256k1 => &signature::ECDSA_P256K1_SHA256_FIXED,
         }
     }
 
-    fn agreement(self) -> &'static agreement::Algorithm {
+    /// ECDH on the curve; aws-lc-rs has none on secp256k1, which AWS KMS does not offer
+    /// for key agreement either.
+    fn agreement(self) -> Result<&'static agreement::Algorithm> {
         match self {
-            Curve::P256 => &agreement::ECDH_P256,
-            Curve::P384 => &agreement::ECDH_P384,
+            Curve::P256 => Ok(&agreement::ECDH_P256),
+            Curve::P384 => Ok(&agreement::ECDH_P384),
+            Curve::P521 => Ok(&agreement::ECDH_P521),
+            Curve::Secp256k1 => Err(Error::CurveNotSupported),
         }
     }
 
-    /// The digest algorithm whose length is the order's: the form in which aws-lc takes
-    /// the value to sign.
+    /// Whether ECDH is served on the curve.
+    pub fn agrees(self) -> bool {
+        self.agreement().is_ok()
+    }
+
+    /// The digest algorithm of the form in which aws-lc takes the value to sign: the
+    /// order's length, or SHA-512 on P-521, whose 521-bit order no digest matches.
     fn order_digest(self) -> &'static digest::Algorithm {
         match self {
-            Curve::P256 => &digest::SHA256,
+            Curve::P256 | Curve::Secp256k1 => &digest::SHA256,
             Curve::P384 => &digest::SHA384,
+            Curve::P521 => &digest::SHA512,
         }
     }
 
@@ -535,6 +555,8 @@ impl Curve {
         match self {
             Curve::P256 => const_oid::db::rfc5912::SECP_256_R_1,
             Curve::P384 => const_oid::db::rfc5912::SECP_384_R_1,
+            Curve::P521 => const_oid::db::rfc5912::SECP_521_R_1,
+            Curve::Secp256k1 => SECP_256_K_1,
         }
     }
 
@@ -559,16 +581,23 @@ pub fn ec_generate(curve: Curve) -> Result<EcKeyMaterial> {
 }
 
 /// The value ECDSA signs for `hash` (FIPS 186-5, 6.4.1): the leftmost bits of the hash
-/// up to the order's length. The orders of P-256 and P-384 have whole bytes, so a
-/// longer hash is cut to the order's byte length, and a shorter one, whose integer value
-/// is taken whole, is left-padded with zeros.
+/// up to the order's length. The orders of P-256, P-384 and secp256k1 have whole bytes,
+/// so a longer hash is cut to the order's byte length, and a shorter one, whose integer
+/// value is taken whole, is left-padded with zeros. On P-521 a value of up to 64 bytes is
+/// taken whole; a longer one is `DataLenRange`.
 fn ecdsa_value(curve: Curve, hash: &[u8]) -> Result<digest::Digest> {
-    let n = curve.byte_len();
-    let mut value = [0u8; 48];
-    if hash.len() >= n {
+    let n = curve.order_digest().output_len;
+    let mut value = [0u8; 64];
+    if hash.len() >= curve.byte_len() && curve.byte_len() == n {
+        // Longer than the order: its leftmost bits, a whole number of bytes here.
         value[..n].copy_from_slice(&hash[..n]);
-    } else {
+    } else if hash.len() <= n {
+        // Shorter: the integer itself.
         value[n - hash.len()..n].copy_from_slice(hash);
+    } else {
+        // P-521 takes the leftmost 521 bits of a longer value, more than aws-lc's form holds;
+        // every digest (64 bytes at most) fits.
+        return Err(Error::DataLenRange);
     }
     digest::Digest::import_less_safe(&value[..n], curve.order_digest())
         .map_err(|_| Error::general("ECDSA value import failed"))
@@ -658,7 +687,7 @@ pub struct EcAgreementKey {
 impl EcAgreementKey {
     pub fn new(curve: Curve, scalar: &[u8]) -> Result<Self> {
         let scalar = curve.scalar(scalar)?;
-        let key = agreement::PrivateKey::from_private_key(curve.agreement(), &scalar).map_err(bad_key)?;
+        let key = agreement::PrivateKey::from_private_key(curve.agreement()?, &scalar).map_err(bad_key)?;
         Ok(EcAgreementKey { curve, key })
     }
 
@@ -673,7 +702,7 @@ impl EcAgreementKey {
         if !matches!(peer_point.first(), Some(2..=4)) {
             return Err(Error::MechanismParamInvalid);
         }
-        let peer = agreement::UnparsedPublicKey::new(self.curve.agreement(), peer_point);
+        let peer = agreement::UnparsedPublicKey::new(self.curve.agreement()?, peer_point);
         agreement::agree(&self.key, peer, Error::MechanismParamInvalid, |secret| Ok(Zeroizing::new(secret.to_vec())))
     }
 }

@@ -22,6 +22,8 @@ pub enum Error {
     BufferTooSmall(usize),
     CryptokiAlreadyInitialized,
     CryptokiNotInitialized,
+    /// The key's curve is one the mechanism does not serve (PKCS#11 3.0).
+    CurveNotSupported,
     DataInvalid,
     DataLenRange,
     DomainParamsInvalid,
@@ -194,6 +196,7 @@ impl Error {
             BufferTooSmall(_) => CKR_BUFFER_TOO_SMALL,
             CryptokiAlreadyInitialized => CKR_CRYPTOKI_ALREADY_INITIALIZED,
             CryptokiNotInitialized => CKR_CRYPTOKI_NOT_INITIALIZED,
+            CurveNotSupported => CKR_CURVE_NOT_SUPPORTED,
             DataInvalid => CKR_DATA_INVALID,
             DataLenRange => CKR_DATA_LEN_RANGE,
             DomainParamsInvalid => CKR_DOMAIN_PARAMS_INVALID,

@@ -39,6 +39,8 @@ enum Kind {
     Aes,
     Hmac,
     Ecc,
+    /// A P-256 KEY_AGREEMENT key.
+    Agree,
 }
 
 /// The outcome of a cell: success, the AWS error (the kms face) or CK_RV (the C face),
@@ -100,6 +102,8 @@ struct Key {
     mac: String,
     alias: String,
     policy: String,
+    /// Its public key (SPKI, base64), read while it was Enabled.
+    public: String,
 }
 
 /// A row of the kms face.
@@ -231,6 +235,10 @@ fn kms_rows() -> Vec<Row> {
             ])
         }),
         row("get-public-key", Ecc, USE, true, true),
+        // ECDH with the key's own public key: any point of the curve will do.
+        with(row("derive-shared-secret", Agree, USE, false, true), |_, k| {
+            v(&["--key-id", &k.id, "--key-agreement-algorithm", "ECDH", "--public-key", &k.public])
+        }),
         with(row("generate-mac", Hmac, USE, false, true), |_, k| {
             v(&["--key-id", &k.id, "--message", HELLO, "--mac-algorithm", "HMAC_SHA_256"])
         }),
@@ -280,6 +288,7 @@ impl Table {
             (Kind::Aes, _) => &[],
             (Kind::Hmac, _) => &["--key-spec", "HMAC_256", "--key-usage", "GENERATE_VERIFY_MAC"],
             (Kind::Ecc, _) => &["--key-spec", "ECC_NIST_P256", "--key-usage", "SIGN_VERIFY"],
+            (Kind::Agree, _) => &["--key-spec", "ECC_NIST_P256", "--key-usage", "KEY_AGREEMENT"],
         };
         let created = cli.ok(&[&["kms", "create-key"][..], spec].concat());
         let id = created["KeyMetadata"]["KeyId"].as_str().expect("KeyId").to_string();
@@ -296,6 +305,10 @@ impl Table {
                     let args = ["--key-id", &id, "--message", HELLO, "--mac-algorithm", "HMAC_SHA_256"];
                     k.mac =
                         cli.ok(&[&["kms", "generate-mac"][..], &args].concat())["Mac"].as_str().unwrap().to_string();
+                }
+                Kind::Agree => {
+                    let out = cli.ok(&["kms", "get-public-key", "--key-id", &id]);
+                    k.public = out["PublicKey"].as_str().unwrap().to_string();
                 }
                 Kind::Ecc => {
                     let args = ["--key-id", &id, "--message", HELLO, "--signing-algorithm", "ECDSA_SHA_256"];

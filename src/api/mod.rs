@@ -25,6 +25,7 @@ use clap::{Args, Subcommand};
 use cryptoki_sys::*;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use zeroize::Zeroizing;
 
 /// A logged-in session of the `kms` face on one token, closed (and logged out) on drop:
 /// what every operation runs as.
@@ -269,6 +270,17 @@ pub enum Request {
         #[arg(long)]
         key_id: String,
     },
+    /// The raw ECDH shared secret of a KEY_AGREEMENT key and a peer's public key.
+    DeriveSharedSecret {
+        #[arg(long)]
+        key_id: String,
+        /// ECDH.
+        #[arg(long)]
+        key_agreement_algorithm: String,
+        /// The peer's public key, a DER SubjectPublicKeyInfo on the key's curve.
+        #[arg(long)]
+        public_key: String,
+    },
     /// Make an HMAC with a GENERATE_VERIFY_MAC key.
     GenerateMac {
         #[arg(long)]
@@ -353,6 +365,7 @@ impl Request {
             Sign(_) => "Sign",
             Verify { .. } => "Verify",
             GetPublicKey { .. } => "GetPublicKey",
+            DeriveSharedSecret { .. } => "DeriveSharedSecret",
             GenerateMac { .. } => "GenerateMac",
             VerifyMac { .. } => "VerifyMac",
             GetKeyPolicy { .. } => "GetKeyPolicy",
@@ -636,6 +649,23 @@ pub fn execute(a: &Caller, cmd: Request) -> KmsResult<Value> {
             }
             out
         }
+        DeriveSharedSecret { key_id, key_agreement_algorithm, public_key } => {
+            if Algorithm::parse(&key_agreement_algorithm) != Some(Algorithm::Ecdh) {
+                return Err(KmsError::new(
+                    AwsError::Validation,
+                    format!("KeyAgreementAlgorithm {key_agreement_algorithm} is not supported; use ECDH"),
+                ));
+            }
+            let h = resolve(&key_id)?;
+            let private = t.object_any(h)?;
+            let point = sign::peer_point(&private, &blob_arg(&public_key)?)?;
+            json!({
+                "KeyId": kms::arn(&private),
+                "SharedSecret": b64(&shared_secret(a, h, point)?),
+                "KeyAgreementAlgorithm": key_agreement_algorithm,
+                "KeyOrigin": Origin::of(&private).name(),
+            })
+        }
         GenerateMac { key_id, message, mac_algorithm } => {
             let h = resolve(&key_id)?;
             let mech = sign::mac_mechanism(&mac_algorithm)?;
@@ -678,6 +708,27 @@ fn public_half(t: &Token, private: &crate::object::Object) -> KmsResult<u64> {
         }
     }
     Err(KmsError::new(AwsError::UnsupportedOperation, format!("{} is not an asymmetric key", kms::arn(private))))
+}
+
+/// ECDH through C_DeriveKey (the gate sees a KEY_AGREEMENT use): the secret is read from
+/// a session key made for it, which is destroyed at once.
+fn shared_secret(a: &Caller, key: u64, point: Vec<u8>) -> KmsResult<Zeroizing<Vec<u8>>> {
+    let mech = Mechanism {
+        ty: CKM_ECDH1_DERIVE,
+        param: Param::Ecdh { kdf: CKD_NULL, shared_data: Vec::new(), public_data: point },
+    };
+    let template = [
+        (CKA_CLASS, ck_ulong(CKO_SECRET_KEY)),
+        (CKA_KEY_TYPE, ck_ulong(CKK_GENERIC_SECRET)),
+        (CKA_TOKEN, ck_bool(false)),
+        (CKA_SENSITIVE, ck_bool(false)),
+        (CKA_EXTRACTABLE, ck_bool(true)),
+    ];
+    let derived = a.lib.derive_key(a.session, &mech, key, &template).map_err(|e| explain(a, e))?;
+    let secret =
+        a.lib.object(a.session, derived, &[CKA_VALUE]).and_then(|o| Ok(Zeroizing::new(o.read(CKA_VALUE)?.to_vec())));
+    a.lib.destroy_object(a.session, derived).map_err(|e| explain(a, e))?;
+    secret.map_err(|e| explain(a, e))
 }
 
 fn sign_with(a: &Caller, mech: &Mechanism, key: u64, data: &[u8]) -> KmsResult<Vec<u8>> {
@@ -881,7 +932,9 @@ fn create_key(a: &Caller, spec_name: &str, usage: Option<&str>, external: bool) 
         }
         Material::Rsa(bits) => (CKM_RSA_PKCS_KEY_PAIR_GEN, (CKA_MODULUS_BITS, ck_ulong(bits as u64))),
         Material::Ec(params) => (CKM_EC_KEY_PAIR_GEN, (CKA_EC_PARAMS, params.to_vec())),
-        Material::Ed25519 => return Err(invalid(format!("KeySpec {spec_name} is not supported here"))),
+        Material::Ed25519 => {
+            (CKM_EC_EDWARDS_KEY_PAIR_GEN, (CKA_EC_PARAMS, crate::mech::eddsa::ED25519_PARAMS.to_vec()))
+        }
     };
     if external {
         return Err(KmsError::new(

@@ -3,7 +3,7 @@
 //! as DER, public keys as SPKI DER) over the module's mechanisms.
 
 use crate::crypto::{digest_info, Hash};
-use crate::kms::spec::{Algorithm, Scheme};
+use crate::kms::spec::{self, Algorithm, Scheme};
 use crate::kms::{lifecycle::KmsResult, AwsError, KmsError};
 use crate::mech::{Mechanism, Param};
 use crate::object::Object;
@@ -54,8 +54,12 @@ pub fn signing_mechanism(alg: &str, digest: bool) -> KmsResult<(Mechanism, Optio
             (m([CKM_SHA256_RSA_PKCS_PSS, CKM_SHA384_RSA_PKCS_PSS, CKM_SHA512_RSA_PKCS_PSS][idx(hash)], pss), None)
         }
         (Scheme::Pss, true) => (m(CKM_RSA_PKCS_PSS, pss), Some(hash)),
-        // Ed25519 keys are not made on the kms face yet.
-        (Scheme::Ed25519 | Scheme::Ed25519Ph, _) => return Err(unsupported()),
+        (Scheme::Ed25519, false) => (m(CKM_EDDSA, Param::None), None),
+        (Scheme::Ed25519, true) => {
+            return Err(KmsError::new(AwsError::Validation, format!("SigningAlgorithm {alg} takes MessageType RAW")))
+        }
+        (Scheme::Ed25519Ph, false) => (m(CKM_EDDSA, Param::Eddsa { prehash: true, context: Vec::new() }), None),
+        (Scheme::Ed25519Ph, true) => (m(CKM_EDDSA, Param::Ed25519phDigest), Some(hash)),
     })
 }
 
@@ -112,9 +116,29 @@ pub fn ecdsa_from_der(der: &[u8], width: usize) -> Option<Vec<u8>> {
 /// The field width of an EC key, from its CKA_EC_PARAMS.
 pub fn ec_width(obj: &Object) -> usize {
     match obj.get_raw(CKA_EC_PARAMS) {
-        Some([0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22]) => 48,
+        Some(p) if p == spec::P384 => 48,
+        Some(p) if p == spec::P521 => 66,
         _ => 32,
     }
+}
+
+/// The point of a peer's public key for ECDH with `key`: a DER SubjectPublicKeyInfo of an
+/// EC key on the same curve, as DeriveSharedSecret takes it.
+pub fn peer_point(key: &Object, spki_der: &[u8]) -> KmsResult<Vec<u8>> {
+    let invalid = || {
+        KmsError::new(
+            AwsError::Validation,
+            "PublicKey must be a DER SubjectPublicKeyInfo of an EC key on the curve of the KMS key",
+        )
+    };
+    let info = spki::SubjectPublicKeyInfoRef::from_der(spki_der).map_err(|_| invalid())?;
+    let params = info.algorithm.parameters.map(|p| p.to_der()).transpose().map_err(|_| invalid())?;
+    if info.algorithm.oid != der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1")
+        || params.as_deref() != key.get_raw(CKA_EC_PARAMS)
+    {
+        return Err(invalid());
+    }
+    info.subject_public_key.as_bytes().map(<[u8]>::to_vec).ok_or_else(invalid)
 }
 
 /// The SubjectPublicKeyInfo DER of a public key object.
@@ -151,6 +175,19 @@ pub fn spki(obj: &Object) -> KmsResult<Vec<u8>> {
                     parameters: Some(curve),
                 },
                 subject_public_key: BitStringRef::from_bytes(&point).map_err(bad)?,
+            };
+            info.to_der().map_err(bad)
+        }
+        Some(CKK_EC_EDWARDS) => {
+            // RFC 8410: id-Ed25519, no parameters, the 32-byte public key.
+            let point = obj.get_raw(CKA_EC_POINT).ok_or_else(missing)?;
+            let point = crate::mech::octet_point(point, crate::crypto::ED25519_KEY_LEN).ok_or_else(missing)?;
+            let info = spki::SubjectPublicKeyInfoRef {
+                algorithm: spki::AlgorithmIdentifierRef {
+                    oid: der::asn1::ObjectIdentifier::new_unwrap("1.3.101.112"),
+                    parameters: None,
+                },
+                subject_public_key: BitStringRef::from_bytes(point).map_err(bad)?,
             };
             info.to_der().map_err(bad)
         }

@@ -83,9 +83,10 @@ pub const TABLE: [Row; 13] = [
     row(KeySpec::Rsa4096, "RSA_4096", Material::Rsa(4096), RSA),
     row(KeySpec::EccNistP256, "ECC_NIST_P256", Material::Ec(P256), ECC),
     row(KeySpec::EccNistP384, "ECC_NIST_P384", Material::Ec(P384), ECC),
-    Row { creatable: false, ..row(KeySpec::EccNistP521, "ECC_NIST_P521", Material::Ec(P521), ECC) },
-    Row { creatable: false, ..row(KeySpec::EccSecgP256k1, "ECC_SECG_P256K1", Material::Ec(SECP256K1), ECC) },
-    Row { creatable: false, ..row(KeySpec::EccNistEdwards25519, "ECC_NIST_EDWARDS25519", Material::Ed25519, SIGN) },
+    row(KeySpec::EccNistP521, "ECC_NIST_P521", Material::Ec(P521), ECC),
+    // AWS KMS offers key agreement on the NIST curves only.
+    row(KeySpec::EccSecgP256k1, "ECC_SECG_P256K1", Material::Ec(SECP256K1), SIGN),
+    row(KeySpec::EccNistEdwards25519, "ECC_NIST_EDWARDS25519", Material::Ed25519, SIGN),
 ];
 
 impl KeySpec {
@@ -131,7 +132,7 @@ impl KeySpec {
             (KeyUsage::SignVerify, EccNistP384) => &[EcdsaSha384],
             (KeyUsage::SignVerify, EccNistP521) => &[EcdsaSha512],
             (KeyUsage::SignVerify, EccNistEdwards25519) => &[Ed25519Sha512, Ed25519PhSha512],
-            (KeyUsage::KeyAgreement, EccNistP256 | EccNistP384 | EccNistP521 | EccSecgP256k1) => &[Ecdh],
+            (KeyUsage::KeyAgreement, EccNistP256 | EccNistP384 | EccNistP521) => &[Ecdh],
             (KeyUsage::GenerateVerifyMac, Hmac224) => &[HmacSha224],
             (KeyUsage::GenerateVerifyMac, Hmac256) => &[HmacSha256],
             (KeyUsage::GenerateVerifyMac, Hmac384) => &[HmacSha384],

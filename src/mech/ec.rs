@@ -1,6 +1,6 @@
-//! Elliptic-curve mechanisms on NIST P-256 and P-384: key-pair generation, ECDSA over a
-//! hash (CKM_ECDSA) or over data with SHA-1/224/256/384/512, and ECDH key derivation with
-//! the null KDF.
+//! Elliptic-curve mechanisms on NIST P-256, P-384, P-521 and secp256k1: key-pair
+//! generation, ECDSA over a hash (CKM_ECDSA) or over data with SHA-1/224/256/384/512, and
+//! ECDH key derivation with its KDFs (not on secp256k1: CKR_CURVE_NOT_SUPPORTED).
 //!
 //! The primitives come from `crypto`; this file holds the PKCS#11 rules on top of them:
 //! the encodings of CKA_EC_PARAMS and CKA_EC_POINT, which object class each operation
@@ -19,16 +19,14 @@ use zeroize::Zeroizing;
 
 const EC_KEY_TYPES: &[CK_KEY_TYPE] = &[CKK_EC];
 
-/// Named-curve CKA_EC_PARAMS (DER OBJECT IDENTIFIER) of P-256 (1.2.840.10045.3.1.7).
-const P256_PARAMS: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-/// Named-curve CKA_EC_PARAMS of P-384 (1.3.132.0.34).
-const P384_PARAMS: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+// Named-curve CKA_EC_PARAMS (DER OBJECT IDENTIFIER), from the key spec table.
+use crate::kms::spec::{P256 as P256_PARAMS, P384 as P384_PARAMS, P521 as P521_PARAMS, SECP256K1 as SECP256K1_PARAMS};
 
 /// Curve sizes in bits, as C_GetMechanismInfo reports EC key sizes.
 fn ec_info(flags: CK_FLAGS) -> Info {
     Info {
         min_key: 256,
-        max_key: 384,
+        max_key: 521,
         // Prime-field curves, named by OID or by name, points uncompressed.
         flags: flags | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_CURVENAME | CKF_EC_UNCOMPRESS,
     }
@@ -39,6 +37,8 @@ fn params_of(curve: Curve) -> &'static [u8] {
     match curve {
         Curve::P256 => P256_PARAMS,
         Curve::P384 => P384_PARAMS,
+        Curve::P521 => P521_PARAMS,
+        Curve::Secp256k1 => SECP256K1_PARAMS,
     }
 }
 
@@ -50,6 +50,8 @@ fn parse_params(params: &[u8]) -> Option<Curve> {
         0x06 => match ObjectIdentifier::from_der(params).ok()? {
             const_oid::db::rfc5912::SECP_256_R_1 => Some(Curve::P256),
             const_oid::db::rfc5912::SECP_384_R_1 => Some(Curve::P384),
+            const_oid::db::rfc5912::SECP_521_R_1 => Some(Curve::P521),
+            crate::crypto::SECP_256_K_1 => Some(Curve::Secp256k1),
             _ => None,
         },
         0x13 => {
@@ -60,6 +62,10 @@ fn parse_params(params: &[u8]) -> Option<Curve> {
                 Some(Curve::P256)
             } else if is(&["secp384r1", "P-384", "NIST P-384"]) {
                 Some(Curve::P384)
+            } else if is(&["secp521r1", "P-521", "NIST P-521"]) {
+                Some(Curve::P521)
+            } else if is(&["secp256k1"]) {
+                Some(Curve::Secp256k1)
             } else {
                 None
             }
@@ -567,7 +573,8 @@ mod tests {
         let body =
             [UintRef::new(&sig[..n]).unwrap().to_der().unwrap(), UintRef::new(&sig[n..]).unwrap().to_der().unwrap()]
                 .concat();
-        let der_sig = [vec![0x30, body.len() as u8], body].concat();
+        let head = if body.len() < 0x80 { vec![0x30, body.len() as u8] } else { vec![0x30, 0x81, body.len() as u8] };
+        let der_sig = [head, body].concat();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("pub.der"), spki).unwrap();
         std::fs::write(dir.path().join("hash"), prehash).unwrap();
@@ -586,7 +593,12 @@ mod tests {
 
     #[test]
     fn key_pair_generation() {
-        for (params, curve) in [(P256_PARAMS, Curve::P256), (P384_PARAMS, Curve::P384)] {
+        for (params, curve) in [
+            (P256_PARAMS, Curve::P256),
+            (P384_PARAMS, Curve::P384),
+            (P521_PARAMS, Curve::P521),
+            (SECP256K1_PARAMS, Curve::Secp256k1),
+        ] {
             let pair = unit(CKM_EC_KEY_PAIR_GEN).generate_key_pair(&[(CKA_EC_PARAMS, params.to_vec())], &[]).unwrap();
             let public = object(&pair.public);
             let private = object(&pair.private);
@@ -601,8 +613,10 @@ mod tests {
             // CKA_EC_POINT: OCTET STRING (04, length) of the uncompressed point.
             let ec_point = public.get_raw(CKA_EC_POINT).unwrap();
             let n = curve.byte_len();
-            assert_eq!(ec_point[..3], [0x04, (2 * n + 1) as u8, 0x04]);
-            assert_eq!(ec_point.len(), 2 * n + 3);
+            let head =
+                if 2 * n + 1 < 0x80 { vec![0x04, (2 * n + 1) as u8] } else { vec![0x04, 0x81, (2 * n + 1) as u8] };
+            assert_eq!(ec_point[..head.len() + 1], [&head[..], &[0x04]].concat()[..]);
+            assert_eq!(ec_point.len(), 2 * n + 1 + head.len());
             assert_eq!(private.get_raw(CKA_VALUE).unwrap().len(), n);
             // The scalar and the point belong together.
             let k = EcSigningKey::new(curve, private.get_raw(CKA_VALUE).unwrap(), None).unwrap();
@@ -622,6 +636,8 @@ mod tests {
             ("P-256", P256_PARAMS),
             ("secp384r1", P384_PARAMS),
             ("P-384", P384_PARAMS),
+            ("secp521r1", P521_PARAMS),
+            ("secp256k1", SECP256K1_PARAMS),
         ] {
             let (public, private) = generate(&printable(name));
             // Written back in the OID form.
@@ -630,6 +646,8 @@ mod tests {
         }
         assert_eq!(ObjectIdentifier::from_der(P256_PARAMS).unwrap(), const_oid::db::rfc5912::SECP_256_R_1);
         assert_eq!(ObjectIdentifier::from_der(P384_PARAMS).unwrap(), const_oid::db::rfc5912::SECP_384_R_1);
+        assert_eq!(ObjectIdentifier::from_der(P521_PARAMS).unwrap(), const_oid::db::rfc5912::SECP_521_R_1);
+        assert_eq!(ObjectIdentifier::from_der(SECP256K1_PARAMS).unwrap().to_string(), "1.3.132.0.10");
         let gen = unit(CKM_EC_KEY_PAIR_GEN);
         // In the private template only; in both, equal in meaning though not in form.
         let pair = gen.generate_key_pair(&[], &[(CKA_EC_PARAMS, P384_PARAMS.to_vec())]).unwrap();
@@ -644,14 +662,13 @@ mod tests {
         );
         assert_eq!(gen.generate_key_pair(&[(CKA_LABEL, b"x".to_vec())], &[]).err(), Some(Error::TemplateIncomplete));
         for bad in [
-            h("06052b81040023"),         // P-521
-            h("06052b8104000a"),         // secp256k1
             h("06092b2403030208010107"), // brainpoolP256r1
+            h("06082a8648ce3d030101"),   // prime192v1
             h("0500"),                   // implicitlyCA
             h("3003020101"),             // explicit parameters (truncated)
             h("06082a8648ce3d0301"),     // OID cut short
             h("06082a8648ce3d03010700"), // trailing byte
-            printable("secp521r1"),
+            printable("prime192v1"),
             printable("prime256v2"),
             Vec::new(),
         ] {
@@ -701,6 +718,80 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn p521_and_secp256k1_signatures_verified_by_openssl() {
+        for params in [P521_PARAMS, SECP256K1_PARAMS] {
+            let (public, private) = generate(params);
+            let point = point_of(&public);
+            for len in [1, 20, 32, 48, 64] {
+                let hash = rand(len);
+                let sig = sign(CKM_ECDSA, &private, &hash, 5);
+                assert!(openssl_verify(params, &point, &hash, &sig), "{len}");
+                assert_eq!(verify(CKM_ECDSA, &public, &hash, &sig), Ok(()));
+                let mut other = hash.clone();
+                other[0] ^= 1;
+                assert!(!openssl_verify(params, &point, &other, &sig));
+                assert_eq!(verify(CKM_ECDSA, &public, &other, &sig), Err(Error::SignatureInvalid));
+            }
+            for ty in [CKM_ECDSA_SHA256, CKM_ECDSA_SHA384, CKM_ECDSA_SHA512] {
+                let data = rand(300);
+                let sig = sign(ty, &private, &data, 9);
+                assert!(openssl_verify(params, &point, &sha(ty, &data), &sig), "{ty:#x}");
+                assert_eq!(verify(ty, &public, &data, &sig), Ok(()));
+            }
+        }
+        // P-521 signs the leftmost 521 bits of a longer value: aws-lc's form holds 512.
+        let (_, private) = generate(P521_PARAMS);
+        let mut op = unit(CKM_ECDSA).sign(&key(&private), &Param::None).unwrap();
+        assert_eq!(op.update(&rand(66)).and_then(|()| op.finish()).err(), Some(Error::DataLenRange));
+    }
+
+    #[test]
+    fn ecdh_on_p521_agrees_with_openssl_and_secp256k1_has_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("openssl").current_dir(dir.path()).args(args).output().unwrap();
+            assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        run(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-521", "-out", "peer.pem"]);
+        run(&["pkey", "-in", "peer.pem", "-pubout", "-outform", "DER", "-out", "peer.der"]);
+        let peer_spki = std::fs::read(dir.path().join("peer.der")).unwrap();
+        let peer_point = peer_spki[peer_spki.len() - 133..].to_vec();
+        assert_eq!(peer_point[0], 4);
+        let (public, private) = generate(P521_PARAMS);
+        let ours = unit(CKM_ECDH1_DERIVE).derive(&key(&private), &ecdh(peer_point), None).unwrap();
+        assert_eq!(ours.len(), 66);
+        let spki = spki::SubjectPublicKeyInfoRef {
+            algorithm: spki::AlgorithmIdentifierRef {
+                oid: const_oid::db::rfc5912::ID_EC_PUBLIC_KEY,
+                parameters: Some(AnyRef::from_der(P521_PARAMS).unwrap()),
+            },
+            subject_public_key: BitStringRef::from_bytes(&point_of(&public)).unwrap(),
+        }
+        .to_der()
+        .unwrap();
+        std::fs::write(dir.path().join("ours.der"), spki).unwrap();
+        run(&[
+            "pkeyutl",
+            "-derive",
+            "-inkey",
+            "peer.pem",
+            "-peerkey",
+            "ours.der",
+            "-peerform",
+            "DER",
+            "-out",
+            "secret",
+        ]);
+        assert_eq!(std::fs::read(dir.path().join("secret")).unwrap(), ours.as_slice());
+        // secp256k1 signs; ECDH on it is served by neither aws-lc-rs nor AWS KMS.
+        let (k1_public, k1_private) = generate(SECP256K1_PARAMS);
+        assert_eq!(
+            unit(CKM_ECDH1_DERIVE).derive(&key(&k1_private), &ecdh(point_of(&k1_public)), None).err(),
+            Some(Error::CurveNotSupported)
+        );
     }
 
     #[test]
@@ -791,10 +882,21 @@ mod tests {
         let mut p521 = object(&[
             (CKA_CLASS, ck_ulong(CKO_PRIVATE_KEY)),
             (CKA_KEY_TYPE, ck_ulong(CKK_EC)),
-            (CKA_EC_PARAMS, h("06052b81040023")),
-            (CKA_VALUE, vec![1; 66]),
+            (CKA_EC_PARAMS, h("06092b2403030208010107")), // brainpoolP256r1
+            (CKA_VALUE, vec![1; 32]),
         ]);
         assert_eq!(ecdsa.sign(&key(&p521), &Param::None).err(), Some(Error::KeyTypeInconsistent));
+        p521.set(CKA_EC_PARAMS, P521_PARAMS.to_vec());
+        p521.set(CKA_VALUE, vec![0xFF; 66]); // above P-521's order
+        assert_eq!(ecdsa.sign(&key(&p521), &Param::None).err(), Some(Error::KeyTypeInconsistent));
+        let below = object(&[
+            (CKA_CLASS, ck_ulong(CKO_PRIVATE_KEY)),
+            (CKA_KEY_TYPE, ck_ulong(CKK_EC)),
+            (CKA_EC_PARAMS, P521_PARAMS.to_vec()),
+            (CKA_VALUE, vec![1; 66]),
+        ]);
+        assert!(ecdsa.sign(&key(&below), &Param::None).is_ok(), "a P-521 scalar below the order");
+        p521.set(CKA_VALUE, vec![1; 66]);
         p521.set(CKA_EC_PARAMS, P256_PARAMS.to_vec());
         assert_eq!(ecdsa.sign(&key(&p521), &Param::None).err(), Some(Error::KeyTypeInconsistent));
         p521.set(CKA_VALUE, vec![0xFF; 32]); // above the order
@@ -949,7 +1051,7 @@ mod tests {
     fn mechanism_info() {
         for u in UNITS {
             let info = u.info();
-            assert_eq!((info.min_key, info.max_key), (256, 384));
+            assert_eq!((info.min_key, info.max_key), (256, 521));
             assert_ne!(info.flags & CKF_EC_F_P, 0);
             let expect = match u.ty() {
                 CKM_EC_KEY_PAIR_GEN => CKF_GENERATE_KEY_PAIR,

@@ -130,6 +130,7 @@ fn variant(p: &Param) -> Result<Ed25519Variant> {
     match p {
         Param::None => Ok(Ed25519Variant::Pure),
         Param::Bytes(b) if b.is_empty() => Ok(Ed25519Variant::Pure),
+        Param::Ed25519phDigest => Ok(Ed25519Variant::Ph(Vec::new())),
         Param::Eddsa { prehash, context } if context.len() <= 255 => Ok(match (prehash, context.is_empty()) {
             (false, true) => Ed25519Variant::Pure,
             (false, false) => Ed25519Variant::Ctx(context.clone()),
@@ -147,9 +148,9 @@ enum Input {
 }
 
 impl Input {
-    fn new(v: &Ed25519Variant) -> Self {
+    fn new(v: &Ed25519Variant, p: &Param) -> Self {
         match v {
-            Ed25519Variant::Ph(_) => Input::Hashed(Digest::new(Hash::Sha512)),
+            Ed25519Variant::Ph(_) if !matches!(p, Param::Ed25519phDigest) => Input::Hashed(Digest::new(Hash::Sha512)),
             _ => Input::Message(Zeroizing::new(Vec::new())),
         }
     }
@@ -230,11 +231,11 @@ impl Unit for EddsaUnit {
     }
     fn sign(&self, key: &Key, p: &Param) -> Result<Box<dyn SignOp>> {
         let variant = variant(p)?;
-        Ok(Box::new(EddsaSign { key: signing_key(key)?, input: Some(Input::new(&variant)), variant }))
+        Ok(Box::new(EddsaSign { key: signing_key(key)?, input: Some(Input::new(&variant, p)), variant }))
     }
     fn verify(&self, key: &Key, p: &Param) -> Result<Box<dyn VerifyOp>> {
         let variant = variant(p)?;
-        Ok(Box::new(EddsaVerify { key: verifying_key(key)?, input: Some(Input::new(&variant)), variant }))
+        Ok(Box::new(EddsaVerify { key: verifying_key(key)?, input: Some(Input::new(&variant, p)), variant }))
     }
 }
 

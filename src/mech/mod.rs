@@ -38,6 +38,9 @@ pub enum Param {
     Ecdh { kdf: CK_EC_KDF_TYPE, shared_data: Vec<u8>, public_data: Vec<u8> },
     /// CK_EDDSA_PARAMS: pre-hashing (Ed25519ph) and the context.
     Eddsa { prehash: bool, context: Vec<u8> },
+    /// Ed25519ph over a SHA-512 digest the caller made (no context): the kms face's
+    /// ED25519_PH_SHA_512 with MessageType DIGEST. No C_*Init parameter turns into it.
+    Ed25519phDigest,
     /// CK_AES_CBC_ENCRYPT_DATA_PARAMS.
     CbcData { iv: [u8; 16], data: Vec<u8> },
     /// A key handle (CKM_CONCATENATE_BASE_AND_KEY), as the caller gave it.
