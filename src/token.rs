@@ -15,8 +15,8 @@ use crate::object::{ck_ulong, Object};
 use crate::seal::{index_hash, role_aad, Integrity, KdfParams, MasterKey, Sum256};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
-    codec, Alias, Attempt, Change, IndexEntry, LoadedRow, NamedUser, Role, Scan, Store, StoredAttr, StoredObject, Tag,
-    TokenRecord,
+    codec, tree, Alias, Attempt, Change, IndexEntry, LoadedRow, NamedUser, Role, Scan, Store, StoredAttr, StoredObject,
+    Tag, TokenRecord, Vouch,
 };
 use crate::vendor::{CKA_KMSTOKEN_KEY_ID, CKA_KMSTOKEN_KEY_STATE, CKA_KMSTOKEN_ROTATION_ENABLED};
 use cryptoki_sys::*;
@@ -876,7 +876,7 @@ impl Token {
         if let Some(o) = cache.objects.get(&id) {
             return Ok(Some(o.clone()));
         }
-        let Some(stored) = self.store.load(id)? else {
+        let Some((stored, vouch)) = self.store.load_vouched(id)? else {
             return Ok(None);
         };
         // Any login that holds the master key may load a private object (the KMS layer
@@ -886,9 +886,34 @@ impl Token {
             return Ok(None);
         }
         self.refuse_if_suspect()?;
-        let obj = Arc::new(self.unseal(stored).inspect_err(|e| log::error!("token {}: {e}", self.serial))?);
+        let vouched = self.vouched(&stored, &vouch);
+        let obj = Arc::new(
+            self.unseal(stored)
+                .and_then(|o| vouched.map(|()| o))
+                .inspect_err(|e| log::error!("token {}: {e}", self.serial))?,
+        );
         cache.put(id, obj.clone());
         Ok(Some(obj))
+    }
+
+    /// With the key: whether the row is the one the token wrote last, as the MAC tree under
+    /// the authenticated state says. A row put back while this process is logged in is
+    /// refused here, when it is loaded, and not only at the next login.
+    fn vouched(&self, row: &LoadedRow, v: &Vouch) -> Result<()> {
+        let l = self.login.read();
+        let (Some(auth), Some(st)) = (&l.integrity, &v.record.state) else {
+            return Ok(());
+        };
+        let refuse = |why: &str| Err(Error::storage(format!("object {} is refused: {why}", row.id)));
+        if !auth.verify(&codec::state_row(&v.record, st), &st.mac) {
+            return refuse("the token state that vouches for it fails its integrity check");
+        }
+        match &st.tree {
+            Some(root) if !tree::vouches(root, row.id, &v.path, &row.mac) => {
+                refuse("it is not the row the token wrote last (put back from an older copy)")
+            }
+            _ => Ok(()),
+        }
     }
 
     fn to_stored(&self, obj: &Object, id: u64) -> Result<(StoredObject, Vec<IndexEntry>)> {

@@ -404,6 +404,57 @@ fn object_rows_put_back_added_or_removed_are_named_and_refused_alone() {
     });
 }
 
+/// Waits for `path` to exist (another process of the scenario makes it).
+fn wait_for(path: &std::path::Path) {
+    let start = std::time::Instant::now();
+    while !path.exists() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "{} never came", path.display());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_row_put_back_while_a_process_is_logged_in_is_refused_when_it_is_loaded() {
+    scenario!(|s| {
+        if s.role() == "live" {
+            // Logged in before the edit: the login's check saw nothing wrong.
+            let (_p, session, victim) = checking(s);
+            std::fs::write(s.dir().join("logged-in"), b"").unwrap();
+            wait_for(&s.dir().join("edited"));
+            refused(&session, victim);
+            let again = find(&session, &[Attribute::Label(b"bystander".to_vec())]);
+            aes_round_trip(&session, handle_of(again[0]));
+            return;
+        }
+        let cli = Cli::new(&s.config_path(), USER_PIN);
+        let (victim, _) = two_keys(s);
+        let c = db(s);
+        let before = row_of(&c, victim.handle());
+        drop(c);
+        let (p, _slot, session) = rejoin();
+        let id = key_id_of(&session, victim);
+        drop(session);
+        p.finalize().unwrap();
+        cli.ok(&["kms", "disable-key", "--key-id", &id]);
+        let live = s
+            .command_for("live")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for(&s.dir().join("logged-in"));
+        let c = db(s);
+        put_row(&c, victim.handle(), &before);
+        drop(c);
+        std::fs::write(s.dir().join("edited"), b"").unwrap();
+        let out = live.wait_with_output().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && s.dir().join("done-live").exists(), "{log}");
+        let said = format!("object {} is refused: it is not the row the token wrote last", victim.handle());
+        assert!(log.contains(&said), "{log}");
+    });
+}
+
 #[test]
 fn rows_put_back_with_the_mac_tree_make_the_token_refuse_until_the_so_has_looked() {
     scenario!(|s| {

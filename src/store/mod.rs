@@ -166,6 +166,15 @@ pub struct LoadedRow {
     pub mac: Vec<u8>,
 }
 
+/// What vouches for an object row as the one the token wrote last (`Store::load_vouched`).
+#[derive(Clone, Debug)]
+pub struct Vouch {
+    pub record: TokenRecord,
+    /// The MAC tree's nodes from the leaf (level 0) up to the root; None where none is
+    /// stored.
+    pub path: Vec<Option<Vec<u8>>>,
+}
+
 /// Where a segment of the audit trail stood when the database anchored it: its file name,
 /// how many records and bytes it held, and its last record's link.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -264,6 +273,9 @@ pub trait Store: Send + Sync {
     fn commit(&self, changes: Vec<Change>, auth: &Integrity) -> Result<Vec<u64>>;
 
     fn load(&self, id: u64) -> Result<Option<LoadedRow>>;
+    /// The row with what vouches for it, read in one snapshot: the token record (whose
+    /// state holds the MAC tree's root) and the tree's nodes on the way to the row's leaf.
+    fn load_vouched(&self, id: u64) -> Result<Option<(LoadedRow, Vouch)>>;
     /// Ids of objects that match every `(attr, any of hashes)` condition and none of the
     /// `exclude` entries, public only unless `private` is set. With no conditions, every
     /// visible object.

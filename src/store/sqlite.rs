@@ -371,6 +371,24 @@ impl Nodes for Transaction<'_> {
     }
 }
 
+fn load_row(conn: &Connection, id: u64) -> Result<Option<LoadedRow>> {
+    let row = conn
+        .prepare_cached("SELECT uid, class, private, attrs, gen, mac FROM objects WHERE id = ?1")?
+        .query_row([id as i64], |r| {
+            Ok(LoadedRow {
+                id,
+                uid: r.get(0)?,
+                class: r.get::<_, i64>(1)? as u64,
+                private: r.get(2)?,
+                attrs: r.get(3)?,
+                gen: r.get::<_, i64>(4)? as u64,
+                mac: r.get::<_, Option<Vec<u8>>>(5)?.unwrap_or_default(),
+            })
+        })
+        .optional()?;
+    Ok(row)
+}
+
 /// Every object row's id and MAC (rows without one are left out).
 fn object_macs(tx: &Transaction) -> Result<Vec<(u64, Vec<u8>)>> {
     let rows: Vec<(i64, Option<Vec<u8>>)> = tx
@@ -770,22 +788,18 @@ impl Store for SqliteStore {
     }
 
     fn load(&self, id: u64) -> Result<Option<LoadedRow>> {
-        let conn = self.conn.lock();
-        let row = conn
-            .prepare_cached("SELECT uid, class, private, attrs, gen, mac FROM objects WHERE id = ?1")?
-            .query_row([id as i64], |r| {
-                Ok(LoadedRow {
-                    id,
-                    uid: r.get(0)?,
-                    class: r.get::<_, i64>(1)? as u64,
-                    private: r.get(2)?,
-                    attrs: r.get(3)?,
-                    gen: r.get::<_, i64>(4)? as u64,
-                    mac: r.get::<_, Option<Vec<u8>>>(5)?.unwrap_or_default(),
-                })
-            })
-            .optional()?;
-        Ok(row)
+        load_row(&self.conn.lock(), id)
+    }
+
+    fn load_vouched(&self, id: u64) -> Result<Option<(LoadedRow, super::Vouch)>> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let Some(row) = load_row(&tx, id)? else {
+            return Ok(None);
+        };
+        let record = read_record(&tx)?;
+        let path = tree::path_of(id).into_iter().map(|k| tx.get(k)).collect::<Result<_>>()?;
+        Ok(Some((row, super::Vouch { record, path })))
     }
 
     fn find(&self, conditions: &[(u64, Vec<Vec<u8>>)], private: bool, exclude: &[IndexEntry]) -> Result<Vec<u64>> {

@@ -114,6 +114,30 @@ impl Edit {
     }
 }
 
+/// The keys of the nodes from object `id`'s leaf up to the root.
+pub fn path_of(id: u64) -> Vec<Key> {
+    (0..LEVELS).map(|level| (level, id / FANOUT.pow(level + 1))).collect()
+}
+
+/// Whether the nodes `path` (from `path_of(id)`) hash up to `root` and name `mac` as
+/// object `id`'s.
+pub fn vouches(root: &[u8; 32], id: u64, path: &[Option<Vec<u8>>], mac: &[u8]) -> bool {
+    if path.len() != LEVELS as usize || id >= FANOUT.pow(LEVELS) {
+        return false;
+    }
+    let mut want = *root;
+    for level in (0..LEVELS).rev() {
+        let key = (level, id / FANOUT.pow(level + 1));
+        let node = path[level as usize].as_deref().unwrap_or_default();
+        if node.len() > NODE || node_hash(key, node) != want {
+            return false;
+        }
+        let slot = ((id / FANOUT.pow(level)) % FANOUT) as usize * SLOT;
+        want = node.get(slot..slot + SLOT).map_or([0; 32], |s| s.try_into().expect("a whole slot"));
+    }
+    want != [0; 32] && want.as_slice() == mac
+}
+
 /// What the tree says of the object rows as they are.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Findings {
@@ -264,6 +288,24 @@ mod tests {
         // A root that names another tree vouches for nothing.
         let f = check(&[7; 32], &store.0.borrow(), &[(1, mac(1))]);
         assert_eq!(f.refused.len(), 1);
+    }
+
+    #[test]
+    fn a_path_vouches_for_the_last_mac_only() {
+        let store = Mem::default();
+        write(&store, &[(5, Some(1)), (70_000, Some(2))]);
+        let path = |id| path_of(id).into_iter().map(|k| store.0.borrow().get(&k).cloned()).collect::<Vec<_>>();
+        let root = write(&store, &[(5, Some(3))]);
+        assert!(vouches(&root, 5, &path(5), &mac(3)));
+        assert!(!vouches(&root, 5, &path(5), &mac(1)), "an older MAC");
+        assert!(vouches(&root, 70_000, &path(70_000), &mac(2)));
+        assert!(!vouches(&root, 6, &path(6), &mac(3)), "an id never written");
+        // A path taken from before the write does not hash up to the new root.
+        let old_root = write(&store, &[(5, Some(1))]);
+        let old_path = path(5);
+        let root = write(&store, &[(5, Some(3))]);
+        assert!(vouches(&old_root, 5, &old_path, &mac(1)));
+        assert!(!vouches(&root, 5, &old_path, &mac(1)));
     }
 
     #[test]
