@@ -708,6 +708,118 @@ impl EcAgreementKey {
 }
 
 // ---------------------------------------------------------------------------------------
+// ML-DSA (FIPS 204)
+
+/// The ML-DSA parameter sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MlDsa {
+    L44,
+    L65,
+    L87,
+}
+
+/// The length of an ML-DSA seed (ξ), from which FIPS 204 expands the key pair.
+pub const ML_DSA_SEED_LEN: usize = 32;
+
+impl MlDsa {
+    fn signing(self) -> &'static signature::PqdsaSigningAlgorithm {
+        match self {
+            MlDsa::L44 => &signature::ML_DSA_44_SIGNING,
+            MlDsa::L65 => &signature::ML_DSA_65_SIGNING,
+            MlDsa::L87 => &signature::ML_DSA_87_SIGNING,
+        }
+    }
+
+    fn verification(self) -> &'static signature::PqdsaVerificationAlgorithm {
+        match self {
+            MlDsa::L44 => &signature::ML_DSA_44,
+            MlDsa::L65 => &signature::ML_DSA_65,
+            MlDsa::L87 => &signature::ML_DSA_87,
+        }
+    }
+
+    pub fn public_len(self) -> usize {
+        self.signing().public_key_len()
+    }
+
+    pub fn signature_len(self) -> usize {
+        self.signing().signature_len()
+    }
+}
+
+/// An ML-DSA private key.
+pub struct MlDsaSigningKey {
+    level: MlDsa,
+    pair: signature::PqdsaKeyPair,
+}
+
+impl MlDsaSigningKey {
+    /// A new key and the seed it was expanded from.
+    pub fn generate(level: MlDsa) -> Result<(Zeroizing<Vec<u8>>, Self)> {
+        let seed = random_secret(ML_DSA_SEED_LEN)?;
+        let key = Self::from_seed(level, &seed)?;
+        Ok((seed, key))
+    }
+
+    pub fn from_seed(level: MlDsa, seed: &[u8]) -> Result<Self> {
+        let pair = signature::PqdsaKeyPair::from_seed(level.signing(), seed).map_err(bad_key)?;
+        Ok(MlDsaSigningKey { level, pair })
+    }
+
+    /// From the expanded private key of FIPS 204 (sk).
+    pub fn from_private(level: MlDsa, raw: &[u8]) -> Result<Self> {
+        let pair = signature::PqdsaKeyPair::from_raw_private_key(level.signing(), raw).map_err(bad_key)?;
+        Ok(MlDsaSigningKey { level, pair })
+    }
+
+    /// The expanded private key (sk).
+    pub fn private_key(&self) -> Result<Zeroizing<Vec<u8>>> {
+        use aws_lc_rs::encoding::AsRawBytes;
+        let raw = self.pair.private_key().as_raw_bytes().map_err(|_| Error::general("ML-DSA key encoding"))?;
+        Ok(Zeroizing::new(raw.as_ref().to_vec()))
+    }
+
+    pub fn public_key(&self) -> Vec<u8> {
+        self.pair.public_key().as_ref().to_vec()
+    }
+
+    /// A hedged (randomised) ML-DSA signature of `msg`, with an empty context.
+    pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>> {
+        let mut sig = vec![0u8; self.level.signature_len()];
+        let n = self.pair.sign(msg, &mut sig).map_err(|_| Error::general("ML-DSA signing failed"))?;
+        sig.truncate(n);
+        Ok(sig)
+    }
+}
+
+/// An ML-DSA public key.
+pub struct MlDsaVerifyingKey {
+    level: MlDsa,
+    key: Vec<u8>,
+}
+
+impl MlDsaVerifyingKey {
+    /// A public key of the set's length (anything else is no key).
+    pub fn new(level: MlDsa, key: &[u8]) -> Result<Self> {
+        if key.len() != level.public_len() {
+            return Err(Error::KeyTypeInconsistent);
+        }
+        Ok(MlDsaVerifyingKey { level, key: key.to_vec() })
+    }
+
+    /// `SignatureLenRange` for a signature of the wrong length, `SignatureInvalid` for a
+    /// wrong one (empty context).
+    pub fn verify(&self, msg: &[u8], sig: &[u8]) -> Result<()> {
+        if sig.len() != self.level.signature_len() {
+            return Err(Error::SignatureLenRange);
+        }
+        signature::UnparsedPublicKey::new(self.level.verification(), &self.key)
+            .verify(msg, sig)
+            .map_err(|_| Error::SignatureInvalid)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // X25519 (RFC 7748)
 
 /// The length of an X25519 private key (its 32-byte string, clamped at use) and of a

@@ -24,6 +24,8 @@ pub enum Error {
     CryptokiNotInitialized,
     /// The key's curve is one the mechanism does not serve (PKCS#11 3.0).
     CurveNotSupported,
+    /// The parameter set a template names is not one the mechanism serves (PKCS#11 3.2).
+    ParameterSetNotSupported,
     DataInvalid,
     DataLenRange,
     DomainParamsInvalid,
@@ -197,6 +199,7 @@ impl Error {
             CryptokiAlreadyInitialized => CKR_CRYPTOKI_ALREADY_INITIALIZED,
             CryptokiNotInitialized => CKR_CRYPTOKI_NOT_INITIALIZED,
             CurveNotSupported => CKR_CURVE_NOT_SUPPORTED,
+            ParameterSetNotSupported => CKR_PARAMETER_SET_NOT_SUPPORTED,
             DataInvalid => CKR_DATA_INVALID,
             DataLenRange => CKR_DATA_LEN_RANGE,
             DomainParamsInvalid => CKR_DOMAIN_PARAMS_INVALID,

@@ -1,7 +1,8 @@
 //! The key specs of the AWS model beyond P-256/P-384 on the `kms` face: ECC_NIST_P521,
-//! ECC_SECG_P256K1 and ECC_NIST_EDWARDS25519 keys made by `create-key`, their public keys
-//! read by openssl, their signatures checked by openssl or ed25519-dalek; and
-//! `derive-shared-secret`, whose secret openssl derives too from the other side.
+//! ECC_SECG_P256K1, ECC_NIST_EDWARDS25519 and ML_DSA_44/65/87 keys made by `create-key`,
+//! their public keys read by openssl (or, for ML-DSA, RustCrypto's ml-dsa), their
+//! signatures checked by openssl, ed25519-dalek or ml-dsa; and `derive-shared-secret`,
+//! whose secret openssl derives too from the other side.
 
 mod common;
 #[path = "kms_common.rs"]
@@ -279,4 +280,74 @@ fn derive_shared_secret_agrees_with_openssl() {
             audit.iter().filter(|r| r["eventName"] == "DeriveSharedSecret" && r["errorCode"].is_null()).count();
         assert!(derived >= 3, "{derived} DeriveSharedSecret records");
     });
+}
+
+#[test]
+fn ml_dsa_keys_sign_for_an_independent_verifier() {
+    scenario!(|s| {
+        let (_p, _slot, _session) = ready();
+        let cli = Cli::new(&s.config_path(), USER_PIN);
+        let msg = b"a post-quantum message";
+        type Check = fn(&[u8], &[u8], &[u8]) -> bool;
+        // The public key is the SPKI's last pk_len bytes.
+        let sets: [(&str, &str, usize, Check); 3] = [
+            ("ML_DSA_44", "2.16.840.1.101.3.4.3.17", 1312, ml_dsa_verifies::<ml_dsa::MlDsa44>),
+            ("ML_DSA_65", "2.16.840.1.101.3.4.3.18", 1952, ml_dsa_verifies::<ml_dsa::MlDsa65>),
+            ("ML_DSA_87", "2.16.840.1.101.3.4.3.19", 2592, ml_dsa_verifies::<ml_dsa::MlDsa87>),
+        ];
+        for (spec, oid, pk_len, check) in sets {
+            let id = create(&cli, spec, "SIGN_VERIFY");
+            let key = cli.ok(&["kms", "get-public-key", "--key-id", &id]);
+            assert_eq!(key["SigningAlgorithms"], serde_json::json!(["ML_DSA_SHAKE_256"]), "{key}");
+            let spki = unb64(&key["PublicKey"]);
+            // SEQUENCE { SEQUENCE { OID }, BIT STRING { 0, pk } }: the OID's DER is in it.
+            let oid = der_oid(oid);
+            assert!(spki.windows(oid.len()).any(|w| w == oid.as_slice()), "{spec}: the SPKI names {oid:?}");
+            assert_eq!(spki.len(), pk_len + 22, "{spec}: SPKI of a {pk_len}-byte key");
+            let sig = sign(&cli, &id, msg, "ML_DSA_SHAKE_256", "RAW");
+            let pk = &spki[spki.len() - pk_len..];
+            assert!(check(pk, msg, &sig), "{spec}: ml-dsa verifies");
+            assert!(!check(pk, b"another message", &sig), "{spec}: and not for another message");
+            assert!(kms_verifies(&cli, &id, msg, &sig, "ML_DSA_SHAKE_256", "RAW"));
+            assert!(!kms_verifies(&cli, &id, b"another message", &sig, "ML_DSA_SHAKE_256", "RAW"));
+        }
+        let id = create(&cli, "ML_DSA_65", "SIGN_VERIFY");
+        let mu = b64(&[7; 64]);
+        for (message_type, code) in
+            [("DIGEST", "ValidationException"), ("EXTERNAL_MU", "UnsupportedOperationException")]
+        {
+            cli.fails(
+                &[
+                    "kms",
+                    "sign",
+                    "--key-id",
+                    &id,
+                    "--message",
+                    &mu,
+                    "--signing-algorithm",
+                    "ML_DSA_SHAKE_256",
+                    "--message-type",
+                    message_type,
+                ],
+                code,
+            );
+        }
+        cli.fails(
+            &["kms", "create-key", "--key-spec", "ML_DSA_44", "--key-usage", "ENCRYPT_DECRYPT"],
+            "ValidationException",
+        );
+    });
+}
+
+/// The DER of an OBJECT IDENTIFIER (arcs below 2^14 past the first two).
+fn der_oid(dotted: &str) -> Vec<u8> {
+    let arcs: Vec<u32> = dotted.split('.').map(|a| a.parse().unwrap()).collect();
+    let mut body = vec![(arcs[0] * 40 + arcs[1]) as u8];
+    for &a in &arcs[2..] {
+        if a >= 128 {
+            body.push(0x80 | (a >> 7) as u8);
+        }
+        body.push((a & 0x7f) as u8);
+    }
+    [vec![0x06, body.len() as u8], body].concat()
 }

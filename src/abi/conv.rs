@@ -352,6 +352,11 @@ pub fn mechanism(p: *const CK_MECHANISM) -> Result<Mechanism> {
             kbkdf_param(true, k.prfType, lists, iv)?
         }
         CKM_CONCATENATE_BASE_AND_KEY => Param::Handle(param_struct::<CK_OBJECT_HANDLE>(m)?),
+        CKM_ML_DSA if m.ulParameterLen != 0 => {
+            let c: CK_SIGN_ADDITIONAL_CONTEXT = param_struct(m)?;
+            let context = input(c.pContext, c.ulContextLen).map_err(|_| Error::MechanismParamInvalid)?.to_vec();
+            Param::SignContext { hedge: c.hedgeVariant, context }
+        }
         CKM_EDDSA if m.ulParameterLen != 0 => {
             let e: CK_EDDSA_PARAMS = param_struct(m)?;
             let context = input(e.pContextData, e.ulContextDataLen).map_err(|_| Error::MechanismParamInvalid)?.to_vec();

@@ -733,7 +733,9 @@ fn shared_secret(a: &Caller, key: u64, point: Vec<u8>) -> KmsResult<Zeroizing<Ve
 
 fn sign_with(a: &Caller, mech: &Mechanism, key: u64, data: &[u8]) -> KmsResult<Vec<u8>> {
     a.lib.sign_init(a.session, mech, key).map_err(|e| explain(a, e))?;
-    let mut out = vec![0u8; 1024];
+    // The length first, as a C caller asks it: ML-DSA signatures run to 4627 bytes.
+    let len = a.lib.sign(a.session, Some(data), None).map_err(|e| explain(a, e))?;
+    let mut out = vec![0u8; len];
     let n = a.lib.sign(a.session, Some(data), Some(&mut out)).map_err(|e| explain(a, e))?;
     out.truncate(n);
     Ok(out)
@@ -741,17 +743,19 @@ fn sign_with(a: &Caller, mech: &Mechanism, key: u64, data: &[u8]) -> KmsResult<V
 
 /// The mechanism and the input of a Sign or Verify.
 fn signing(s: &sign::SignArgs) -> KmsResult<(Mechanism, Vec<u8>)> {
-    let (mech, digest) = sign::signing_mechanism(&s.signing_algorithm, digest_type(s.message_type.as_deref())?)?;
+    let (mech, digest) = sign::signing_mechanism(&s.signing_algorithm, message_type(s.message_type.as_deref())?)?;
     let input = sign::signing_input(&mech, digest, &blob_arg(&s.message)?)?;
     Ok((mech, input))
 }
 
-/// Whether MessageType says the message is a digest.
-fn digest_type(name: Option<&str>) -> KmsResult<bool> {
-    let t = spec::MessageType::parse(name).ok_or_else(|| {
-        KmsError::new(AwsError::Validation, format!("MessageType {} is not RAW or DIGEST", name.unwrap_or_default()))
-    })?;
-    Ok(t == spec::MessageType::Digest)
+/// What MessageType says the message is.
+fn message_type(name: Option<&str>) -> KmsResult<spec::MessageType> {
+    spec::MessageType::parse(name).ok_or_else(|| {
+        KmsError::new(
+            AwsError::Validation,
+            format!("MessageType {} is not RAW, DIGEST or EXTERNAL_MU", name.unwrap_or_default()),
+        )
+    })
 }
 
 /// A failed key use in AWS terms: a refusal of the gate carries its AWS error; the
@@ -932,6 +936,7 @@ fn create_key(a: &Caller, spec_name: &str, usage: Option<&str>, external: bool) 
         }
         Material::Rsa(bits) => (CKM_RSA_PKCS_KEY_PAIR_GEN, (CKA_MODULUS_BITS, ck_ulong(bits as u64))),
         Material::Ec(params) => (CKM_EC_KEY_PAIR_GEN, (CKA_EC_PARAMS, params.to_vec())),
+        Material::MlDsa(set) => (CKM_ML_DSA_KEY_PAIR_GEN, (CKA_PARAMETER_SET, ck_ulong(set))),
         Material::Ed25519 => {
             (CKM_EC_EDWARDS_KEY_PAIR_GEN, (CKA_EC_PARAMS, crate::mech::eddsa::ED25519_PARAMS.to_vec()))
         }

@@ -3,7 +3,7 @@
 //! as DER, public keys as SPKI DER) over the module's mechanisms.
 
 use crate::crypto::{digest_info, Hash};
-use crate::kms::spec::{self, Algorithm, Scheme};
+use crate::kms::spec::{self, Algorithm, MessageType, Scheme};
 use crate::kms::{lifecycle::KmsResult, AwsError, KmsError};
 use crate::mech::{Mechanism, Param};
 use crate::object::Object;
@@ -25,10 +25,26 @@ pub struct SignArgs {
     pub signing_algorithm: String,
 }
 
-/// What an AWS signing algorithm means in PKCS#11 terms, for a RAW message or a DIGEST.
-pub fn signing_mechanism(alg: &str, digest: bool) -> KmsResult<(Mechanism, Option<Hash>)> {
+/// What an AWS signing algorithm means in PKCS#11 terms, for a RAW message or a DIGEST
+/// (EXTERNAL_MU, ML-DSA's μ, is not served: aws-lc-rs signs whole messages only).
+pub fn signing_mechanism(alg: &str, message_type: MessageType) -> KmsResult<(Mechanism, Option<Hash>)> {
     let unsupported = || KmsError::new(AwsError::Validation, format!("SigningAlgorithm {alg} is not supported"));
     let (scheme, bits) = Algorithm::parse(alg).and_then(Algorithm::signing).ok_or_else(unsupported)?;
+    let digest = match (message_type, scheme) {
+        (MessageType::ExternalMu, Scheme::MlDsa) => {
+            return Err(KmsError::new(
+                AwsError::UnsupportedOperation,
+                "MessageType EXTERNAL_MU is not served here: the crypto library signs whole messages only",
+            ))
+        }
+        (MessageType::ExternalMu, _) => {
+            return Err(KmsError::new(AwsError::Validation, "MessageType EXTERNAL_MU is for ML-DSA keys only"))
+        }
+        (MessageType::Digest, Scheme::MlDsa) => {
+            return Err(KmsError::new(AwsError::Validation, format!("{alg} takes MessageType RAW or EXTERNAL_MU")))
+        }
+        (t, _) => t == MessageType::Digest,
+    };
     let hash = match bits {
         256 => Hash::Sha256,
         384 => Hash::Sha384,
@@ -60,6 +76,7 @@ pub fn signing_mechanism(alg: &str, digest: bool) -> KmsResult<(Mechanism, Optio
         }
         (Scheme::Ed25519Ph, false) => (m(CKM_EDDSA, Param::Eddsa { prehash: true, context: Vec::new() }), None),
         (Scheme::Ed25519Ph, true) => (m(CKM_EDDSA, Param::Ed25519phDigest), Some(hash)),
+        (Scheme::MlDsa, _) => (m(CKM_ML_DSA, Param::None), None),
     })
 }
 
@@ -175,6 +192,24 @@ pub fn spki(obj: &Object) -> KmsResult<Vec<u8>> {
                     parameters: Some(curve),
                 },
                 subject_public_key: BitStringRef::from_bytes(&point).map_err(bad)?,
+            };
+            info.to_der().map_err(bad)
+        }
+        Some(CKK_ML_DSA) => {
+            // RFC 9881: id-ml-dsa-44/65/87, no parameters, the public key's encoding.
+            let oid = match obj.ulong(CKA_PARAMETER_SET) {
+                Some(CKP_ML_DSA_44) => "2.16.840.1.101.3.4.3.17",
+                Some(CKP_ML_DSA_65) => "2.16.840.1.101.3.4.3.18",
+                Some(CKP_ML_DSA_87) => "2.16.840.1.101.3.4.3.19",
+                _ => return Err(missing()),
+            };
+            let key = obj.get_raw(CKA_VALUE).ok_or_else(missing)?;
+            let info = spki::SubjectPublicKeyInfoRef {
+                algorithm: spki::AlgorithmIdentifierRef {
+                    oid: der::asn1::ObjectIdentifier::new_unwrap(oid),
+                    parameters: None,
+                },
+                subject_public_key: BitStringRef::from_bytes(key).map_err(bad)?,
             };
             info.to_der().map_err(bad)
         }

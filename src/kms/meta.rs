@@ -75,7 +75,7 @@ fn usages_of(key_type: CK_KEY_TYPE) -> &'static [KeyUsage] {
         CKK_AES => &[KeyUsage::EncryptDecrypt, KeyUsage::GenerateVerifyMac],
         CKK_EC => &[KeyUsage::SignVerify, KeyUsage::KeyAgreement],
         CKK_RSA => &[KeyUsage::SignVerify, KeyUsage::EncryptDecrypt],
-        CKK_EC_EDWARDS => &[KeyUsage::SignVerify],
+        CKK_EC_EDWARDS | CKK_ML_DSA => &[KeyUsage::SignVerify],
         CKK_EC_MONTGOMERY => &[KeyUsage::KeyAgreement],
         _ => &[KeyUsage::GenerateVerifyMac],
     }

@@ -31,6 +31,9 @@ pub enum KeySpec {
     EccNistP521,
     EccSecgP256k1,
     EccNistEdwards25519,
+    MlDsa44,
+    MlDsa65,
+    MlDsa87,
 }
 
 /// What a key of a spec is in PKCS#11 terms.
@@ -46,6 +49,8 @@ pub enum Material {
     Ec(&'static [u8]),
     /// CKK_EC_EDWARDS on Ed25519.
     Ed25519,
+    /// CKK_ML_DSA of this parameter set (CKP_ML_DSA_*).
+    MlDsa(CK_ULONG),
 }
 
 /// A row of the key spec table.
@@ -72,7 +77,7 @@ const fn row(spec: KeySpec, name: &'static str, material: Material, usages: &'st
 }
 
 /// The table.
-pub const TABLE: [Row; 13] = [
+pub const TABLE: [Row; 16] = [
     Row { import: Some((32, 32)), ..row(KeySpec::SymmetricDefault, "SYMMETRIC_DEFAULT", Material::Aes(32), ENC) },
     Row { import: Some((28, 64)), ..row(KeySpec::Hmac224, "HMAC_224", Material::Hmac(28), MAC) },
     Row { import: Some((32, 64)), ..row(KeySpec::Hmac256, "HMAC_256", Material::Hmac(32), MAC) },
@@ -87,6 +92,9 @@ pub const TABLE: [Row; 13] = [
     // AWS KMS offers key agreement on the NIST curves only.
     row(KeySpec::EccSecgP256k1, "ECC_SECG_P256K1", Material::Ec(SECP256K1), SIGN),
     row(KeySpec::EccNistEdwards25519, "ECC_NIST_EDWARDS25519", Material::Ed25519, SIGN),
+    row(KeySpec::MlDsa44, "ML_DSA_44", Material::MlDsa(CKP_ML_DSA_44), SIGN),
+    row(KeySpec::MlDsa65, "ML_DSA_65", Material::MlDsa(CKP_ML_DSA_65), SIGN),
+    row(KeySpec::MlDsa87, "ML_DSA_87", Material::MlDsa(CKP_ML_DSA_87), SIGN),
 ];
 
 impl KeySpec {
@@ -111,6 +119,7 @@ impl KeySpec {
                 _ => None,
             })?),
             CKK_EC_EDWARDS => Material::Ed25519,
+            CKK_ML_DSA => Material::MlDsa(obj.ulong(CKA_PARAMETER_SET)?),
             CKK_RSA => Material::Rsa(modulus_bits(obj)),
             _ => Material::Hmac(obj.ulong(CKA_VALUE_LEN)? as usize),
         };
@@ -122,7 +131,7 @@ impl KeySpec {
         use Algorithm::*;
         use KeySpec::{
             EccNistEdwards25519, EccNistP256, EccNistP384, EccNistP521, EccSecgP256k1, Hmac224, Hmac256, Hmac384,
-            Hmac512, Rsa2048, Rsa3072, Rsa4096,
+            Hmac512, MlDsa44, MlDsa65, MlDsa87, Rsa2048, Rsa3072, Rsa4096,
         };
         match (usage, self) {
             (KeyUsage::EncryptDecrypt, KeySpec::SymmetricDefault) => &[Algorithm::SymmetricDefault],
@@ -132,6 +141,7 @@ impl KeySpec {
             (KeyUsage::SignVerify, EccNistP384) => &[EcdsaSha384],
             (KeyUsage::SignVerify, EccNistP521) => &[EcdsaSha512],
             (KeyUsage::SignVerify, EccNistEdwards25519) => &[Ed25519Sha512, Ed25519PhSha512],
+            (KeyUsage::SignVerify, MlDsa44 | MlDsa65 | MlDsa87) => &[MlDsaShake256],
             (KeyUsage::KeyAgreement, EccNistP256 | EccNistP384 | EccNistP521) => &[Ecdh],
             (KeyUsage::GenerateVerifyMac, Hmac224) => &[HmacSha224],
             (KeyUsage::GenerateVerifyMac, Hmac256) => &[HmacSha256],
@@ -195,6 +205,7 @@ named_enum! {
         EcdsaSha512 => "ECDSA_SHA_512",
         Ed25519Sha512 => "ED25519_SHA_512",
         Ed25519PhSha512 => "ED25519_PH_SHA_512",
+        MlDsaShake256 => "ML_DSA_SHAKE_256",
         HmacSha224 => "HMAC_SHA_224",
         HmacSha256 => "HMAC_SHA_256",
         HmacSha384 => "HMAC_SHA_384",
@@ -220,6 +231,8 @@ pub enum Scheme {
     Pss,
     Ed25519,
     Ed25519Ph,
+    /// ML-DSA, which hashes the message itself (SHAKE256).
+    MlDsa,
 }
 
 /// The family of an algorithm, with the KeyMetadata (and GetPublicKey) member listing it.
@@ -268,6 +281,7 @@ impl Algorithm {
             EcdsaSha512 => (Scheme::Ecdsa, 512),
             Ed25519Sha512 => (Scheme::Ed25519, 512),
             Ed25519PhSha512 => (Scheme::Ed25519Ph, 512),
+            MlDsaShake256 => (Scheme::MlDsa, 256),
             _ => return None,
         })
     }
@@ -366,6 +380,8 @@ impl ExpirationModel {
 pub enum MessageType {
     Raw,
     Digest,
+    /// ML-DSA's μ, computed by the caller (FIPS 204, 6.2).
+    ExternalMu,
 }
 
 impl MessageType {
@@ -373,6 +389,7 @@ impl MessageType {
         match name {
             None | Some("RAW") => Some(MessageType::Raw),
             Some("DIGEST") => Some(MessageType::Digest),
+            Some("EXTERNAL_MU") => Some(MessageType::ExternalMu),
             Some(_) => None,
         }
     }

@@ -14,6 +14,7 @@ pub mod eddsa;
 pub mod hmac;
 pub mod kbkdf;
 pub mod kms;
+pub mod mldsa;
 pub mod montgomery;
 pub mod rsa;
 
@@ -36,6 +37,8 @@ pub enum Param {
     Pss { hash: CK_MECHANISM_TYPE, mgf: CK_RSA_PKCS_MGF_TYPE, salt_len: u64 },
     /// CK_ECDH1_DERIVE_PARAMS: the peer's public point (raw or DER OCTET STRING).
     Ecdh { kdf: CK_EC_KDF_TYPE, shared_data: Vec<u8>, public_data: Vec<u8> },
+    /// CK_SIGN_ADDITIONAL_CONTEXT (ML-DSA): the hedging asked for and the context.
+    SignContext { hedge: CK_HEDGE_TYPE, context: Vec<u8> },
     /// CK_EDDSA_PARAMS: pre-hashing (Ed25519ph) and the context.
     Eddsa { prehash: bool, context: Vec<u8> },
     /// Ed25519ph over a SHA-512 digest the caller made (no context): the kms face's
@@ -264,9 +267,17 @@ pub(crate) fn pair_params<'a>(
     public: &'a crate::object::Template,
     private: &'a crate::object::Template,
 ) -> Result<&'a [u8]> {
-    fn find(t: &crate::object::Template) -> Option<&[u8]> {
-        t.iter().find(|(ty, _)| *ty == CKA_EC_PARAMS).map(|(_, v)| v.as_slice())
-    }
+    pair_attr(public, private, CKA_EC_PARAMS)
+}
+
+/// Attribute `ty` of a key pair's templates: from the public template or the private one;
+/// when both give it, the two must agree.
+pub(crate) fn pair_attr<'a>(
+    public: &'a crate::object::Template,
+    private: &'a crate::object::Template,
+    ty: CK_ATTRIBUTE_TYPE,
+) -> Result<&'a [u8]> {
+    let find = |t: &'a crate::object::Template| t.iter().find(|(t, _)| *t == ty).map(|(_, v)| v.as_slice());
     match (find(public), find(private)) {
         (Some(a), Some(b)) if a != b => Err(Error::TemplateInconsistent),
         (Some(p), _) | (None, Some(p)) => Ok(p),
@@ -311,6 +322,7 @@ pub fn check_imported_key(obj: &mut crate::object::Object, profile: crate::confi
     match (obj.class(), obj.key_type()) {
         (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_EC)) => ec::check_import(obj),
         (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_EC_EDWARDS)) => eddsa::check_import(obj),
+        (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_ML_DSA)) => mldsa::check_import(obj),
         (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_EC_MONTGOMERY)) => montgomery::check_import(obj),
         (class @ (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY), Some(CKK_RSA)) => {
             let bits = rsa::check_import(obj)?.unwrap_or(0);
@@ -439,6 +451,7 @@ fn all() -> Vec<&'static dyn Unit> {
     v.extend_from_slice(kms::UNITS);
     v.extend_from_slice(ec::UNITS);
     v.extend_from_slice(eddsa::UNITS);
+    v.extend_from_slice(mldsa::UNITS);
     v.extend_from_slice(montgomery::UNITS);
     v.extend_from_slice(derive::UNITS);
     v.extend_from_slice(kbkdf::UNITS);

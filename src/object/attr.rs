@@ -141,6 +141,11 @@ pub static RULES: &[Rule] = &[
     r(CKA_MODULUS_BITS, Kind::Ulong, Scope::Public, NOT_ON_CREATE | CREATE_ONLY),
     r(CKA_EC_PARAMS, Kind::Bytes, Scope::Asymmetric, CREATE_ONLY),
     r(CKA_EC_POINT, Kind::Bytes, Scope::Public, CREATE_ONLY),
+    // ML-DSA (PKCS#11 3.2): the parameter set, the public key's encoding, the private
+    // key's seed.
+    r(CKA_PARAMETER_SET, Kind::Ulong, Scope::Asymmetric, CREATE_ONLY),
+    r(CKA_VALUE, Kind::Bytes, Scope::Public, CREATE_ONLY),
+    r(CKA_SEED, Kind::Bytes, Scope::Private, CREATE_ONLY | SENSITIVE | SECRET),
     r(CKA_PRIVATE_EXPONENT, Kind::Bytes, Scope::Private, CREATE_ONLY | SENSITIVE | SECRET),
     r(CKA_PRIME_1, Kind::Bytes, Scope::Private, CREATE_ONLY | SENSITIVE | SECRET),
     r(CKA_PRIME_2, Kind::Bytes, Scope::Private, CREATE_ONLY | SENSITIVE | SECRET),

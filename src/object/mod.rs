@@ -65,7 +65,7 @@ pub fn searchable(class: CK_OBJECT_CLASS, ty: CK_ATTRIBUTE_TYPE) -> bool {
 
 /// Whether keys of `key_type` come in pairs (public and private).
 pub fn is_asymmetric(key_type: CK_KEY_TYPE) -> bool {
-    matches!(key_type, CKK_RSA | CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY)
+    matches!(key_type, CKK_RSA | CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY | CKK_ML_DSA)
 }
 
 pub fn ck_bool(b: bool) -> Vec<u8> {
@@ -376,6 +376,9 @@ impl Object {
             ],
             (CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY, false) => &[CKA_EC_PARAMS, CKA_EC_POINT],
             (CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY, true) => &[CKA_EC_PARAMS, CKA_VALUE],
+            (CKK_ML_DSA, false) => &[CKA_PARAMETER_SET, CKA_VALUE],
+            // The seed or the expanded key (`mldsa::check_import` writes the latter).
+            (CKK_ML_DSA, true) => &[CKA_PARAMETER_SET],
             _ => return Err(Error::AttributeValueInvalid),
         };
         if needed.iter().any(|ty| self.get_raw(*ty).is_none_or(<[u8]>::is_empty)) {

@@ -366,6 +366,15 @@ pub fn label_of(session: &Session, obj: ObjectHandle) -> Vec<u8> {
     }
 }
 
+/// Whether RustCrypto's ML-DSA of set `P` (an implementation independent of the token's)
+/// accepts `sig` over `msg`, empty context, by the encoded public key `pk`.
+pub fn ml_dsa_verifies<P: ml_dsa::MlDsaParams>(pk: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+    let pk = ml_dsa::EncodedVerifyingKey::<P>::try_from(pk).expect("a public key of the set's length");
+    let Ok(enc) = ml_dsa::EncodedSignature::<P>::try_from(sig) else { return false };
+    let Some(sig) = ml_dsa::Signature::<P>::decode(&enc) else { return false };
+    ml_dsa::VerifyingKey::<P>::decode(&pk).verify_with_context(msg, &[], &sig)
+}
+
 /// Random bytes from the test side (not the module's generator).
 pub fn random_bytes(n: usize) -> Vec<u8> {
     use aes_gcm::aead::rand_core::RngCore;

@@ -1,0 +1,81 @@
+//! ML-DSA through the module (PKCS#11 3.2): key pairs made by CKM_ML_DSA_KEY_PAIR_GEN (a
+//! token pair is a KMS key of spec ML_DSA_*), CKM_ML_DSA signatures checked by RustCrypto's
+//! ml-dsa, the private key's seed and expanded form never readable, and the parameters
+//! this token does not serve refused with the specification's CK_RV.
+
+mod common;
+#[path = "kms_common.rs"]
+mod kms;
+
+use common::*;
+use cryptoki::context::Function;
+use cryptoki::error::RvError;
+use cryptoki::mechanism::dsa::{HedgeType, SignAdditionalContext};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, MlDsaParameterSetType, ObjectHandle};
+use cryptoki::session::Session;
+use cryptoki_sys::*;
+use kms::*;
+
+fn pair(session: &Session, set: MlDsaParameterSetType, token: bool) -> (ObjectHandle, ObjectHandle) {
+    session
+        .generate_key_pair(
+            &Mechanism::MlDsaKeyPairGen,
+            &[Attribute::Token(token), Attribute::ParameterSet(set.into()), Attribute::Verify(true)],
+            &[Attribute::Token(token), Attribute::Sign(true)],
+        )
+        .expect("C_GenerateKeyPair (ML-DSA)")
+}
+
+#[test]
+fn ml_dsa_signatures_verify_in_rustcrypto() {
+    scenario!(|_s| {
+        let (p, slot, session) = ready();
+        type Check = fn(&[u8], &[u8], &[u8]) -> bool;
+        let sets: [(MlDsaParameterSetType, &str, Check); 3] = [
+            (MlDsaParameterSetType::ML_DSA_44, "ML_DSA_44", ml_dsa_verifies::<ml_dsa::MlDsa44>),
+            (MlDsaParameterSetType::ML_DSA_65, "ML_DSA_65", ml_dsa_verifies::<ml_dsa::MlDsa65>),
+            (MlDsaParameterSetType::ML_DSA_87, "ML_DSA_87", ml_dsa_verifies::<ml_dsa::MlDsa87>),
+        ];
+        for (set, spec, check) in sets {
+            let (public, private) = pair(&session, set, true);
+            assert_eq!(read_text(&session, private, KEY_SPEC), spec);
+            assert_eq!(read_text(&session, private, KEY_USAGE), "SIGN_VERIFY");
+            let Attribute::Value(pk) = standard(&session, public, AttributeType::Value) else { panic!() };
+            let data = random_bytes(300);
+            let hedged = Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Required, None));
+            for mech in [Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Preferred, None)), hedged] {
+                let sig = session.sign(&mech, private, &data).unwrap();
+                assert!(check(&pk, &data, &sig), "{spec}: ml-dsa verifies");
+                assert!(!check(&pk, &data[1..], &sig));
+                session.verify(&mech, public, &data, &sig).unwrap();
+                expect_rv(session.verify(&mech, public, &data[1..], &sig), RvError::SignatureInvalid, Function::Verify);
+            }
+            // The private key's secrets stay in the token.
+            for ty in [CKA_SEED, CKA_VALUE] {
+                expect_rv(
+                    common::raw::raw().attr(common::raw::sh(&session), private.handle(), ty),
+                    RvError::AttributeSensitive,
+                    Function::GetAttributeValue,
+                );
+            }
+        }
+        // A session pair works as well; what is not served is refused.
+        let (public, private) = pair(&session, MlDsaParameterSetType::ML_DSA_65, false);
+        for (hedge, context) in [(HedgeType::DeterministicRequired, None), (HedgeType::Preferred, Some(&b"ctx"[..]))] {
+            expect_rv(
+                session.sign(&Mechanism::MlDsa(SignAdditionalContext::new(hedge, context)), private, b"m"),
+                RvError::MechanismParamInvalid,
+                Function::SignInit,
+            );
+        }
+        expect_rv(
+            session.sign(&Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Preferred, None)), public, b"m"),
+            RvError::KeyFunctionNotPermitted,
+            Function::SignInit,
+        );
+        // The mechanism list names both mechanisms.
+        let list: Vec<CK_MECHANISM_TYPE> = p.get_mechanism_list(slot).unwrap().into_iter().map(|m| *m).collect();
+        assert!(list.contains(&CKM_ML_DSA_KEY_PAIR_GEN) && list.contains(&CKM_ML_DSA), "{list:?}");
+    });
+}
