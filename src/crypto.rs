@@ -820,6 +820,92 @@ impl MlDsaVerifyingKey {
 }
 
 // ---------------------------------------------------------------------------------------
+// ML-KEM (FIPS 203)
+
+/// The ML-KEM parameter sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MlKem {
+    L512,
+    L768,
+    L1024,
+}
+
+impl MlKem {
+    fn alg(self) -> &'static aws_lc_rs::kem::Algorithm {
+        match self {
+            MlKem::L512 => &aws_lc_rs::kem::ML_KEM_512,
+            MlKem::L768 => &aws_lc_rs::kem::ML_KEM_768,
+            MlKem::L1024 => &aws_lc_rs::kem::ML_KEM_1024,
+        }
+    }
+
+    /// The length of a ciphertext (FIPS 203, table 3).
+    pub fn ciphertext_len(self) -> usize {
+        match self {
+            MlKem::L512 => 768,
+            MlKem::L768 => 1088,
+            MlKem::L1024 => 1568,
+        }
+    }
+}
+
+/// The length of an ML-KEM shared secret.
+pub const ML_KEM_SECRET_LEN: usize = 32;
+
+/// A new ML-KEM key pair: the decapsulation key (dk) and the encapsulation key (ek).
+pub fn ml_kem_generate(level: MlKem) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>)> {
+    let failed = |_| Error::general("ML-KEM key generation failed");
+    let dk = aws_lc_rs::kem::DecapsulationKey::generate(level.alg()).map_err(failed)?;
+    let ek = dk.encapsulation_key().map_err(failed)?;
+    let ek = ek.key_bytes().map_err(failed)?.as_ref().to_vec();
+    let dk = Zeroizing::new(dk.key_bytes().map_err(failed)?.as_ref().to_vec());
+    Ok((dk, ek))
+}
+
+/// The encapsulation key inside a decapsulation key (FIPS 203: dk = dk_PKE || ek || H(ek)
+/// || z), after the standard's check of H(ek): a dk that fails it is no key.
+pub fn ml_kem_public(level: MlKem, dk: &[u8]) -> Result<Vec<u8>> {
+    aws_lc_rs::kem::DecapsulationKey::new(level.alg(), dk).map_err(bad_key)?;
+    let k = match level {
+        MlKem::L512 => 2,
+        MlKem::L768 => 3,
+        MlKem::L1024 => 4,
+    };
+    if dk.len() != 768 * k + 96 {
+        return Err(Error::KeyTypeInconsistent);
+    }
+    let (ek, h) = (&dk[384 * k..768 * k + 32], &dk[768 * k + 32..768 * k + 64]);
+    if digest::digest(&digest::SHA3_256, ek).as_ref() != h {
+        return Err(Error::KeyTypeInconsistent);
+    }
+    Ok(ek.to_vec())
+}
+
+/// Checks an encapsulation key (its length and encoding).
+pub fn ml_kem_check_public(level: MlKem, ek: &[u8]) -> Result<()> {
+    aws_lc_rs::kem::EncapsulationKey::new(level.alg(), ek).map(|_| ()).map_err(bad_key)
+}
+
+/// A fresh shared secret and its ciphertext under the encapsulation key `ek`.
+pub fn ml_kem_encapsulate(level: MlKem, ek: &[u8]) -> Result<(Vec<u8>, Zeroizing<Vec<u8>>)> {
+    let ek = aws_lc_rs::kem::EncapsulationKey::new(level.alg(), ek).map_err(bad_key)?;
+    let (ct, secret) = ek.encapsulate().map_err(|_| Error::general("ML-KEM encapsulation failed"))?;
+    Ok((ct.as_ref().to_vec(), Zeroizing::new(secret.as_ref().to_vec())))
+}
+
+/// The shared secret of a ciphertext (`EncryptedDataLenRange` for one of the wrong length;
+/// a wrong ciphertext of the right length yields a pseudorandom secret, as FIPS 203's
+/// implicit rejection has it).
+pub fn ml_kem_decapsulate(level: MlKem, dk: &[u8], ct: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    if ct.len() != level.ciphertext_len() {
+        return Err(Error::EncryptedDataLenRange);
+    }
+    let dk = aws_lc_rs::kem::DecapsulationKey::new(level.alg(), dk).map_err(bad_key)?;
+    let secret = dk.decapsulate(ct.into()).map_err(|_| Error::EncryptedDataInvalid)?;
+    Ok(Zeroizing::new(secret.as_ref().to_vec()))
+}
+
+// ---------------------------------------------------------------------------------------
 // X25519 (RFC 7748)
 
 /// The length of an X25519 private key (its 32-byte string, clamped at use) and of a

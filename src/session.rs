@@ -70,6 +70,8 @@ pub struct Session {
     pub digest: Option<Active<dyn DigestOp>>,
     pub sign: Option<Active<dyn SignOp>>,
     pub verify: Option<Active<dyn VerifyOp>>,
+    /// The signature of a verification begun by C_VerifySignatureInit (PKCS#11 3.2).
+    pub verify_signature: Option<Vec<u8>>,
     pub find: Option<Find>,
     pub message_encrypt: Option<MessageCipher>,
     pub message_decrypt: Option<MessageCipher>,
@@ -88,6 +90,7 @@ impl Session {
             digest: None,
             sign: None,
             verify: None,
+            verify_signature: None,
             find: None,
             message_encrypt: None,
             message_decrypt: None,

@@ -145,22 +145,36 @@ fn interface_version(i: &CK_INTERFACE) -> (u8, u8) {
 }
 
 #[test]
-fn interfaces_offer_3_0_then_2_40() {
+fn interfaces_offer_3_2_then_3_0_then_2_40() {
     scenario!(|_| {
         let r = raw();
         let (rv, n, _) = r.interface_list(None);
         rv.unwrap();
-        assert_eq!(n, 2);
-        let (rv, n, _) = r.interface_list(Some(1));
+        assert_eq!(n, 3);
+        let (rv, n, _) = r.interface_list(Some(2));
         expect_rv(rv, RvError::BufferTooSmall, Function::GetInterfaceList);
-        assert_eq!(n, 2, "the needed count is reported");
-        let (rv, _, all) = r.interface_list(Some(2));
+        assert_eq!(n, 3, "the needed count is reported");
+        let (rv, _, all) = r.interface_list(Some(3));
         rv.unwrap();
         let seen: Vec<(String, (u8, u8))> = all.iter().map(|i| (interface_name(i), interface_version(i))).collect();
-        assert_eq!(seen, vec![("PKCS 11".to_string(), (3, 0)), ("PKCS 11".to_string(), (2, 40))]);
+        let name = || "PKCS 11".to_string();
+        assert_eq!(seen, vec![(name(), (3, 2)), (name(), (3, 0)), (name(), (2, 40))]);
 
-        // The default interface is the newest.
-        assert_eq!(interface_version(&r.interface(None, None).unwrap()), (3, 0));
+        // The default interface is the newest; its list begins as the 3.0 list does and
+        // adds the KEM functions (the rest of 3.2 answers CKR_FUNCTION_NOT_SUPPORTED).
+        let i32 = r.interface(None, None).unwrap();
+        assert_eq!(interface_version(&i32), (3, 2));
+        // SAFETY: the 3.2 interface points at the module's CK_FUNCTION_LIST_3_2.
+        let list32 = unsafe { &*(i32.pFunctionList as *const CK_FUNCTION_LIST_3_2) };
+        assert!(list32.C_EncapsulateKey.is_some() && list32.C_DecapsulateKey.is_some());
+        assert!(list32.C_LoginUser.is_some() && list32.C_MessageVerifyFinal.is_some());
+        assert_eq!(
+            unsafe { (list32.C_AsyncGetID.unwrap())(1, null_mut(), null_mut()) },
+            CKR_CRYPTOKI_NOT_INITIALIZED,
+            "a 3.2 function the token does not serve still checks the library's state"
+        );
+        let v32 = CK_VERSION { major: 3, minor: 2 };
+        assert_eq!(interface_version(&r.interface(Some("PKCS 11"), Some(v32)).unwrap()), (3, 2));
         let v240 = CK_VERSION { major: 2, minor: 40 };
         assert_eq!(interface_version(&r.interface(Some("PKCS 11"), Some(v240)).unwrap()), (2, 40));
         let v30 = CK_VERSION { major: 3, minor: 0 };

@@ -74,6 +74,21 @@ fn ml_dsa_signatures_verify_in_rustcrypto() {
             RvError::KeyFunctionNotPermitted,
             Function::SignInit,
         );
+        // PKCS#11 3.2's verification with the signature first, one-part and multi-part.
+        let mech = Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Preferred, None));
+        let sig = session.sign(&mech, private, b"first").unwrap();
+        session.verify_signature_init(&mech, public, &sig).unwrap();
+        session.verify_signature(b"first").unwrap();
+        session.verify_signature_init(&mech, public, &sig).unwrap();
+        session.verify_signature_update(b"fir").unwrap();
+        session.verify_signature_update(b"st").unwrap();
+        session.verify_signature_final().unwrap();
+        session.verify_signature_init(&mech, public, &sig).unwrap();
+        expect_rv(session.verify_signature(b"second"), RvError::SignatureInvalid, Function::VerifySignature);
+        // The operation ended; one begun by C_VerifyInit is not of this kind.
+        expect_rv(session.verify_signature(b"first"), RvError::OperationNotInitialized, Function::VerifySignature);
+        session.verify_init(&mech, public).unwrap();
+        expect_rv(session.verify_signature(b"first"), RvError::OperationActive, Function::VerifySignature);
         // The mechanism list names both mechanisms.
         let list: Vec<CK_MECHANISM_TYPE> = p.get_mechanism_list(slot).unwrap().into_iter().map(|m| *m).collect();
         assert!(list.contains(&CKM_ML_DSA_KEY_PAIR_GEN) && list.contains(&CKM_ML_DSA), "{list:?}");

@@ -295,9 +295,10 @@ fn message_next(
 struct Tables {
     list: *mut CK_FUNCTION_LIST,
     list_3_0: *mut CK_FUNCTION_LIST_3_0,
+    list_3_2: *mut CK_FUNCTION_LIST_3_2,
     name: *mut u8,
-    /// PKCS#11 3.0 first, then 2.40.
-    interfaces: *mut [CK_INTERFACE; 2],
+    /// PKCS#11 3.2 first (the default), then 3.0 and 2.40.
+    interfaces: *mut [CK_INTERFACE; 3],
 }
 // SAFETY: the tables are made once, never freed, and the library itself only reads them;
 // sharing the pointers between threads is sound.
@@ -312,33 +313,39 @@ fn tables() -> &'static Tables {
     TABLES.get_or_init(|| {
         let list = Box::leak(Box::new(FUNCTION_LIST)) as *mut CK_FUNCTION_LIST;
         let list_3_0 = Box::leak(Box::new(FUNCTION_LIST_3_0)) as *mut CK_FUNCTION_LIST_3_0;
+        let list_3_2 = Box::leak(Box::new(FUNCTION_LIST_3_2)) as *mut CK_FUNCTION_LIST_3_2;
         let name = Box::leak(INTERFACE_NAME.to_vec().into_boxed_slice()).as_mut_ptr();
         let interfaces = Box::leak(Box::new([
+            CK_INTERFACE { pInterfaceName: name, pFunctionList: list_3_2 as *mut c_void, flags: 0 },
             CK_INTERFACE { pInterfaceName: name, pFunctionList: list_3_0 as *mut c_void, flags: 0 },
             CK_INTERFACE { pInterfaceName: name, pFunctionList: list as *mut c_void, flags: 0 },
-        ])) as *mut [CK_INTERFACE; 2];
-        Tables { list, list_3_0, name, interfaces }
+        ])) as *mut [CK_INTERFACE; 3];
+        Tables { list, list_3_0, list_3_2, name, interfaces }
     })
 }
 
 /// The interfaces offered: their version, their value (made afresh, never read back from
-/// memory a host may have written to) and where the library keeps them.
-fn interfaces() -> [(CK_VERSION, CK_INTERFACE, *mut CK_INTERFACE); 2] {
+/// memory a host may have written to) and where the library keeps them. The 3.2 list
+/// begins as the 3.0 list does, so a client that takes the default as a 3.0 list works;
+/// one that asks for 3.0 or 2.40 by version gets that list.
+fn interfaces() -> [(CK_VERSION, CK_INTERFACE, *mut CK_INTERFACE); 3] {
     let t = tables();
     let base = t.interfaces as *mut CK_INTERFACE;
     let iface = |list: *mut c_void| CK_INTERFACE { pInterfaceName: t.name, pFunctionList: list, flags: 0 };
     [
-        (FUNCTION_LIST_3_0.version, iface(t.list_3_0 as *mut c_void), base),
-        (FUNCTION_LIST.version, iface(t.list as *mut c_void), base.wrapping_add(1)),
+        (FUNCTION_LIST_3_2.version, iface(t.list_3_2 as *mut c_void), base),
+        (FUNCTION_LIST_3_0.version, iface(t.list_3_0 as *mut c_void), base.wrapping_add(1)),
+        (FUNCTION_LIST.version, iface(t.list as *mut c_void), base.wrapping_add(2)),
     ]
 }
 
-/// Generates the entry points and both function lists from one table: `v2` holds the
-/// functions of the 2.40 list, `v3` those that PKCS#11 3.0 adds.
+/// Generates the entry points and the function lists from one table: `v2` holds the
+/// functions of the 2.40 list, `v3` those that PKCS#11 3.0 adds, `v32` those of 3.2.
 macro_rules! pkcs11_functions {
     (
         v2 { $( fn $n2:ident ( $( $a2:ident : $t2:ty ),* ) $b2:block )* }
         v3 { $( fn $n3:ident ( $( $a3:ident : $t3:ty ),* ) $b3:block )* }
+        v32 { $( fn $n32:ident ( $( $a32:ident : $t32:ty ),* ) $b32:block )* }
     ) => {
         $(
             #[no_mangle]
@@ -358,6 +365,15 @@ macro_rules! pkcs11_functions {
                 guard(stringify!($n3), || $b3)
             }
         )*
+        $(
+            #[no_mangle]
+            #[allow(non_snake_case, unused_variables)]
+            /// # Safety
+            /// Pointers must follow the PKCS#11 calling contract.
+            pub unsafe extern "C" fn $n32( $( $a32 : $t32 ),* ) -> CK_RV {
+                guard(stringify!($n32), || $b32)
+            }
+        )*
         pub static FUNCTION_LIST: CK_FUNCTION_LIST = CK_FUNCTION_LIST {
             version: CK_VERSION { major: 2, minor: 40 },
             $( $n2: Some($n2), )*
@@ -366,6 +382,12 @@ macro_rules! pkcs11_functions {
             version: CRYPTOKI_VERSION,
             $( $n2: Some($n2), )*
             $( $n3: Some($n3), )*
+        };
+        pub static FUNCTION_LIST_3_2: CK_FUNCTION_LIST_3_2 = CK_FUNCTION_LIST_3_2 {
+            version: CK_VERSION { major: 3, minor: 2 },
+            $( $n2: Some($n2), )*
+            $( $n3: Some($n3), )*
+            $( $n32: Some($n32), )*
         };
     };
 }
@@ -788,5 +810,55 @@ v3 {
     fn C_VerifyMessageBegin(h: H, p: Ptr, pl: CK_ULONG) { lib()?.session(h)?; NOT_SUPPORTED }
     fn C_VerifyMessageNext(h: H, p: Ptr, pl: CK_ULONG, d: Bytes, dl: CK_ULONG, s: Bytes, sl: CK_ULONG) { lib()?.session(h)?; NOT_SUPPORTED }
     fn C_MessageVerifyFinal(h: H) { lib()?.session(h)?; NOT_SUPPORTED }
+}
+v32 {
+    fn C_EncapsulateKey(h: H, m: Mech, public: CK_OBJECT_HANDLE, t: Attrs, n: CK_ULONG, ct: Bytes, ct_len: Len, out: *mut CK_OBJECT_HANDLE) {
+        let lib = lib()?;
+        let mech = mechanism(m)?;
+        let template = template(t, n)?;
+        let len = out_ref(ct_len)?;
+        let buf = output(ct, len)?;
+        let query = buf.is_none();
+        let key = if query { None } else { Some(out_ref(out)?) };
+        match lib.encapsulate_key(h, &mech, public, &template, buf) {
+            Ok((n, handle)) => {
+                *len = n as CK_ULONG;
+                if let (Some(out), Some(handle)) = (key, handle) {
+                    *out = handle;
+                }
+                Ok(())
+            }
+            Err(Error::BufferTooSmall(n)) => {
+                *len = n as CK_ULONG;
+                Err(Error::BufferTooSmall(n))
+            }
+            Err(e) => Err(e),
+        }
+    }
+    fn C_DecapsulateKey(h: H, m: Mech, private: CK_OBJECT_HANDLE, t: Attrs, n: CK_ULONG, ct: Bytes, ct_len: CK_ULONG, out: *mut CK_OBJECT_HANDLE) {
+        let lib = lib()?;
+        let mech = mechanism(m)?;
+        let template = template(t, n)?;
+        let ciphertext = input(ct, ct_len)?;
+        let out = out_ref(out)?;
+        *out = lib.decapsulate_key(h, &mech, private, &template, ciphertext)?;
+        Ok(())
+    }
+    fn C_VerifySignatureInit(h: H, m: Mech, k: CK_OBJECT_HANDLE, s: Bytes, sl: CK_ULONG) {
+        let lib = lib()?;
+        let mech = mechanism(m)?;
+        lib.verify_signature_init(h, &mech, k, input(s, sl)?)
+    }
+    fn C_VerifySignature(h: H, d: Bytes, dl: CK_ULONG) { lib()?.verify_signature(h, Some(input(d, dl)?)) }
+    fn C_VerifySignatureUpdate(h: H, d: Bytes, dl: CK_ULONG) { lib()?.verify_signature_update(h, input(d, dl)?) }
+    fn C_VerifySignatureFinal(h: H) { lib()?.verify_signature(h, None) }
+    // The rest of 3.2 is not served: session validation flags, asynchronous calls and
+    // authenticated wrapping.
+    fn C_GetSessionValidationFlags(h: H, ty: CK_SESSION_VALIDATION_FLAGS_TYPE, flags: *mut CK_FLAGS) { lib()?.session(h)?; NOT_SUPPORTED }
+    fn C_AsyncComplete(h: H, name: *mut CK_UTF8CHAR, data: *mut CK_ASYNC_DATA) { lib()?.session(h)?; NOT_SUPPORTED }
+    fn C_AsyncGetID(h: H, name: *mut CK_UTF8CHAR, id: Len) { lib()?.session(h)?; NOT_SUPPORTED }
+    fn C_AsyncJoin(h: H, name: *mut CK_UTF8CHAR, id: CK_ULONG, d: Bytes, dl: CK_ULONG) { lib()?.session(h)?; NOT_SUPPORTED }
+    fn C_WrapKeyAuthenticated(h: H, m: Mech, wk: CK_OBJECT_HANDLE, k: CK_OBJECT_HANDLE, a: Bytes, al: CK_ULONG, o: Bytes, ol: Len) { lib()?.session(h)?; NOT_SUPPORTED }
+    fn C_UnwrapKeyAuthenticated(h: H, m: Mech, uk: CK_OBJECT_HANDLE, w: Bytes, wl: CK_ULONG, t: Attrs, n: CK_ULONG, a: Bytes, al: CK_ULONG, out: *mut CK_OBJECT_HANDLE) { lib()?.session(h)?; NOT_SUPPORTED }
 }
 }

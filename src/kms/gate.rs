@@ -166,7 +166,7 @@ impl Action {
             KeyUse::Verify if mac => Action::VerifyMac,
             KeyUse::Sign => Action::Sign,
             KeyUse::Verify => Action::Verify,
-            KeyUse::Derive => Action::DeriveSharedSecret,
+            KeyUse::Derive | KeyUse::Encapsulate | KeyUse::Decapsulate => Action::DeriveSharedSecret,
             KeyUse::Digest => Action::DigestKey,
         }
     }

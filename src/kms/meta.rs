@@ -76,7 +76,7 @@ fn usages_of(key_type: CK_KEY_TYPE) -> &'static [KeyUsage] {
         CKK_EC => &[KeyUsage::SignVerify, KeyUsage::KeyAgreement],
         CKK_RSA => &[KeyUsage::SignVerify, KeyUsage::EncryptDecrypt],
         CKK_EC_EDWARDS | CKK_ML_DSA => &[KeyUsage::SignVerify],
-        CKK_EC_MONTGOMERY => &[KeyUsage::KeyAgreement],
+        CKK_EC_MONTGOMERY | CKK_ML_KEM => &[KeyUsage::KeyAgreement],
         _ => &[KeyUsage::GenerateVerifyMac],
     }
 }
@@ -88,15 +88,24 @@ fn usage_of_capability(ty: CK_ATTRIBUTE_TYPE, key_type: CK_KEY_TYPE) -> Option<K
         CKA_SIGN | CKA_VERIFY if asymmetric => KeyUsage::SignVerify,
         CKA_SIGN | CKA_VERIFY => KeyUsage::GenerateVerifyMac,
         CKA_ENCRYPT | CKA_DECRYPT | CKA_WRAP | CKA_UNWRAP => KeyUsage::EncryptDecrypt,
-        CKA_DERIVE => KeyUsage::KeyAgreement,
+        CKA_DERIVE | CKA_ENCAPSULATE | CKA_DECAPSULATE => KeyUsage::KeyAgreement,
         _ => return None,
     })
 }
 
 /// The capability attributes, and the order of precedence of the usages they imply
 /// (DESIGN section 4: SIGN_VERIFY, ENCRYPT_DECRYPT, KEY_AGREEMENT, GENERATE_VERIFY_MAC).
-pub const CAPABILITIES: [CK_ATTRIBUTE_TYPE; 7] =
-    [CKA_SIGN, CKA_VERIFY, CKA_ENCRYPT, CKA_DECRYPT, CKA_WRAP, CKA_UNWRAP, CKA_DERIVE];
+pub const CAPABILITIES: [CK_ATTRIBUTE_TYPE; 9] = [
+    CKA_SIGN,
+    CKA_VERIFY,
+    CKA_ENCRYPT,
+    CKA_DECRYPT,
+    CKA_WRAP,
+    CKA_UNWRAP,
+    CKA_DERIVE,
+    CKA_ENCAPSULATE,
+    CKA_DECAPSULATE,
+];
 const PRECEDENCE: [KeyUsage; 4] =
     [KeyUsage::SignVerify, KeyUsage::EncryptDecrypt, KeyUsage::KeyAgreement, KeyUsage::GenerateVerifyMac];
 

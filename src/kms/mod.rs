@@ -46,6 +46,9 @@ pub enum KeyUse {
     Unwrap,
     Derive,
     Digest,
+    /// A KEM's encapsulation with a public key, and decapsulation with a private one.
+    Encapsulate,
+    Decapsulate,
 }
 
 impl KeyUse {
@@ -59,6 +62,8 @@ impl KeyUse {
             KeyUse::Wrap => CKA_WRAP,
             KeyUse::Unwrap => CKA_UNWRAP,
             KeyUse::Derive => CKA_DERIVE,
+            KeyUse::Encapsulate => CKA_ENCAPSULATE,
+            KeyUse::Decapsulate => CKA_DECAPSULATE,
             KeyUse::Digest => return None,
         })
     }
@@ -69,7 +74,7 @@ impl KeyUse {
             KeyUse::Encrypt | KeyUse::Decrypt | KeyUse::Wrap | KeyUse::Unwrap => KeyUsage::EncryptDecrypt,
             KeyUse::Sign | KeyUse::Verify if crate::object::is_asymmetric(key_type) => KeyUsage::SignVerify,
             KeyUse::Sign | KeyUse::Verify => KeyUsage::GenerateVerifyMac,
-            KeyUse::Derive => KeyUsage::KeyAgreement,
+            KeyUse::Derive | KeyUse::Encapsulate | KeyUse::Decapsulate => KeyUsage::KeyAgreement,
             KeyUse::Digest => return None,
         })
     }

@@ -157,7 +157,8 @@ fn modulus_bits(obj: &Object) -> usize {
 }
 
 /// The key spec a key object records: AWS's name, or for the sizes only PKCS#11 clients
-/// make (AES-128, RSA-1024, an HMAC key of 20 bytes, another curve) the same pattern.
+/// make (AES-128, RSA-1024, an HMAC key of 20 bytes, another curve) the same pattern, and
+/// for the key types AWS has not (X25519, ML-KEM) their own names.
 pub fn spec_name(obj: &Object) -> String {
     if let Some(spec) = KeySpec::of(obj) {
         return spec.name().to_string();
@@ -166,6 +167,12 @@ pub fn spec_name(obj: &Object) -> String {
     match obj.key_type() {
         Some(CKK_AES) => format!("AES_{}", len * 8),
         Some(CKK_EC) => "ECC".into(),
+        Some(CKK_EC_MONTGOMERY) => "X25519".into(),
+        Some(CKK_ML_KEM) => match obj.ulong(CKA_PARAMETER_SET) {
+            Some(CKP_ML_KEM_512) => "ML_KEM_512".into(),
+            Some(CKP_ML_KEM_768) => "ML_KEM_768".into(),
+            _ => "ML_KEM_1024".into(),
+        },
         Some(CKK_RSA) => format!("RSA_{}", modulus_bits(obj)),
         Some(_) => format!("HMAC_{}", len * 8),
         None => "UNKNOWN".into(),

@@ -224,6 +224,86 @@ impl Library {
         Ok(made)
     }
 
+    /// C_EncapsulateKey (PKCS#11 3.2): a shared secret made under the public key `public`
+    /// and stored as a new secret key of `template`. Returns the ciphertext's length and,
+    /// when `out` is given (and long enough), the key's handle with the ciphertext in
+    /// `out`; a length query makes no key.
+    pub fn encapsulate_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: &Mechanism,
+        public: u64,
+        template: &[Attribute],
+        out: Option<&mut [u8]>,
+    ) -> Result<(usize, Option<u64>)> {
+        let (token, rw) = self.token_of(h)?;
+        self.check_template_writable(&token, h, rw, template, Some(CKO_SECRET_KEY))?;
+        let unit = self.registry.lookup(mech.ty)?;
+        let (len, secret, secrecy) = {
+            let s = self.session(h)?;
+            let s = s.lock();
+            let pk = Self::key_for(&s, public, KeyUse::Encapsulate, unit, &kms::blob::Context::new(), None)?;
+            let key = Self::secret(&s.token, &pk)?;
+            let need = unit.ciphertext_len(&key)?;
+            let Some(out) = out else { return Ok((need, None)) };
+            if out.len() < need {
+                return Err(Error::BufferTooSmall(need));
+            }
+            let (ct, secret) = unit.encapsulate(&key, &mech.param)?;
+            out[..ct.len()].copy_from_slice(&ct);
+            (ct.len(), secret, Secrecy::of(&pk))
+        };
+        let handle = self.store_shared(&token, rw, h, template, &secret, secrecy, unit)?;
+        Ok((len, Some(handle)))
+    }
+
+    /// C_DecapsulateKey (PKCS#11 3.2): the shared secret in `ciphertext` under the private
+    /// key `private`, stored as a new secret key of `template`.
+    pub fn decapsulate_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: &Mechanism,
+        private: u64,
+        template: &[Attribute],
+        ciphertext: &[u8],
+    ) -> Result<u64> {
+        let (token, rw) = self.token_of(h)?;
+        self.check_template_writable(&token, h, rw, template, Some(CKO_SECRET_KEY))?;
+        let unit = self.registry.lookup(mech.ty)?;
+        let (secret, secrecy) = {
+            let s = self.session(h)?;
+            let s = s.lock();
+            let sk = Self::key_for(&s, private, KeyUse::Decapsulate, unit, &kms::blob::Context::new(), None)?;
+            let secret = unit.decapsulate(&Self::secret(&s.token, &sk)?, &mech.param, ciphertext)?;
+            (secret, Secrecy::of(&sk))
+        };
+        self.store_shared(&token, rw, h, template, &secret, secrecy, unit)
+    }
+
+    /// A KEM's shared secret stored as a secret key of `template`: cut to its CKA_VALUE_LEN,
+    /// or AES-256 for an AES key, or whole.
+    #[allow(clippy::too_many_arguments)]
+    fn store_shared(
+        &self,
+        token: &Token,
+        rw: bool,
+        h: CK_SESSION_HANDLE,
+        template: &[Attribute],
+        secret: &[u8],
+        secrecy: Secrecy,
+        unit: &dyn crate::mech::Unit,
+    ) -> Result<u64> {
+        let key_type = derived_type(template);
+        let len = match template_ulong(template, CKA_VALUE_LEN)? {
+            Some(l) => usize::try_from(l).map_err(|_| Error::AttributeValueInvalid)?,
+            None => default_len(key_type).unwrap_or(secret.len()),
+        };
+        if len == 0 || len > secret.len() {
+            return Err(Error::TemplateInconsistent);
+        }
+        self.store_derived(token, rw, h, template, key_type, secret[..len].to_vec(), secrecy, unit)
+    }
+
     /// One derived key stored: its template, the value, the base's secrecy imposed when the
     /// mechanism derives from the base's value, and the capabilities not named FALSE when
     /// the mechanism asks it.

@@ -186,7 +186,38 @@ impl Library {
         }
         s.verify =
             Some(Active::new(if ops.len() == 1 { ops.remove(0) } else { Box::new(crate::mech::AnyVerifies(ops)) }));
+        s.verify_signature = None;
         Ok(())
+    }
+
+    /// C_VerifySignatureInit (PKCS#11 3.2): a verification whose signature is given first.
+    pub fn verify_signature_init(&self, h: CK_SESSION_HANDLE, mech: &Mechanism, key: u64, sig: &[u8]) -> Result<()> {
+        self.verify_init(h, mech, key)?;
+        self.session(h)?.lock().verify_signature = Some(sig.to_vec());
+        Ok(())
+    }
+
+    /// The signature of the verification C_VerifySignatureInit began.
+    fn given_signature(&self, h: CK_SESSION_HANDLE) -> Result<Vec<u8>> {
+        let s = self.session(h)?;
+        let s = s.lock();
+        match (&s.verify, &s.verify_signature) {
+            (Some(_), Some(sig)) => Ok(sig.clone()),
+            // A verification begun by C_VerifyInit is not one of these.
+            (Some(_), None) => Err(Error::OperationActive),
+            (None, _) => Err(Error::OperationNotInitialized),
+        }
+    }
+
+    /// C_VerifySignature (`data` Some) or C_VerifySignatureFinal (None). Ends the operation.
+    pub fn verify_signature(&self, h: CK_SESSION_HANDLE, data: Option<&[u8]>) -> Result<()> {
+        let sig = self.given_signature(h)?;
+        self.verify(h, data, &sig)
+    }
+
+    pub fn verify_signature_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
+        self.given_signature(h)?;
+        self.verify_update(h, data)
     }
 
     /// C_Verify (`data` Some) or C_VerifyFinal (None). Ends the operation.

@@ -23,10 +23,9 @@ fn info(flags: CK_FLAGS) -> Info {
     Info { min_key: CKP_ML_DSA_44, max_key: CKP_ML_DSA_87, flags }
 }
 
-/// The set a CKA_PARAMETER_SET value names.
-pub fn level_of(value: &[u8]) -> Option<MlDsa> {
-    let v: [u8; std::mem::size_of::<CK_ULONG>()] = value.try_into().ok()?;
-    match CK_ULONG::from_ne_bytes(v) {
+/// The set a CKA_PARAMETER_SET names.
+fn level_of(set: CK_ULONG) -> Option<MlDsa> {
+    match set {
         CKP_ML_DSA_44 => Some(MlDsa::L44),
         CKP_ML_DSA_65 => Some(MlDsa::L65),
         CKP_ML_DSA_87 => Some(MlDsa::L87),
@@ -35,15 +34,7 @@ pub fn level_of(value: &[u8]) -> Option<MlDsa> {
 }
 
 fn ml_dsa_object<'k>(key: &Key<'k>, class: CK_OBJECT_CLASS) -> Result<(&'k Object, MlDsa)> {
-    if key.key_type != CKK_ML_DSA {
-        return Err(Error::KeyTypeInconsistent);
-    }
-    let obj = key.attrs.ok_or_else(|| Error::general("ML-DSA key passed without its object"))?;
-    let level = obj.get_raw(CKA_PARAMETER_SET).and_then(level_of).ok_or(Error::KeyTypeInconsistent)?;
-    if obj.class() != class {
-        return Err(Error::KeyTypeInconsistent);
-    }
-    Ok((obj, level))
+    super::parameter_set_key(key, CKK_ML_DSA, class, level_of)
 }
 
 /// The private key: from its seed when it has one, else from its expanded form.
@@ -68,7 +59,7 @@ fn verifying_key(key: &Key) -> Result<Arc<MlDsaVerifyingKey>> {
 /// a private key that aws-lc takes (a seed and an expanded key given together must be the
 /// same key). The expanded key is written when only the seed was given.
 pub fn check_import(obj: &mut Object) -> Result<()> {
-    let level = obj.get_raw(CKA_PARAMETER_SET).and_then(level_of).ok_or(Error::AttributeValueInvalid)?;
+    let level = obj.ulong(CKA_PARAMETER_SET).and_then(level_of).ok_or(Error::AttributeValueInvalid)?;
     match obj.class() {
         CKO_PUBLIC_KEY => {
             MlDsaVerifyingKey::new(level, obj.get_raw(CKA_VALUE).unwrap_or_default())
@@ -101,7 +92,7 @@ impl Unit for MlDsaKeyPairGen {
     }
     fn generate_key_pair(&self, public: &Template, private: &Template) -> Result<KeyPair> {
         let set = super::pair_attr(public, private, CKA_PARAMETER_SET)?;
-        let level = level_of(set).ok_or(Error::ParameterSetNotSupported)?;
+        let level = super::ulong_of(set).and_then(level_of).ok_or(Error::ParameterSetNotSupported)?;
         let (seed, key) = MlDsaSigningKey::generate(level)?;
         let sk: Zeroizing<Vec<u8>> = key.private_key()?;
         Ok(KeyPair {
@@ -219,22 +210,15 @@ pub static UNITS: &[&dyn Unit] = &[&MlDsaKeyPairGen, &MlDsaUnit];
 mod tests {
     //! ML-DSA round trips, the key encodings against aws-lc's own parsing, and the errors.
     use super::*;
+    use crate::mech::test_support::object;
     use crate::object::ck_bool;
 
     fn unit(ty: CK_MECHANISM_TYPE) -> &'static dyn Unit {
-        *UNITS.iter().find(|u| u.ty() == ty).unwrap()
-    }
-
-    fn object(attrs: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> Object {
-        let mut o = Object::default();
-        for (ty, v) in attrs {
-            o.set(*ty, v.clone());
-        }
-        o
+        crate::mech::test_support::unit(UNITS, ty)
     }
 
     fn key(o: &Object) -> Key<'_> {
-        Key { key_type: CKK_ML_DSA, value: &[], attrs: Some(o) }
+        crate::mech::test_support::key(o, CKK_ML_DSA)
     }
 
     fn generate(set: CK_ULONG) -> (Object, Object) {

@@ -15,6 +15,7 @@ pub mod hmac;
 pub mod kbkdf;
 pub mod kms;
 pub mod mldsa;
+pub mod mlkem;
 pub mod montgomery;
 pub mod rsa;
 
@@ -259,6 +260,18 @@ pub trait Unit: Sync {
     fn unwrap(&self, _unwrapping: &Key, _p: &Param, _wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         Err(Error::MechanismInvalid)
     }
+    /// The length of the ciphertext `encapsulate` makes under the public key.
+    fn ciphertext_len(&self, _public: &Key) -> Result<usize> {
+        Err(Error::MechanismInvalid)
+    }
+    /// A KEM's encapsulation (PKCS#11 3.2): a ciphertext and the shared secret in it.
+    fn encapsulate(&self, _public: &Key, _p: &Param) -> Result<(Vec<u8>, Zeroizing<Vec<u8>>)> {
+        Err(Error::MechanismInvalid)
+    }
+    /// A KEM's decapsulation: the shared secret in a ciphertext.
+    fn decapsulate(&self, _private: &Key, _p: &Param, _ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        Err(Error::MechanismInvalid)
+    }
 }
 
 /// CKA_EC_PARAMS of a key-pair generation: the public template's, or the private one's
@@ -268,6 +281,31 @@ pub(crate) fn pair_params<'a>(
     private: &'a crate::object::Template,
 ) -> Result<&'a [u8]> {
     pair_attr(public, private, CKA_EC_PARAMS)
+}
+
+/// A CK_ULONG attribute value.
+pub(crate) fn ulong_of(value: &[u8]) -> Option<CK_ULONG> {
+    value.try_into().ok().map(CK_ULONG::from_ne_bytes)
+}
+
+/// A key of the post-quantum types (PKCS#11 3.2), of `key_type` and `class`, with the
+/// parameter set its CKA_PARAMETER_SET names (`set` maps the CK_ULONG to the crypto
+/// library's). Anything else is CKR_KEY_TYPE_INCONSISTENT.
+pub(crate) fn parameter_set_key<'k, T>(
+    key: &Key<'k>,
+    key_type: CK_KEY_TYPE,
+    class: CK_OBJECT_CLASS,
+    set: fn(CK_ULONG) -> Option<T>,
+) -> Result<(&'k crate::object::Object, T)> {
+    if key.key_type != key_type {
+        return Err(Error::KeyTypeInconsistent);
+    }
+    let obj = key.attrs.ok_or_else(|| Error::general("a key passed without its object"))?;
+    if obj.class() != class {
+        return Err(Error::KeyTypeInconsistent);
+    }
+    let level = obj.ulong(CKA_PARAMETER_SET).and_then(set).ok_or(Error::KeyTypeInconsistent)?;
+    Ok((obj, level))
 }
 
 /// Attribute `ty` of a key pair's templates: from the public template or the private one;
@@ -323,6 +361,7 @@ pub fn check_imported_key(obj: &mut crate::object::Object, profile: crate::confi
         (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_EC)) => ec::check_import(obj),
         (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_EC_EDWARDS)) => eddsa::check_import(obj),
         (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_ML_DSA)) => mldsa::check_import(obj),
+        (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_ML_KEM)) => mlkem::check_import(obj),
         (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_EC_MONTGOMERY)) => montgomery::check_import(obj),
         (class @ (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY), Some(CKK_RSA)) => {
             let bits = rsa::check_import(obj)?.unwrap_or(0);
@@ -452,6 +491,7 @@ fn all() -> Vec<&'static dyn Unit> {
     v.extend_from_slice(ec::UNITS);
     v.extend_from_slice(eddsa::UNITS);
     v.extend_from_slice(mldsa::UNITS);
+    v.extend_from_slice(mlkem::UNITS);
     v.extend_from_slice(montgomery::UNITS);
     v.extend_from_slice(derive::UNITS);
     v.extend_from_slice(kbkdf::UNITS);
@@ -507,5 +547,15 @@ pub(crate) mod test_support {
             o.set(*ty, v.clone());
         }
         o
+    }
+
+    /// The unit of `ty` among `units`.
+    pub fn unit(units: &[&'static dyn super::Unit], ty: cryptoki_sys::CK_MECHANISM_TYPE) -> &'static dyn super::Unit {
+        *units.iter().find(|u| u.ty() == ty).expect("a unit of that mechanism")
+    }
+
+    /// The key a unit takes, of `key_type`, for the object `o`.
+    pub fn key(o: &Object, key_type: cryptoki_sys::CK_KEY_TYPE) -> super::Key<'_> {
+        super::Key { key_type, value: &[], attrs: Some(o) }
     }
 }

@@ -146,6 +146,9 @@ pub static RULES: &[Rule] = &[
     r(CKA_PARAMETER_SET, Kind::Ulong, Scope::Asymmetric, CREATE_ONLY),
     r(CKA_VALUE, Kind::Bytes, Scope::Public, CREATE_ONLY),
     r(CKA_SEED, Kind::Bytes, Scope::Private, CREATE_ONLY | SENSITIVE | SECRET),
+    // KEMs (PKCS#11 3.2).
+    r(CKA_ENCAPSULATE, Kind::Bool, Scope::Public, 0),
+    r(CKA_DECAPSULATE, Kind::Bool, Scope::Private, 0),
     r(CKA_PRIVATE_EXPONENT, Kind::Bytes, Scope::Private, CREATE_ONLY | SENSITIVE | SECRET),
     r(CKA_PRIME_1, Kind::Bytes, Scope::Private, CREATE_ONLY | SENSITIVE | SECRET),
     r(CKA_PRIME_2, Kind::Bytes, Scope::Private, CREATE_ONLY | SENSITIVE | SECRET),

@@ -65,7 +65,7 @@ pub fn searchable(class: CK_OBJECT_CLASS, ty: CK_ATTRIBUTE_TYPE) -> bool {
 
 /// Whether keys of `key_type` come in pairs (public and private).
 pub fn is_asymmetric(key_type: CK_KEY_TYPE) -> bool {
-    matches!(key_type, CKK_RSA | CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY | CKK_ML_DSA)
+    matches!(key_type, CKK_RSA | CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY | CKK_ML_DSA | CKK_ML_KEM)
 }
 
 pub fn ck_bool(b: bool) -> Vec<u8> {
@@ -260,6 +260,7 @@ impl Object {
     }
 
     fn apply_defaults(&mut self, class: CK_OBJECT_CLASS, origin: Origin) {
+        let kem = self.key_type() == Some(CKK_ML_KEM);
         let mut def = |ty, v: Vec<u8>| {
             self.attrs.entry(ty).or_insert_with(|| Zeroizing::new(v));
         };
@@ -308,6 +309,10 @@ impl Object {
                     if public { &[CKA_ENCRYPT, CKA_VERIFY, CKA_WRAP] } else { &[CKA_DECRYPT, CKA_SIGN, CKA_UNWRAP] };
                 for ty in caps {
                     def(*ty, ck_bool(true));
+                }
+                // A KEM key (PKCS#11 3.2) encapsulates and decapsulates unless told not to.
+                if kem {
+                    def(if public { CKA_ENCAPSULATE } else { CKA_DECAPSULATE }, ck_bool(true));
                 }
                 if public {
                     def(CKA_VERIFY_RECOVER, ck_bool(false));
@@ -376,7 +381,7 @@ impl Object {
             ],
             (CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY, false) => &[CKA_EC_PARAMS, CKA_EC_POINT],
             (CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY, true) => &[CKA_EC_PARAMS, CKA_VALUE],
-            (CKK_ML_DSA, false) => &[CKA_PARAMETER_SET, CKA_VALUE],
+            (CKK_ML_DSA, false) | (CKK_ML_KEM, _) => &[CKA_PARAMETER_SET, CKA_VALUE],
             // The seed or the expanded key (`mldsa::check_import` writes the latter).
             (CKK_ML_DSA, true) => &[CKA_PARAMETER_SET],
             _ => return Err(Error::AttributeValueInvalid),
