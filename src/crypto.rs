@@ -747,10 +747,12 @@ impl MlDsa {
     }
 }
 
-/// An ML-DSA private key.
+/// An ML-DSA private key: aws-lc's, and the seed when it is known (the variants aws-lc
+/// does not make are made from it, see `MlDsaOptions`).
 pub struct MlDsaSigningKey {
     level: MlDsa,
     pair: signature::PqdsaKeyPair,
+    seed: Option<Zeroizing<Vec<u8>>>,
 }
 
 impl MlDsaSigningKey {
@@ -763,13 +765,13 @@ impl MlDsaSigningKey {
 
     pub fn from_seed(level: MlDsa, seed: &[u8]) -> Result<Self> {
         let pair = signature::PqdsaKeyPair::from_seed(level.signing(), seed).map_err(bad_key)?;
-        Ok(MlDsaSigningKey { level, pair })
+        Ok(MlDsaSigningKey { level, pair, seed: Some(Zeroizing::new(seed.to_vec())) })
     }
 
     /// From the expanded private key of FIPS 204 (sk).
     pub fn from_private(level: MlDsa, raw: &[u8]) -> Result<Self> {
         let pair = signature::PqdsaKeyPair::from_raw_private_key(level.signing(), raw).map_err(bad_key)?;
-        Ok(MlDsaSigningKey { level, pair })
+        Ok(MlDsaSigningKey { level, pair, seed: None })
     }
 
     /// The expanded private key (sk).
@@ -789,6 +791,172 @@ impl MlDsaSigningKey {
         let n = self.pair.sign(msg, &mut sig).map_err(|_| Error::general("ML-DSA signing failed"))?;
         sig.truncate(n);
         Ok(sig)
+    }
+
+    /// A signature of `msg` as `opts` asks (a context, deterministic, HashML-DSA over the
+    /// pre-hash `msg`), made by RustCrypto's ml-dsa from the key's seed: aws-lc signs
+    /// hedged with an empty context only. A key known only by its expanded form has no
+    /// seed and cannot (`MechanismParamInvalid`): RustCrypto's decoder of expanded keys is
+    /// deprecated and may panic on a malformed one.
+    pub fn sign_with(&self, msg: &[u8], opts: &MlDsaOptions) -> Result<Vec<u8>> {
+        let m = opts.m_prime(msg)?;
+        let seed = self.seed.as_deref().ok_or(Error::MechanismParamInvalid)?;
+        let mut rnd = [0u8; 32];
+        if !opts.deterministic {
+            random(&mut rnd)?;
+        }
+        match self.level {
+            MlDsa::L44 => rc_ml_dsa_sign::<ml_dsa::MlDsa44>(seed, &m, &rnd),
+            MlDsa::L65 => rc_ml_dsa_sign::<ml_dsa::MlDsa65>(seed, &m, &rnd),
+            MlDsa::L87 => rc_ml_dsa_sign::<ml_dsa::MlDsa87>(seed, &m, &rnd),
+        }
+    }
+}
+
+/// What FIPS 204 signs beyond aws-lc's hedged, context-free ML-DSA.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MlDsaOptions {
+    /// At most 255 bytes.
+    pub context: Vec<u8>,
+    /// The signature with rnd = 0 (FIPS 204, 3.4); hedged otherwise.
+    pub deterministic: bool,
+    /// HashML-DSA: the message given is the pre-hash PH(M) of this function.
+    pub prehash: Option<PreHash>,
+}
+
+impl MlDsaOptions {
+    /// Whether aws-lc's own signature serves (hedged, empty context, pure).
+    pub fn plain(&self) -> bool {
+        self.context.is_empty() && !self.deterministic && self.prehash.is_none()
+    }
+
+    /// M' of FIPS 204 (algorithms 2 and 4): the domain separator, the context, and the
+    /// message or the pre-hash's OID and value.
+    fn m_prime(&self, msg: &[u8]) -> Result<Vec<u8>> {
+        let ctx_len = u8::try_from(self.context.len()).map_err(|_| Error::MechanismParamInvalid)?;
+        let mut m = vec![self.prehash.is_some() as u8, ctx_len];
+        m.extend_from_slice(&self.context);
+        if let Some(h) = self.prehash {
+            if msg.len() != h.output_len() {
+                return Err(Error::DataLenRange);
+            }
+            m.extend_from_slice(&h.oid_der());
+        }
+        m.extend_from_slice(msg);
+        Ok(m)
+    }
+}
+
+fn rc_ml_dsa_sign<P: ml_dsa::MlDsaParams>(seed: &[u8], m: &[u8], rnd: &[u8; 32]) -> Result<Vec<u8>> {
+    let seed = ml_dsa::B32::try_from(seed).map_err(|_| Error::KeyTypeInconsistent)?;
+    let key = ml_dsa::ExpandedSigningKey::<P>::from_seed(&seed);
+    Ok(key.sign_internal(&[m], &ml_dsa::B32::from(*rnd)).encode().to_vec())
+}
+
+fn rc_ml_dsa_verify<P: ml_dsa::MlDsaParams>(pk: &[u8], m: &[u8], sig: &[u8]) -> bool {
+    let Ok(pk) = ml_dsa::EncodedVerifyingKey::<P>::try_from(pk) else { return false };
+    let Ok(enc) = ml_dsa::EncodedSignature::<P>::try_from(sig) else { return false };
+    let Some(sig) = ml_dsa::Signature::<P>::decode(&enc) else { return false };
+    ml_dsa::VerifyingKey::<P>::decode(&pk).verify_internal(m, &sig)
+}
+
+/// The hash functions HashML-DSA pre-hashes with (FIPS 204, 5.4.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PreHash {
+    Sha224,
+    Sha256,
+    Sha384,
+    Sha512,
+    Sha3_224,
+    Sha3_256,
+    Sha3_384,
+    Sha3_512,
+    Shake128,
+    Shake256,
+}
+
+impl PreHash {
+    /// The DER of the function's OID (2.16.840.1.101.3.4.2.n), as M' carries it.
+    fn oid_der(self) -> [u8; 11] {
+        let arc = match self {
+            PreHash::Sha256 => 1,
+            PreHash::Sha384 => 2,
+            PreHash::Sha512 => 3,
+            PreHash::Sha224 => 4,
+            PreHash::Sha3_224 => 7,
+            PreHash::Sha3_256 => 8,
+            PreHash::Sha3_384 => 9,
+            PreHash::Sha3_512 => 10,
+            PreHash::Shake128 => 11,
+            PreHash::Shake256 => 12,
+        };
+        [0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, arc]
+    }
+
+    /// The length of PH(M): SHAKE128 gives 256 bits and SHAKE256 512, as FIPS 204 has it.
+    pub fn output_len(self) -> usize {
+        match self {
+            PreHash::Sha224 | PreHash::Sha3_224 => 28,
+            PreHash::Sha256 | PreHash::Sha3_256 | PreHash::Shake128 => 32,
+            PreHash::Sha384 | PreHash::Sha3_384 => 48,
+            PreHash::Sha512 | PreHash::Sha3_512 | PreHash::Shake256 => 64,
+        }
+    }
+}
+
+/// A pre-hash in progress (SHA-2 from aws-lc; SHA-3 and SHAKE, which aws-lc-rs does not
+/// offer at every length, from RustCrypto's sha3).
+pub enum PreHasher {
+    Sha2(Digest),
+    Sha3_224(sha3::Sha3_224),
+    Sha3_256(sha3::Sha3_256),
+    Sha3_384(sha3::Sha3_384),
+    Sha3_512(sha3::Sha3_512),
+    Shake128(sha3::Shake128),
+    Shake256(sha3::Shake256),
+}
+
+impl PreHasher {
+    pub fn new(h: PreHash) -> PreHasher {
+        use sha3::Digest as _;
+        match h {
+            PreHash::Sha224 => PreHasher::Sha2(Digest::new(Hash::Sha224)),
+            PreHash::Sha256 => PreHasher::Sha2(Digest::new(Hash::Sha256)),
+            PreHash::Sha384 => PreHasher::Sha2(Digest::new(Hash::Sha384)),
+            PreHash::Sha512 => PreHasher::Sha2(Digest::new(Hash::Sha512)),
+            PreHash::Sha3_224 => PreHasher::Sha3_224(sha3::Sha3_224::new()),
+            PreHash::Sha3_256 => PreHasher::Sha3_256(sha3::Sha3_256::new()),
+            PreHash::Sha3_384 => PreHasher::Sha3_384(sha3::Sha3_384::new()),
+            PreHash::Sha3_512 => PreHasher::Sha3_512(sha3::Sha3_512::new()),
+            PreHash::Shake128 => PreHasher::Shake128(sha3::Shake128::default()),
+            PreHash::Shake256 => PreHasher::Shake256(sha3::Shake256::default()),
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        use sha3::digest::Update;
+        match self {
+            PreHasher::Sha2(d) => d.update(data),
+            PreHasher::Sha3_224(d) => Update::update(d, data),
+            PreHasher::Sha3_256(d) => Update::update(d, data),
+            PreHasher::Sha3_384(d) => Update::update(d, data),
+            PreHasher::Sha3_512(d) => Update::update(d, data),
+            PreHasher::Shake128(d) => Update::update(d, data),
+            PreHasher::Shake256(d) => Update::update(d, data),
+        }
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        use sha3::digest::{ExtendableOutput, FixedOutput};
+        match self {
+            PreHasher::Sha2(d) => d.finish(),
+            PreHasher::Sha3_224(d) => d.finalize_fixed().to_vec(),
+            PreHasher::Sha3_256(d) => d.finalize_fixed().to_vec(),
+            PreHasher::Sha3_384(d) => d.finalize_fixed().to_vec(),
+            PreHasher::Sha3_512(d) => d.finalize_fixed().to_vec(),
+            PreHasher::Shake128(d) => d.finalize_boxed(32).to_vec(),
+            PreHasher::Shake256(d) => d.finalize_boxed(64).to_vec(),
+        }
     }
 }
 
@@ -816,6 +984,24 @@ impl MlDsaVerifyingKey {
         signature::UnparsedPublicKey::new(self.level.verification(), &self.key)
             .verify(msg, sig)
             .map_err(|_| Error::SignatureInvalid)
+    }
+
+    /// Checks a signature made as `opts` says (see `MlDsaSigningKey::sign_with`).
+    pub fn verify_with(&self, msg: &[u8], sig: &[u8], opts: &MlDsaOptions) -> Result<()> {
+        if sig.len() != self.level.signature_len() {
+            return Err(Error::SignatureLenRange);
+        }
+        let m = opts.m_prime(msg)?;
+        let ok = match self.level {
+            MlDsa::L44 => rc_ml_dsa_verify::<ml_dsa::MlDsa44>(&self.key, &m, sig),
+            MlDsa::L65 => rc_ml_dsa_verify::<ml_dsa::MlDsa65>(&self.key, &m, sig),
+            MlDsa::L87 => rc_ml_dsa_verify::<ml_dsa::MlDsa87>(&self.key, &m, sig),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::SignatureInvalid)
+        }
     }
 }
 

@@ -497,6 +497,7 @@ const KHI: CK_RV = CKR_KEY_HANDLE_INVALID;
 const OHI: CK_RV = CKR_OBJECT_HANDLE_INVALID;
 const NS: CK_RV = CKR_FUNCTION_NOT_SUPPORTED;
 const SENSITIVE: CK_RV = CKR_ATTRIBUTE_SENSITIVE;
+const KTI: CK_RV = CKR_KEY_TYPE_INCONSISTENT;
 /// The answers of a handle that never reaches the gate.
 const BEFORE_THE_GATE: [CK_RV; 5] = [KHI, OHI, NS, CKR_WRAPPING_KEY_HANDLE_INVALID, CKR_UNWRAPPING_KEY_HANDLE_INVALID];
 
@@ -586,6 +587,19 @@ fn c_rows() -> Vec<CRow> {
         // named users on an encryption key.
         r("C_SignInit", "GenerateMac", |c| init(c, Mech::new(CKM_AES_CMAC), P::C_SignInit), use_, false),
         r("C_VerifyInit", "VerifyMac", |c| init(c, Mech::new(CKM_AES_CMAC), P::C_VerifyInit), use_, false),
+        // PKCS#11 3.2's verification with the signature first: the same use.
+        r(
+            "C_VerifySignatureInit",
+            "VerifyMac",
+            |c| {
+                let sig = [0u8; 16];
+                // SAFETY: the mechanism and the signature outlive the call.
+                Mech::new(CKM_AES_CMAC)
+                    .with(|m| unsafe { raw().lib().C_VerifySignatureInit(c.h, m, c.key, sig.as_ptr() as *mut u8, 16) })
+            },
+            use_,
+            false,
+        ),
         r("C_MessageEncryptInit", "Encrypt", |c| init(c, Mech::new(CKM_AES_GCM), P::C_MessageEncryptInit), use_, true),
         r("C_MessageDecryptInit", "Decrypt", |c| init(c, Mech::new(CKM_AES_GCM), P::C_MessageDecryptInit), use_, true),
         r(
@@ -737,6 +751,71 @@ fn c_rows() -> Vec<CRow> {
         never("C_MessageVerifyInit", |c| init(c, Mech::new(CKM_AES_CMAC), P::C_MessageVerifyInit)),
         // SAFETY (the closure): no state bytes, handles only.
         never("C_SetOperationState", |c| unsafe { raw().lib().C_SetOperationState(c.h, null_mut(), 0, c.key, 0) }),
+        never("C_WrapKeyAuthenticated", |c| {
+            let (mut out, mut n) = ([0u8; 64], 64);
+            // SAFETY: the mechanism and the output outlive the call.
+            Mech::new(CKM_AES_KEY_WRAP_KWP).with(|m| unsafe {
+                raw().lib().C_WrapKeyAuthenticated(c.h, m, c.key, c.helper, null_mut(), 0, out.as_mut_ptr(), &mut n)
+            })
+        }),
+        never("C_UnwrapKeyAuthenticated", |c| {
+            let (wrapped, mut t, mut out) = ([9u8; 40], new_key_template(), 0);
+            // SAFETY: the mechanism, the bytes and the template outlive the call.
+            Mech::new(CKM_AES_KEY_WRAP_KWP).with(|m| unsafe {
+                raw().lib().C_UnwrapKeyAuthenticated(
+                    c.h,
+                    m,
+                    c.key,
+                    wrapped.as_ptr() as *mut u8,
+                    40,
+                    t.as_mut_ptr(),
+                    t.len() as CK_ULONG,
+                    null_mut(),
+                    0,
+                    &mut out,
+                )
+            })
+        }),
+        // A KEM takes ML-KEM keys only: an AES key is refused before the gate is asked (a
+        // key pending deletion is hidden before that).
+        CRow {
+            states: [KTI, KTI, KHI, KTI],
+            ..never("C_EncapsulateKey", |c| {
+                let (mut t, mut ct, mut n, mut out) = (new_key_template(), [0u8; 2048], 2048, 0);
+                // SAFETY: the mechanism, the template and the outputs outlive the call.
+                Mech::new(CKM_ML_KEM).with(|m| unsafe {
+                    raw().lib().C_EncapsulateKey(
+                        c.h,
+                        m,
+                        c.key,
+                        t.as_mut_ptr(),
+                        t.len() as CK_ULONG,
+                        ct.as_mut_ptr(),
+                        &mut n,
+                        &mut out,
+                    )
+                })
+            })
+        },
+        CRow {
+            states: [KTI, KTI, KHI, KTI],
+            ..never("C_DecapsulateKey", |c| {
+                let (mut t, ct, mut out) = (new_key_template(), [0u8; 1088], 0);
+                // SAFETY: the mechanism, the template and the ciphertext outlive the call.
+                Mech::new(CKM_ML_KEM).with(|m| unsafe {
+                    raw().lib().C_DecapsulateKey(
+                        c.h,
+                        m,
+                        c.key,
+                        t.as_mut_ptr(),
+                        t.len() as CK_ULONG,
+                        ct.as_ptr() as *mut u8,
+                        1088,
+                        &mut out,
+                    )
+                })
+            })
+        },
     ]
 }
 

@@ -297,10 +297,10 @@ fn bad_ec_keys_and_parameters_are_refused() {
     scenario!(|_| {
         let (_p, _s, session) = ready();
         let malformed: Vec<Vec<u8>> = vec![
-            vec![0x06, 0x08, 0x2a, 0x86, 0x48],             // truncated OID
-            vec![0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23], // P-521: not served
-            vec![0x05, 0x00],                               // implicitlyCA
-            vec![0x30, 0x03, 0x02, 0x01, 0x01],             // explicit parameters
+            vec![0x06, 0x08, 0x2a, 0x86, 0x48], // truncated OID
+            vec![0x06, 0x09, 0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x07], // brainpoolP256r1
+            vec![0x05, 0x00],                   // implicitlyCA
+            vec![0x30, 0x03, 0x02, 0x01, 0x01], // explicit parameters
             printable("no such curve"),
             Vec::new(),
         ];

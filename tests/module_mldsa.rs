@@ -10,7 +10,7 @@ mod kms;
 use common::*;
 use cryptoki::context::Function;
 use cryptoki::error::RvError;
-use cryptoki::mechanism::dsa::{HedgeType, SignAdditionalContext};
+use cryptoki::mechanism::dsa::{HashSignAdditionalContext, HedgeType, SignAdditionalContext};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, MlDsaParameterSetType, ObjectHandle};
 use cryptoki::session::Session;
@@ -62,13 +62,39 @@ fn ml_dsa_signatures_verify_in_rustcrypto() {
         }
         // A session pair works as well; what is not served is refused.
         let (public, private) = pair(&session, MlDsaParameterSetType::ML_DSA_65, false);
-        for (hedge, context) in [(HedgeType::DeterministicRequired, None), (HedgeType::Preferred, Some(&b"ctx"[..]))] {
-            expect_rv(
-                session.sign(&Mechanism::MlDsa(SignAdditionalContext::new(hedge, context)), private, b"m"),
-                RvError::MechanismParamInvalid,
-                Function::SignInit,
-            );
-        }
+        let Attribute::Value(pk) = standard(&session, public, AttributeType::Value) else { panic!() };
+        // Deterministic signatures repeat; a context binds the signature to it. RustCrypto
+        // checks both, building M' itself.
+        let det = Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::DeterministicRequired, Some(b"ctx")));
+        let a = session.sign(&det, private, b"m").unwrap();
+        assert_eq!(session.sign(&det, private, b"m").unwrap(), a);
+        session.verify(&det, public, b"m", &a).unwrap();
+        let pk = ml_dsa::EncodedVerifyingKey::<ml_dsa::MlDsa65>::try_from(pk.as_slice()).unwrap();
+        let vk = ml_dsa::VerifyingKey::<ml_dsa::MlDsa65>::decode(&pk);
+        let sig = ml_dsa::Signature::<ml_dsa::MlDsa65>::decode(&a.as_slice().try_into().unwrap()).unwrap();
+        assert!(vk.verify_with_context(b"m", b"ctx", &sig));
+        assert!(!vk.verify_with_context(b"m", b"", &sig));
+        let plain = Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Preferred, None));
+        expect_rv(session.verify(&plain, public, b"m", &a), RvError::SignatureInvalid, Function::Verify);
+        // HashML-DSA: the token's pre-hash and the caller's sign alike (deterministic).
+        let by_token = Mechanism::HashMlDsaSha384(SignAdditionalContext::new(HedgeType::DeterministicRequired, None));
+        let data = random_bytes(1000);
+        let s1 = session.sign(&by_token, private, &data).unwrap();
+        let hash = {
+            use sha2::Digest;
+            sha2::Sha384::digest(&data).to_vec()
+        };
+        let given = Mechanism::HashMlDsa(HashSignAdditionalContext::new(
+            HedgeType::DeterministicRequired,
+            None,
+            cryptoki::mechanism::MechanismType::SHA384,
+        ));
+        assert_eq!(session.sign(&given, private, &hash).unwrap(), s1);
+        session.verify(&given, public, &hash, &s1).unwrap();
+        // CKM_HASH_ML_DSA takes one part: an update ends the operation.
+        session.sign_init(&given, private).unwrap();
+        expect_rv(session.sign_update(&hash), RvError::OperationNotInitialized, Function::SignUpdate);
+        expect_rv(session.sign_final(), RvError::OperationNotInitialized, Function::SignFinal);
         expect_rv(
             session.sign(&Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Preferred, None)), public, b"m"),
             RvError::KeyFunctionNotPermitted,

@@ -418,7 +418,9 @@ fn mechanism_info_describes_every_listed_mechanism() {
             | CKF_EC_OID
             | CKF_EC_UNCOMPRESS
             | CKF_EC_COMPRESS
-            | CKF_EC_CURVENAME;
+            | CKF_EC_CURVENAME
+            | CKF_ENCAPSULATE
+            | CKF_DECAPSULATE;
         for id in [s.id(), 1] {
             let listed = r.mechanism_list(id).unwrap();
             let mut got = BTreeMap::new();

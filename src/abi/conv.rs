@@ -352,7 +352,12 @@ pub fn mechanism(p: *const CK_MECHANISM) -> Result<Mechanism> {
             kbkdf_param(true, k.prfType, lists, iv)?
         }
         CKM_CONCATENATE_BASE_AND_KEY => Param::Handle(param_struct::<CK_OBJECT_HANDLE>(m)?),
-        CKM_ML_DSA if m.ulParameterLen != 0 => {
+        CKM_HASH_ML_DSA => {
+            let c: CK_HASH_SIGN_ADDITIONAL_CONTEXT = param_struct(m)?;
+            let context = input(c.pContext, c.ulContextLen).map_err(|_| Error::MechanismParamInvalid)?.to_vec();
+            Param::HashSignContext { hedge: c.hedgeVariant, context, hash: c.hash }
+        }
+        CKM_ML_DSA | CKM_HASH_ML_DSA_SHA224..=CKM_HASH_ML_DSA_SHAKE256 if m.ulParameterLen != 0 => {
             let c: CK_SIGN_ADDITIONAL_CONTEXT = param_struct(m)?;
             let context = input(c.pContext, c.ulContextLen).map_err(|_| Error::MechanismParamInvalid)?.to_vec();
             Param::SignContext { hedge: c.hedgeVariant, context }

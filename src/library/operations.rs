@@ -168,7 +168,11 @@ impl Library {
     pub fn sign_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
         let s = self.session(h)?;
         let mut s = s.lock();
-        update_step(&mut s.sign, |op| op.update(data))
+        // A single-part mechanism's operation ends here (PKCS#11 3.2 names none of its own).
+        update_step(
+            &mut s.sign,
+            |op| if op.single_part() { Err(Error::OperationNotInitialized) } else { op.update(data) },
+        )
     }
 
     pub fn verify_init(&self, h: CK_SESSION_HANDLE, mech: &Mechanism, key: u64) -> Result<()> {
@@ -238,7 +242,10 @@ impl Library {
     pub fn verify_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
         let s = self.session(h)?;
         let mut s = s.lock();
-        update_step(&mut s.verify, |op| op.update(data))
+        update_step(
+            &mut s.verify,
+            |op| if op.single_part() { Err(Error::OperationNotInitialized) } else { op.update(data) },
+        )
     }
 
     pub fn digest_init(&self, h: CK_SESSION_HANDLE, mech: &Mechanism) -> Result<()> {

@@ -1,15 +1,15 @@
-//! ML-DSA (FIPS 204; PKCS#11 3.2, CKK_ML_DSA): key-pair generation and CKM_ML_DSA, the
-//! pure signature with an empty context. aws-lc-rs signs hedged (randomised) with an empty
-//! context only, so a CK_SIGN_ADDITIONAL_CONTEXT asking for a context or for deterministic
-//! signing is CKR_MECHANISM_PARAM_INVALID; the pre-hash variants (CKM_HASH_ML_DSA*) are
-//! not served.
+//! ML-DSA (FIPS 204; PKCS#11 3.2, CKK_ML_DSA): key-pair generation, CKM_ML_DSA and
+//! HashML-DSA (CKM_HASH_ML_DSA and CKM_HASH_ML_DSA_<hash>). aws-lc signs hedged with an
+//! empty context; a context, deterministic signing and HashML-DSA are made from the key's
+//! seed by RustCrypto's ml-dsa (`crypto::MlDsaOptions`), so they need a key with a seed
+//! (every key the token makes has one).
 //!
 //! Keys: CKA_PARAMETER_SET names the set (CKP_ML_DSA_44/65/87); a public key's CKA_VALUE
 //! is its encoding (pk); a private key keeps its CKA_SEED (ξ, 32 bytes) when the token made
 //! it, and its CKA_VALUE, the expanded private key (sk) of FIPS 204.
 
 use super::{Info, Key, KeyPair, Param, SignOp, Unit, VerifyOp};
-use crate::crypto::{MlDsa, MlDsaSigningKey, MlDsaVerifyingKey};
+use crate::crypto::{MlDsa, MlDsaOptions, MlDsaSigningKey, MlDsaVerifyingKey, PreHash, PreHasher};
 use crate::error::{Error, Result};
 use crate::object::{ck_ulong, Object, Template};
 use cryptoki_sys::*;
@@ -113,77 +113,154 @@ impl Unit for MlDsaKeyPairGen {
     }
 }
 
-/// What CK_SIGN_ADDITIONAL_CONTEXT may ask of this token: hedged signing (preferred or
-/// required) and an empty context.
-fn check_param(p: &Param) -> Result<()> {
-    match p {
-        Param::None => Ok(()),
-        Param::Bytes(b) if b.is_empty() => Ok(()),
-        Param::SignContext { hedge: CKH_HEDGE_PREFERRED | CKH_HEDGE_REQUIRED, context } if context.is_empty() => Ok(()),
-        _ => Err(Error::MechanismParamInvalid),
-    }
+/// The pre-hash a CK_HASH_SIGN_ADDITIONAL_CONTEXT names.
+fn prehash_of(hash: CK_MECHANISM_TYPE) -> Result<PreHash> {
+    Ok(match hash {
+        CKM_SHA224 => PreHash::Sha224,
+        CKM_SHA256 => PreHash::Sha256,
+        CKM_SHA384 => PreHash::Sha384,
+        CKM_SHA512 => PreHash::Sha512,
+        CKM_SHA3_224 => PreHash::Sha3_224,
+        CKM_SHA3_256 => PreHash::Sha3_256,
+        CKM_SHA3_384 => PreHash::Sha3_384,
+        CKM_SHA3_512 => PreHash::Sha3_512,
+        _ => return Err(Error::MechanismParamInvalid),
+    })
 }
 
-/// The message, kept whole (ML-DSA signs it in one pass with the key's hash of pk first).
-struct Message(Option<Zeroizing<Vec<u8>>>);
+/// What the mechanism parameter asks: hedged or deterministic signing, a context of at
+/// most 255 bytes, and for CKM_HASH_ML_DSA (`generic`) the pre-hash; `fixed` is the
+/// pre-hash of a CKM_HASH_ML_DSA_<hash> mechanism.
+fn options(p: &Param, generic: bool, fixed: Option<PreHash>) -> Result<MlDsaOptions> {
+    let (hedge, context, hash) = match p {
+        Param::None if !generic => (CKH_HEDGE_PREFERRED, Vec::new(), None),
+        Param::Bytes(b) if b.is_empty() && !generic => (CKH_HEDGE_PREFERRED, Vec::new(), None),
+        Param::SignContext { hedge, context } if !generic => (*hedge, context.clone(), None),
+        Param::HashSignContext { hedge, context, hash } if generic => (*hedge, context.clone(), Some(*hash)),
+        _ => return Err(Error::MechanismParamInvalid),
+    };
+    let deterministic = match hedge {
+        CKH_HEDGE_PREFERRED | CKH_HEDGE_REQUIRED => false,
+        CKH_DETERMINISTIC_REQUIRED => true,
+        _ => return Err(Error::MechanismParamInvalid),
+    };
+    if context.len() > 255 {
+        return Err(Error::MechanismParamInvalid);
+    }
+    let prehash = match hash {
+        Some(h) => Some(prehash_of(h)?),
+        None => fixed,
+    };
+    Ok(MlDsaOptions { context, deterministic, prehash })
+}
 
-impl Message {
+/// The input of a signature: the message kept whole (ML-DSA reads it in one pass, after
+/// the key's hash of pk), or its pre-hash computed as it comes (HashML-DSA_<hash>).
+enum Input {
+    Message(Zeroizing<Vec<u8>>),
+    Hashed(Box<PreHasher>),
+}
+
+impl Input {
+    fn new(opts: &MlDsaOptions, hashes: bool) -> Input {
+        match opts.prehash {
+            Some(h) if hashes => Input::Hashed(Box::new(PreHasher::new(h))),
+            _ => Input::Message(Zeroizing::new(Vec::new())),
+        }
+    }
+
     fn update(&mut self, data: &[u8]) -> Result<()> {
-        let m = self.0.as_mut().ok_or(Error::OperationNotInitialized)?;
-        let want = m.len().checked_add(data.len()).ok_or(Error::HostMemory)?;
-        let mut grown = Zeroizing::new(Vec::new());
-        grown.try_reserve_exact(want).map_err(|_| Error::HostMemory)?;
-        grown.extend_from_slice(m);
-        grown.extend_from_slice(data);
-        *m = grown;
+        match self {
+            Input::Message(m) => {
+                let want = m.len().checked_add(data.len()).ok_or(Error::HostMemory)?;
+                let mut grown = Zeroizing::new(Vec::new());
+                grown.try_reserve_exact(want).map_err(|_| Error::HostMemory)?;
+                grown.extend_from_slice(m);
+                grown.extend_from_slice(data);
+                *m = grown;
+            }
+            Input::Hashed(h) => h.update(data),
+        }
         Ok(())
     }
 
-    fn take(&mut self) -> Result<Zeroizing<Vec<u8>>> {
-        self.0.take().ok_or(Error::OperationNotInitialized)
+    fn finish(self) -> Zeroizing<Vec<u8>> {
+        match self {
+            Input::Message(m) => m,
+            Input::Hashed(h) => Zeroizing::new((*h).finish()),
+        }
     }
 }
 
 struct MlDsaSign {
     key: Arc<MlDsaSigningKey>,
     len: usize,
-    message: Message,
+    opts: MlDsaOptions,
+    input: Option<Input>,
+    single: bool,
 }
 
 impl SignOp for MlDsaSign {
     fn update(&mut self, data: &[u8]) -> Result<()> {
-        self.message.update(data)
+        self.input.as_mut().ok_or(Error::OperationNotInitialized)?.update(data)
     }
     fn finish(&mut self) -> Result<Vec<u8>> {
-        let m = self.message.take()?;
-        self.key.sign(&m)
+        let m = self.input.take().ok_or(Error::OperationNotInitialized)?.finish();
+        if self.opts.plain() {
+            self.key.sign(&m)
+        } else {
+            self.key.sign_with(&m, &self.opts)
+        }
     }
     fn sig_len(&self) -> usize {
         self.len
+    }
+    fn single_part(&self) -> bool {
+        self.single
     }
 }
 
 struct MlDsaVerify {
     key: Arc<MlDsaVerifyingKey>,
-    message: Message,
+    opts: MlDsaOptions,
+    input: Option<Input>,
+    single: bool,
 }
 
 impl VerifyOp for MlDsaVerify {
     fn update(&mut self, data: &[u8]) -> Result<()> {
-        self.message.update(data)
+        self.input.as_mut().ok_or(Error::OperationNotInitialized)?.update(data)
     }
     fn finish(&mut self, signature: &[u8]) -> Result<()> {
-        let m = self.message.take()?;
-        self.key.verify(&m, signature)
+        let m = self.input.take().ok_or(Error::OperationNotInitialized)?.finish();
+        if self.opts.plain() {
+            self.key.verify(&m, signature)
+        } else {
+            self.key.verify_with(&m, signature, &self.opts)
+        }
+    }
+    fn single_part(&self) -> bool {
+        self.single
     }
 }
 
-/// CKM_ML_DSA.
-struct MlDsaUnit;
+/// CKM_ML_DSA (pure; hedged or deterministic; with a context), CKM_HASH_ML_DSA (the
+/// input is a pre-hash the parameter names; single-part) and CKM_HASH_ML_DSA_<hash> (the
+/// token pre-hashes the data).
+struct MlDsaUnit {
+    ty: CK_MECHANISM_TYPE,
+    prehash: Option<PreHash>,
+}
+
+impl MlDsaUnit {
+    fn generic(&self) -> bool {
+        self.ty == CKM_HASH_ML_DSA
+    }
+}
 
 impl Unit for MlDsaUnit {
     fn ty(&self) -> CK_MECHANISM_TYPE {
-        CKM_ML_DSA
+        self.ty
     }
     fn info(&self) -> Info {
         info(CKF_SIGN | CKF_VERIFY)
@@ -192,19 +269,39 @@ impl Unit for MlDsaUnit {
         ML_DSA_KEY_TYPES
     }
     fn sign(&self, key: &Key, p: &Param) -> Result<Box<dyn SignOp>> {
-        check_param(p)?;
+        let opts = options(p, self.generic(), self.prehash)?;
         let (_, level) = ml_dsa_object(key, CKO_PRIVATE_KEY)?;
+        let input = Some(Input::new(&opts, !self.generic()));
         let key = signing_key(key)?;
-        Ok(Box::new(MlDsaSign { key, len: level.signature_len(), message: Message(Some(Zeroizing::new(Vec::new()))) }))
+        Ok(Box::new(MlDsaSign { key, len: level.signature_len(), opts, input, single: self.generic() }))
     }
     fn verify(&self, key: &Key, p: &Param) -> Result<Box<dyn VerifyOp>> {
-        check_param(p)?;
+        let opts = options(p, self.generic(), self.prehash)?;
+        let input = Some(Input::new(&opts, !self.generic()));
         let key = verifying_key(key)?;
-        Ok(Box::new(MlDsaVerify { key, message: Message(Some(Zeroizing::new(Vec::new()))) }))
+        Ok(Box::new(MlDsaVerify { key, opts, input, single: self.generic() }))
     }
 }
 
-pub static UNITS: &[&dyn Unit] = &[&MlDsaKeyPairGen, &MlDsaUnit];
+const fn unit(ty: CK_MECHANISM_TYPE, prehash: Option<PreHash>) -> MlDsaUnit {
+    MlDsaUnit { ty, prehash }
+}
+
+pub static UNITS: &[&dyn Unit] = &[
+    &MlDsaKeyPairGen,
+    &unit(CKM_ML_DSA, None),
+    &unit(CKM_HASH_ML_DSA, None),
+    &unit(CKM_HASH_ML_DSA_SHA224, Some(PreHash::Sha224)),
+    &unit(CKM_HASH_ML_DSA_SHA256, Some(PreHash::Sha256)),
+    &unit(CKM_HASH_ML_DSA_SHA384, Some(PreHash::Sha384)),
+    &unit(CKM_HASH_ML_DSA_SHA512, Some(PreHash::Sha512)),
+    &unit(CKM_HASH_ML_DSA_SHA3_224, Some(PreHash::Sha3_224)),
+    &unit(CKM_HASH_ML_DSA_SHA3_256, Some(PreHash::Sha3_256)),
+    &unit(CKM_HASH_ML_DSA_SHA3_384, Some(PreHash::Sha3_384)),
+    &unit(CKM_HASH_ML_DSA_SHA3_512, Some(PreHash::Sha3_512)),
+    &unit(CKM_HASH_ML_DSA_SHAKE128, Some(PreHash::Shake128)),
+    &unit(CKM_HASH_ML_DSA_SHAKE256, Some(PreHash::Shake256)),
+];
 
 #[cfg(test)]
 mod tests {
@@ -285,9 +382,33 @@ mod tests {
         let ctx = |hedge, context: &[u8]| Param::SignContext { hedge, context: context.to_vec() };
         assert!(sign(&private, b"m", &ctx(CKH_HEDGE_PREFERRED, b"")).is_ok());
         assert!(sign(&private, b"m", &ctx(CKH_HEDGE_REQUIRED, b"")).is_ok());
-        for p in [ctx(CKH_DETERMINISTIC_REQUIRED, b""), ctx(CKH_HEDGE_PREFERRED, b"ctx"), Param::Bytes(vec![1])] {
+        for p in [ctx(7, b""), ctx(CKH_HEDGE_PREFERRED, &[0; 256]), Param::Bytes(vec![1])] {
             assert_eq!(sign(&private, b"m", &p).err(), Some(Error::MechanismParamInvalid));
         }
+        // Deterministic: the same signature twice, which aws-lc's own verifier (a code
+        // path apart from the signer's) accepts.
+        let det = ctx(CKH_DETERMINISTIC_REQUIRED, b"");
+        let a = sign(&private, b"m", &det).unwrap();
+        assert_eq!(sign(&private, b"m", &det).unwrap(), a);
+        assert_eq!(verify(&public, b"m", &a), Ok(()));
+        // A context binds: the signature verifies under its own context only.
+        let with_ctx = ctx(CKH_HEDGE_REQUIRED, b"context");
+        let b = sign(&private, b"m", &with_ctx).unwrap();
+        let verify_with = |p: &Param, sig: &[u8]| {
+            let mut op = unit(CKM_ML_DSA).verify(&key(&public), p)?;
+            op.update(b"m")?;
+            op.finish(sig)
+        };
+        assert_eq!(verify_with(&with_ctx, &b), Ok(()));
+        assert_eq!(verify_with(&ctx(CKH_HEDGE_PREFERRED, b"other"), &b), Err(Error::SignatureInvalid));
+        assert_eq!(verify(&public, b"m", &b), Err(Error::SignatureInvalid));
+        // A key known only by its expanded form has no seed for these.
+        let expanded = object(&[
+            (CKA_CLASS, ck_ulong(CKO_PRIVATE_KEY)),
+            (CKA_PARAMETER_SET, ck_ulong(CKP_ML_DSA_44)),
+            (CKA_VALUE, private.get_raw(CKA_VALUE).unwrap().to_vec()),
+        ]);
+        assert_eq!(sign(&expanded, b"m", &det).err(), Some(Error::MechanismParamInvalid));
         // Wrong class, wrong set, a public key of the wrong length.
         assert!(matches!(unit(CKM_ML_DSA).sign(&key(&public), &Param::None), Err(Error::KeyTypeInconsistent)));
         let mut other = object(&[(CKA_CLASS, ck_ulong(CKO_PUBLIC_KEY)), (CKA_PARAMETER_SET, ck_ulong(CKP_ML_DSA_65))]);
@@ -308,5 +429,56 @@ mod tests {
         let mut short = object(&[(CKA_CLASS, ck_ulong(CKO_PUBLIC_KEY)), (CKA_PARAMETER_SET, ck_ulong(CKP_ML_DSA_87))]);
         short.set(CKA_VALUE, vec![0; 10]);
         assert_eq!(check_import(&mut short), Err(Error::AttributeValueInvalid));
+    }
+
+    #[test]
+    fn hash_ml_dsa_signs_the_pre_hash() {
+        use sha2::Digest as _;
+        let (public, private) = generate(CKP_ML_DSA_65);
+        let data = b"a long message, hashed first";
+        let run = |ty, p: &Param, input: &[u8]| -> Result<Vec<u8>> {
+            let mut op = unit(ty).sign(&key(&private), p)?;
+            op.update(input)?;
+            op.finish()
+        };
+        let check = |ty, p: &Param, input: &[u8], sig: &[u8]| -> Result<()> {
+            let mut op = unit(ty).verify(&key(&public), p)?;
+            op.update(input)?;
+            op.finish(sig)
+        };
+        // The token's pre-hash and the caller's are one signature scheme: each verifies
+        // the other's signature; pure ML-DSA does not.
+        let det = Param::SignContext { hedge: CKH_DETERMINISTIC_REQUIRED, context: Vec::new() };
+        let by_token = run(CKM_HASH_ML_DSA_SHA256, &det, data).unwrap();
+        let hash = sha2::Sha256::digest(data).to_vec();
+        let given = Param::HashSignContext { hedge: CKH_DETERMINISTIC_REQUIRED, context: Vec::new(), hash: CKM_SHA256 };
+        assert_eq!(run(CKM_HASH_ML_DSA, &given, &hash).unwrap(), by_token, "deterministic, the same");
+        assert_eq!(check(CKM_HASH_ML_DSA, &given, &hash, &by_token), Ok(()));
+        assert_eq!(check(CKM_HASH_ML_DSA_SHA256, &Param::None, data, &by_token), Ok(()));
+        assert_eq!(check(CKM_ML_DSA, &Param::None, data, &by_token), Err(Error::SignatureInvalid));
+        assert_eq!(check(CKM_HASH_ML_DSA_SHA384, &Param::None, data, &by_token), Err(Error::SignatureInvalid));
+        // Every pre-hash signs and verifies; CKM_HASH_ML_DSA takes one part of the hash's
+        // length, and needs its parameter.
+        for ty in [
+            CKM_HASH_ML_DSA_SHA224,
+            CKM_HASH_ML_DSA_SHA512,
+            CKM_HASH_ML_DSA_SHA3_224,
+            CKM_HASH_ML_DSA_SHA3_512,
+            CKM_HASH_ML_DSA_SHAKE128,
+            CKM_HASH_ML_DSA_SHAKE256,
+        ] {
+            let sig = run(ty, &Param::None, data).unwrap();
+            assert_eq!(check(ty, &Param::None, data, &sig), Ok(()), "{ty:#x}");
+        }
+        assert_eq!(run(CKM_HASH_ML_DSA, &given, &hash[1..]).err(), Some(Error::DataLenRange));
+        assert_eq!(run(CKM_HASH_ML_DSA, &Param::None, &hash).err(), Some(Error::MechanismParamInvalid));
+        let shake = Param::HashSignContext {
+            hedge: CKH_HEDGE_PREFERRED,
+            context: Vec::new(),
+            hash: CKM_SHAKE_128_KEY_DERIVATION,
+        };
+        assert_eq!(run(CKM_HASH_ML_DSA, &shake, &hash).err(), Some(Error::MechanismParamInvalid));
+        assert!(unit(CKM_HASH_ML_DSA).sign(&key(&private), &given).unwrap().single_part());
+        assert!(!unit(CKM_HASH_ML_DSA_SHA256).sign(&key(&private), &Param::None).unwrap().single_part());
     }
 }

@@ -40,6 +40,8 @@ pub enum Param {
     Ecdh { kdf: CK_EC_KDF_TYPE, shared_data: Vec<u8>, public_data: Vec<u8> },
     /// CK_SIGN_ADDITIONAL_CONTEXT (ML-DSA): the hedging asked for and the context.
     SignContext { hedge: CK_HEDGE_TYPE, context: Vec<u8> },
+    /// CK_HASH_SIGN_ADDITIONAL_CONTEXT (HashML-DSA): as above, and the pre-hash.
+    HashSignContext { hedge: CK_HEDGE_TYPE, context: Vec<u8>, hash: CK_MECHANISM_TYPE },
     /// CK_EDDSA_PARAMS: pre-hashing (Ed25519ph) and the context.
     Eddsa { prehash: bool, context: Vec<u8> },
     /// Ed25519ph over a SHA-512 digest the caller made (no context): the kms face's
@@ -180,6 +182,10 @@ pub trait SignOp: Send {
     fn finish(&mut self) -> Result<Vec<u8>>;
     /// Exact length of the result.
     fn sig_len(&self) -> usize;
+    /// Whether the mechanism signs in one part only (C_SignUpdate ends it, refused).
+    fn single_part(&self) -> bool {
+        false
+    }
 }
 
 /// MAC (or signature) verification in progress.
@@ -188,6 +194,10 @@ pub trait VerifyOp: Send {
     /// Checks `signature` in constant time: CKR_SIGNATURE_LEN_RANGE for a wrong length,
     /// CKR_SIGNATURE_INVALID for a wrong value.
     fn finish(&mut self, signature: &[u8]) -> Result<()>;
+    /// Whether the mechanism verifies in one part only (an update ends it, refused).
+    fn single_part(&self) -> bool {
+        false
+    }
 }
 
 /// A digest in progress.
