@@ -799,16 +799,19 @@ impl MlDsaSigningKey {
     /// seed and cannot (`MechanismParamInvalid`): RustCrypto's decoder of expanded keys is
     /// deprecated and may panic on a malformed one.
     pub fn sign_with(&self, msg: &[u8], opts: &MlDsaOptions) -> Result<Vec<u8>> {
-        let m = opts.m_prime(msg)?;
         let seed = self.seed.as_deref().ok_or(Error::MechanismParamInvalid)?;
+        let input = match opts.mu(msg)? {
+            Some(mu) => MlDsaInput::Mu(mu),
+            None => MlDsaInput::MPrime(opts.m_prime(msg)?),
+        };
         let mut rnd = [0u8; 32];
         if !opts.deterministic {
             random(&mut rnd)?;
         }
         match self.level {
-            MlDsa::L44 => rc_ml_dsa_sign::<ml_dsa::MlDsa44>(seed, &m, &rnd),
-            MlDsa::L65 => rc_ml_dsa_sign::<ml_dsa::MlDsa65>(seed, &m, &rnd),
-            MlDsa::L87 => rc_ml_dsa_sign::<ml_dsa::MlDsa87>(seed, &m, &rnd),
+            MlDsa::L44 => rc_ml_dsa_sign::<ml_dsa::MlDsa44>(seed, &input, &rnd),
+            MlDsa::L65 => rc_ml_dsa_sign::<ml_dsa::MlDsa65>(seed, &input, &rnd),
+            MlDsa::L87 => rc_ml_dsa_sign::<ml_dsa::MlDsa87>(seed, &input, &rnd),
         }
     }
 }
@@ -822,12 +825,23 @@ pub struct MlDsaOptions {
     pub deterministic: bool,
     /// HashML-DSA: the message given is the pre-hash PH(M) of this function.
     pub prehash: Option<PreHash>,
+    /// The message given is μ itself (FIPS 204, 6.2 "external μ"), 64 bytes; signed
+    /// deterministically.
+    pub external_mu: bool,
 }
 
 impl MlDsaOptions {
     /// Whether aws-lc's own signature serves (hedged, empty context, pure).
     pub fn plain(&self) -> bool {
-        self.context.is_empty() && !self.deterministic && self.prehash.is_none()
+        self.context.is_empty() && !self.deterministic && self.prehash.is_none() && !self.external_mu
+    }
+
+    /// μ as given, when it is.
+    fn mu(&self, msg: &[u8]) -> Result<Option<MlDsaMu>> {
+        if !self.external_mu {
+            return Ok(None);
+        }
+        MlDsaMu::try_from(msg).map(Some).map_err(|_| Error::DataLenRange)
     }
 
     /// M' of FIPS 204 (algorithms 2 and 4): the domain separator, the context, and the
@@ -847,17 +861,35 @@ impl MlDsaOptions {
     }
 }
 
-fn rc_ml_dsa_sign<P: ml_dsa::MlDsaParams>(seed: &[u8], m: &[u8], rnd: &[u8; 32]) -> Result<Vec<u8>> {
-    let seed = ml_dsa::B32::try_from(seed).map_err(|_| Error::KeyTypeInconsistent)?;
-    let key = ml_dsa::ExpandedSigningKey::<P>::from_seed(&seed);
-    Ok(key.sign_internal(&[m], &ml_dsa::B32::from(*rnd)).encode().to_vec())
+/// ML-DSA's μ, 64 bytes, as RustCrypto's ml-dsa takes it.
+type MlDsaMu = hybrid_array::Array<u8, hybrid_array::sizes::U64>;
+
+/// What RustCrypto signs or verifies: M' (FIPS 204's internal functions), or μ.
+enum MlDsaInput {
+    MPrime(Vec<u8>),
+    Mu(MlDsaMu),
 }
 
-fn rc_ml_dsa_verify<P: ml_dsa::MlDsaParams>(pk: &[u8], m: &[u8], sig: &[u8]) -> bool {
+fn rc_ml_dsa_sign<P: ml_dsa::MlDsaParams>(seed: &[u8], input: &MlDsaInput, rnd: &[u8; 32]) -> Result<Vec<u8>> {
+    let seed = ml_dsa::B32::try_from(seed).map_err(|_| Error::KeyTypeInconsistent)?;
+    let key = ml_dsa::ExpandedSigningKey::<P>::from_seed(&seed);
+    let sig = match input {
+        MlDsaInput::MPrime(m) => key.sign_internal(&[m], &ml_dsa::B32::from(*rnd)),
+        // μ is signed with rnd = 0: the crate's hedged form wants its own generator type.
+        MlDsaInput::Mu(mu) => key.sign_mu_deterministic(mu),
+    };
+    Ok(sig.encode().to_vec())
+}
+
+fn rc_ml_dsa_verify<P: ml_dsa::MlDsaParams>(pk: &[u8], input: &MlDsaInput, sig: &[u8]) -> bool {
     let Ok(pk) = ml_dsa::EncodedVerifyingKey::<P>::try_from(pk) else { return false };
     let Ok(enc) = ml_dsa::EncodedSignature::<P>::try_from(sig) else { return false };
     let Some(sig) = ml_dsa::Signature::<P>::decode(&enc) else { return false };
-    ml_dsa::VerifyingKey::<P>::decode(&pk).verify_internal(m, &sig)
+    let vk = ml_dsa::VerifyingKey::<P>::decode(&pk);
+    match input {
+        MlDsaInput::MPrime(m) => vk.verify_internal(m, &sig),
+        MlDsaInput::Mu(mu) => vk.verify_mu(mu, &sig),
+    }
 }
 
 /// The hash functions HashML-DSA pre-hashes with (FIPS 204, 5.4.1).
@@ -991,11 +1023,14 @@ impl MlDsaVerifyingKey {
         if sig.len() != self.level.signature_len() {
             return Err(Error::SignatureLenRange);
         }
-        let m = opts.m_prime(msg)?;
+        let input = match opts.mu(msg)? {
+            Some(mu) => MlDsaInput::Mu(mu),
+            None => MlDsaInput::MPrime(opts.m_prime(msg)?),
+        };
         let ok = match self.level {
-            MlDsa::L44 => rc_ml_dsa_verify::<ml_dsa::MlDsa44>(&self.key, &m, sig),
-            MlDsa::L65 => rc_ml_dsa_verify::<ml_dsa::MlDsa65>(&self.key, &m, sig),
-            MlDsa::L87 => rc_ml_dsa_verify::<ml_dsa::MlDsa87>(&self.key, &m, sig),
+            MlDsa::L44 => rc_ml_dsa_verify::<ml_dsa::MlDsa44>(&self.key, &input, sig),
+            MlDsa::L65 => rc_ml_dsa_verify::<ml_dsa::MlDsa65>(&self.key, &input, sig),
+            MlDsa::L87 => rc_ml_dsa_verify::<ml_dsa::MlDsa87>(&self.key, &input, sig),
         };
         if ok {
             Ok(())

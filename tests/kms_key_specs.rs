@@ -311,11 +311,18 @@ fn ml_dsa_keys_sign_for_an_independent_verifier() {
             assert!(kms_verifies(&cli, &id, msg, &sig, "ML_DSA_SHAKE_256", "RAW"));
             assert!(!kms_verifies(&cli, &id, b"another message", &sig, "ML_DSA_SHAKE_256", "RAW"));
         }
+        // EXTERNAL_MU: the caller's μ (64 bytes), checked by RustCrypto's verify_mu.
         let id = create(&cli, "ML_DSA_65", "SIGN_VERIFY");
-        let mu = b64(&[7; 64]);
-        for (message_type, code) in
-            [("DIGEST", "ValidationException"), ("EXTERNAL_MU", "UnsupportedOperationException")]
-        {
+        let spki = unb64(&cli.ok(&["kms", "get-public-key", "--key-id", &id])["PublicKey"]);
+        let mu: [u8; 64] = std::array::from_fn(|i| i as u8 * 3);
+        let sig = sign(&cli, &id, &mu, "ML_DSA_SHAKE_256", "EXTERNAL_MU");
+        let pk = ml_dsa::EncodedVerifyingKey::<ml_dsa::MlDsa65>::try_from(&spki[spki.len() - 1952..]).unwrap();
+        let vk = ml_dsa::VerifyingKey::<ml_dsa::MlDsa65>::decode(&pk);
+        let decoded = ml_dsa::Signature::<ml_dsa::MlDsa65>::decode(&sig.as_slice().try_into().unwrap()).unwrap();
+        assert!(vk.verify_mu(&mu.into(), &decoded), "ml-dsa verifies the signature of mu");
+        assert!(kms_verifies(&cli, &id, &mu, &sig, "ML_DSA_SHAKE_256", "EXTERNAL_MU"));
+        assert!(!kms_verifies(&cli, &id, &mu, &sig, "ML_DSA_SHAKE_256", "RAW"));
+        for (message, message_type) in [(b64(&mu), "DIGEST"), (b64(&mu[1..]), "EXTERNAL_MU")] {
             cli.fails(
                 &[
                     "kms",
@@ -323,13 +330,13 @@ fn ml_dsa_keys_sign_for_an_independent_verifier() {
                     "--key-id",
                     &id,
                     "--message",
-                    &mu,
+                    &message,
                     "--signing-algorithm",
                     "ML_DSA_SHAKE_256",
                     "--message-type",
                     message_type,
                 ],
-                code,
+                "ValidationException",
             );
         }
         cli.fails(

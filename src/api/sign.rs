@@ -25,17 +25,14 @@ pub struct SignArgs {
     pub signing_algorithm: String,
 }
 
-/// What an AWS signing algorithm means in PKCS#11 terms, for a RAW message or a DIGEST
-/// (EXTERNAL_MU, ML-DSA's μ, is not served: aws-lc-rs signs whole messages only).
+/// What an AWS signing algorithm means in PKCS#11 terms, for a RAW message, a DIGEST or
+/// ML-DSA's μ (EXTERNAL_MU: 64 bytes, checked as a SHA-512 digest's length is).
 pub fn signing_mechanism(alg: &str, message_type: MessageType) -> KmsResult<(Mechanism, Option<Hash>)> {
     let unsupported = || KmsError::new(AwsError::Validation, format!("SigningAlgorithm {alg} is not supported"));
     let (scheme, bits) = Algorithm::parse(alg).and_then(Algorithm::signing).ok_or_else(unsupported)?;
     let digest = match (message_type, scheme) {
         (MessageType::ExternalMu, Scheme::MlDsa) => {
-            return Err(KmsError::new(
-                AwsError::UnsupportedOperation,
-                "MessageType EXTERNAL_MU is not served here: the crypto library signs whole messages only",
-            ))
+            return Ok((Mechanism { ty: CKM_ML_DSA, param: Param::MlDsaExternalMu }, Some(Hash::Sha512)))
         }
         (MessageType::ExternalMu, _) => {
             return Err(KmsError::new(AwsError::Validation, "MessageType EXTERNAL_MU is for ML-DSA keys only"))
@@ -98,7 +95,7 @@ pub fn signing_input(mech: &Mechanism, digest_of: Option<Hash>, message: &[u8]) 
     if message.len() != hash.output_len() {
         return Err(KmsError::new(
             AwsError::Validation,
-            format!("A DIGEST message must be {} bytes for this algorithm", hash.output_len()),
+            format!("A DIGEST or EXTERNAL_MU message must be {} bytes for this algorithm", hash.output_len()),
         ));
     }
     Ok(if mech.ty == CKM_RSA_PKCS { digest_info(hash, message) } else { message.to_vec() })

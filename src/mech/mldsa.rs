@@ -133,6 +133,9 @@ fn prehash_of(hash: CK_MECHANISM_TYPE) -> Result<PreHash> {
 /// pre-hash of a CKM_HASH_ML_DSA_<hash> mechanism.
 fn options(p: &Param, generic: bool, fixed: Option<PreHash>) -> Result<MlDsaOptions> {
     let (hedge, context, hash) = match p {
+        Param::MlDsaExternalMu if !generic => {
+            return Ok(MlDsaOptions { external_mu: true, deterministic: true, ..Default::default() })
+        }
         Param::None if !generic => (CKH_HEDGE_PREFERRED, Vec::new(), None),
         Param::Bytes(b) if b.is_empty() && !generic => (CKH_HEDGE_PREFERRED, Vec::new(), None),
         Param::SignContext { hedge, context } if !generic => (*hedge, context.clone(), None),
@@ -151,7 +154,7 @@ fn options(p: &Param, generic: bool, fixed: Option<PreHash>) -> Result<MlDsaOpti
         Some(h) => Some(prehash_of(h)?),
         None => fixed,
     };
-    Ok(MlDsaOptions { context, deterministic, prehash })
+    Ok(MlDsaOptions { context, deterministic, prehash, external_mu: false })
 }
 
 /// The input of a signature: the message kept whole (ML-DSA reads it in one pass, after

@@ -47,6 +47,9 @@ pub enum Param {
     /// Ed25519ph over a SHA-512 digest the caller made (no context): the kms face's
     /// ED25519_PH_SHA_512 with MessageType DIGEST. No C_*Init parameter turns into it.
     Ed25519phDigest,
+    /// ML-DSA over a μ the caller computed: the kms face's ML_DSA_SHAKE_256 with
+    /// MessageType EXTERNAL_MU. No C_*Init parameter turns into it.
+    MlDsaExternalMu,
     /// CK_AES_CBC_ENCRYPT_DATA_PARAMS.
     CbcData { iv: [u8; 16], data: Vec<u8> },
     /// A key handle (CKM_CONCATENATE_BASE_AND_KEY), as the caller gave it.
