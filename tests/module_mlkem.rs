@@ -88,3 +88,39 @@ fn encapsulated_and_decapsulated_keys_are_one_key() {
         );
     });
 }
+
+/// RustCrypto's ml-kem (an implementation apart from aws-lc) on the other side: theirs
+/// encapsulates to our public key and ours decapsulates; ours encapsulates to their public
+/// key (imported by C_CreateObject) and theirs decapsulates.
+#[test]
+fn ml_kem_agrees_with_rustcrypto_both_ways() {
+    use ml_kem::{Decapsulate, KeyExport};
+    scenario!(|_s| {
+        let (_p, _slot, session) = ready();
+        // Theirs encapsulates, ours decapsulates.
+        let (public, private) = pair(&session, MlKemParameterSetType::ML_KEM_768, false, &[]);
+        let ek = value(&session, public);
+        let theirs = ml_kem::EncapsulationKey::<ml_kem::MlKem768>::new(ek.as_slice().try_into().unwrap()).unwrap();
+        let m: [u8; 32] = std::array::from_fn(|i| i as u8 ^ 0x5a);
+        let (ct, shared) = theirs.encapsulate_deterministic(&m.into());
+        let ours = session.decapsulate_key(&Mechanism::MlKem, private, &aes_template(), ct.as_slice()).unwrap();
+        assert_eq!(value(&session, ours), shared.as_slice(), "ours decapsulates their ciphertext");
+
+        // Ours encapsulates, theirs decapsulates.
+        let seed: [u8; 64] = std::array::from_fn(|i| (i * 7) as u8);
+        let dk = ml_kem::DecapsulationKey::<ml_kem::MlKem768>::from_seed(seed.into());
+        let their_ek = dk.encapsulation_key().to_bytes().to_vec();
+        let imported = session
+            .create_object(&[
+                Attribute::Class(ObjectClass::PUBLIC_KEY),
+                Attribute::KeyType(KeyType::ML_KEM),
+                Attribute::ParameterSet(MlKemParameterSetType::ML_KEM_768.into()),
+                Attribute::Value(their_ek),
+                Attribute::Token(false),
+            ])
+            .unwrap();
+        let (ct, sent) = session.encapsulate_key(&Mechanism::MlKem, imported, &aes_template()).unwrap();
+        let got = dk.decapsulate(ct.as_slice().try_into().unwrap());
+        assert_eq!(value(&session, sent), got.as_slice(), "theirs decapsulates our ciphertext");
+    });
+}
