@@ -167,6 +167,16 @@ enum Kind {
     GenAes,
     GenEcPair,
     Random(usize),
+    /// Ed25519 (CKM_EDDSA, pure) sign or verify of 64 bytes.
+    EdSign,
+    EdVerify,
+    /// ML-DSA-65 (CKM_ML_DSA, hedged) sign or verify of 64 bytes.
+    MlDsaSign,
+    MlDsaVerify,
+    /// ML-KEM-768: C_EncapsulateKey or C_DecapsulateKey, the session key each makes
+    /// destroyed in the same step.
+    MlKemEncaps,
+    MlKemDecaps,
     /// C_FindObjects among this many keys, by CKA_LABEL (false) or CKA_CLASS + CKA_LABEL.
     Find(usize, bool),
     Cold(usize),
@@ -224,6 +234,12 @@ fn scenarios(keys: &[usize]) -> Vec<Scen> {
     add("genkey-aes256-token".into(), "C_GenerateKey AES-256 token key".into(), Kind::GenAes);
     add("genkeypair-p256-token".into(), "C_GenerateKeyPair P-256 token pair".into(), Kind::GenEcPair);
     add("random-32".into(), "C_GenerateRandom 32 B".into(), Kind::Random(32));
+    add("ed25519-sign".into(), "Ed25519 sign 64 B".into(), Kind::EdSign);
+    add("ed25519-verify".into(), "Ed25519 verify 64 B".into(), Kind::EdVerify);
+    add("mldsa65-sign".into(), "ML-DSA-65 sign 64 B".into(), Kind::MlDsaSign);
+    add("mldsa65-verify".into(), "ML-DSA-65 verify 64 B".into(), Kind::MlDsaVerify);
+    add("mlkem768-encaps".into(), "ML-KEM-768 C_EncapsulateKey (+ C_DestroyObject)".into(), Kind::MlKemEncaps);
+    add("mlkem768-decaps".into(), "ML-KEM-768 C_DecapsulateKey (+ C_DestroyObject)".into(), Kind::MlKemDecaps);
     for &k in keys {
         add(
             format!("find-label-{}", size_name(k)),
@@ -262,6 +278,9 @@ fn needs(kind: &Kind) -> Vec<Vec<MechanismType>> {
         Kind::GenAes | Kind::Find(..) | Kind::Cold(_) => vec![vec![M::AES_KEY_GEN]],
         Kind::GenEcPair => vec![vec![M::ECC_KEY_PAIR_GEN]],
         Kind::Random(_) => vec![],
+        Kind::EdSign | Kind::EdVerify => vec![vec![M::ECC_EDWARDS_KEY_PAIR_GEN], vec![M::EDDSA]],
+        Kind::MlDsaSign | Kind::MlDsaVerify => vec![vec![M::ML_DSA_KEY_PAIR_GEN], vec![M::ML_DSA]],
+        Kind::MlKemEncaps | Kind::MlKemDecaps => vec![vec![M::ML_KEM_KEY_PAIR_GEN], vec![M::ML_KEM]],
         Kind::Session(k) => needs(k),
     }
 }
@@ -401,6 +420,8 @@ struct Results {
     cold: BTreeMap<(String, String), Vec<Value>>,
     population: Vec<Value>,
     openssl: BTreeMap<String, f64>,
+    /// Scenario -> ops/s of the same operation called on aws-lc-rs directly.
+    library: BTreeMap<String, f64>,
     raw: Vec<Value>,
 }
 
@@ -648,6 +669,12 @@ fn parent_main(mut opts: Opts) {
     // openssl speed, single-threaded, as the reference for the crypto engine.
     if selected.iter().any(|s| matches!(s.kind, Kind::AesGcmEnc(4096) | Kind::EcSign | Kind::RsaSign)) {
         res.openssl = openssl_speed(opts.timing.openssl_seconds);
+    }
+    // The crypto library's own calls, for the algorithms openssl speed does not cover.
+    for s in &selected {
+        if let Some(ops) = raw_library(&s.kind, opts.timing.openssl_seconds) {
+            res.library.insert(s.name.clone(), ops);
+        }
     }
 
     // Scenarios run in a child per module and scenario, modules alternating (and which
@@ -1247,7 +1274,81 @@ fn render(opts: &Opts, selected: &[Scen], res: &Results, elapsed: f64) -> String
             o += &format!("| {label} | {} | {k} | {pct} |\n", fmt_ops(*os));
         }
     }
+    if !res.library.is_empty() {
+        let first = &names[0];
+        o += &format!(
+            "\n{first} (1 thread, token keys) against the same operation on aws-lc-rs called directly (1 thread, same run):\n\n"
+        );
+        o += &format!("| operation | aws-lc-rs ops/s | {first} ops/s | {first} / aws-lc-rs |\n|---|--:|--:|--:|\n");
+        for s in selected {
+            let Some(lib) = res.library.get(&s.name) else {
+                continue;
+            };
+            let c = res.cells.get(&(s.name.clone(), 1, first.to_string()));
+            let (k, pct) = match c.and_then(|c| c.ops_per_s) {
+                Some(k) => (fmt_ops(k), format!("{:.0} %", 100.0 * k / lib)),
+                None => (c.map_or("—".into(), |c| c.status.clone()), "—".into()),
+            };
+            o += &format!("| {} | {} | {k} | {pct} |\n", s.title, fmt_ops(*lib));
+        }
+    }
     o
+}
+
+/// Ops/s of a scenario's operation on aws-lc-rs itself, for `seconds` on this thread;
+/// None for the scenarios that have no such reference here.
+fn raw_library(kind: &Kind, seconds: u32) -> Option<f64> {
+    use aws_lc_rs::kem::{DecapsulationKey, ML_KEM_768};
+    use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair, PqdsaKeyPair, UnparsedPublicKey};
+    let msg = [0x61u8; 64];
+    let mut op: Box<dyn FnMut()> = match kind {
+        Kind::EdSign | Kind::EdVerify => {
+            let pair = Ed25519KeyPair::generate().ok()?;
+            let sig = pair.sign(&msg);
+            let public = pair.public_key().as_ref().to_vec();
+            if *kind == Kind::EdSign {
+                Box::new(move || {
+                    std::hint::black_box(pair.sign(&msg));
+                })
+            } else {
+                let sig = sig.as_ref().to_vec();
+                Box::new(move || UnparsedPublicKey::new(&signature::ED25519, &public).verify(&msg, &sig).unwrap())
+            }
+        }
+        Kind::MlDsaSign | Kind::MlDsaVerify => {
+            let pair = PqdsaKeyPair::generate(&signature::ML_DSA_65_SIGNING).ok()?;
+            let mut sig = vec![0u8; signature::ML_DSA_65_SIGNING.signature_len()];
+            pair.sign(&msg, &mut sig).ok()?;
+            let public = pair.public_key().as_ref().to_vec();
+            if *kind == Kind::MlDsaSign {
+                let mut out = sig.clone();
+                Box::new(move || {
+                    pair.sign(&msg, &mut out).unwrap();
+                })
+            } else {
+                Box::new(move || UnparsedPublicKey::new(&signature::ML_DSA_65, &public).verify(&msg, &sig).unwrap())
+            }
+        }
+        Kind::MlKemEncaps | Kind::MlKemDecaps => {
+            let dk = DecapsulationKey::generate(&ML_KEM_768).ok()?;
+            let ek = dk.encapsulation_key().ok()?;
+            let (ct, _) = ek.encapsulate().ok()?;
+            let ct = ct.as_ref().to_vec();
+            if *kind == Kind::MlKemEncaps {
+                Box::new(move || drop(ek.encapsulate().unwrap()))
+            } else {
+                Box::new(move || drop(dk.decapsulate(ct.as_slice().into()).unwrap()))
+            }
+        }
+        _ => return None,
+    };
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_secs(seconds.into()) {
+        op();
+        n += 1;
+    }
+    Some(n as f64 / start.elapsed().as_secs_f64())
 }
 
 fn json_doc(opts: &Opts, selected: &[Scen], res: &Results, elapsed: f64) -> Value {
@@ -1282,6 +1383,7 @@ fn json_doc(opts: &Opts, selected: &[Scen], res: &Results, elapsed: f64) -> Valu
         "population": res.population,
         "memory": memory,
         "openssl_speed_ops_per_s": res.openssl,
+        "aws_lc_rs_ops_per_s": res.library,
         "child_lines": res.raw,
     })
 }
@@ -1603,6 +1705,68 @@ fn setup_with(
             } else {
                 Box::new(move |s: &Session, _l: &mut Local| {
                     s.verify(&mech(), pubk, &digest, &sig).map_err(e2s("C_Verify"))
+                })
+            }
+        }
+        Kind::EdSign | Kind::EdVerify | Kind::MlDsaSign | Kind::MlDsaVerify => {
+            use cryptoki::mechanism::dsa::{HedgeType, SignAdditionalContext};
+            use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
+            let ed = matches!(kind, Kind::EdSign | Kind::EdVerify);
+            let (gen, set) = if ed {
+                (Mechanism::EccEdwardsKeyPairGen, Attribute::EcParams(vec![0x06, 0x03, 0x2b, 0x65, 0x70]))
+            } else {
+                let set = cryptoki::object::MlDsaParameterSetType::ML_DSA_65;
+                (Mechanism::MlDsaKeyPairGen, Attribute::ParameterSet(set.into()))
+            };
+            let public = [Attribute::Token(token), Attribute::Verify(true), set];
+            let private = [Attribute::Token(token), Attribute::Private(true), Attribute::Sign(true)];
+            let (pubk, privk) = s.generate_key_pair(&gen, &public, &private).map_err(e2s("C_GenerateKeyPair"))?;
+            let mech = move || {
+                if ed {
+                    Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure))
+                } else {
+                    Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Preferred, None))
+                }
+            };
+            let msg = vec![0x61u8; 64];
+            let sig = s.sign(&mech(), privk, &msg).map_err(e2s("C_Sign"))?;
+            s.verify(&mech(), pubk, &msg, &sig).map_err(e2s("C_Verify of a fresh signature"))?;
+            if matches!(kind, Kind::EdSign | Kind::MlDsaSign) {
+                Box::new(move |s: &Session, _l: &mut Local| {
+                    s.sign(&mech(), privk, &msg).map(drop).map_err(e2s("C_Sign"))
+                })
+            } else {
+                Box::new(move |s: &Session, _l: &mut Local| {
+                    s.verify(&mech(), pubk, &msg, &sig).map_err(e2s("C_Verify"))
+                })
+            }
+        }
+        Kind::MlKemEncaps | Kind::MlKemDecaps => {
+            let set = cryptoki::object::MlKemParameterSetType::ML_KEM_768;
+            let public = [Attribute::Token(token), Attribute::ParameterSet(set.into())];
+            let private = [Attribute::Token(token), Attribute::Private(true)];
+            let (pubk, privk) = s
+                .generate_key_pair(&Mechanism::MlKemKeyPairGen, &public, &private)
+                .map_err(e2s("C_GenerateKeyPair(ML-KEM)"))?;
+            let template = vec![
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::ValueLen(32u64.into()),
+                Attribute::Token(false),
+            ];
+            let (ct, k) = s.encapsulate_key(&Mechanism::MlKem, pubk, &template).map_err(e2s("C_EncapsulateKey"))?;
+            s.destroy_object(k).map_err(e2s("C_DestroyObject"))?;
+            if *kind == Kind::MlKemEncaps {
+                Box::new(move |s: &Session, _l: &mut Local| {
+                    let (_, k) =
+                        s.encapsulate_key(&Mechanism::MlKem, pubk, &template).map_err(e2s("C_EncapsulateKey"))?;
+                    s.destroy_object(k).map_err(e2s("C_DestroyObject"))
+                })
+            } else {
+                Box::new(move |s: &Session, _l: &mut Local| {
+                    let k =
+                        s.decapsulate_key(&Mechanism::MlKem, privk, &template, &ct).map_err(e2s("C_DecapsulateKey"))?;
+                    s.destroy_object(k).map_err(e2s("C_DestroyObject"))
                 })
             }
         }
